@@ -1,0 +1,3 @@
+from raysweep.run import main
+
+raise SystemExit(main())

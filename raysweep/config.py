@@ -1,0 +1,357 @@
+"""Sweep configuration: strict pydantic schemas, YAML loading and ``key.sub=value`` overrides.
+
+Every default lives in the schema. Library code receives these typed objects (or plain values taken
+from them), never raw dictionaries. A config that fails validation raises :class:`ConfigError` whose
+message names each bad field, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DIMENSIONS: tuple[str, ...] = ("general", "commonsense", "code", "math")
+METHODS: tuple[str, ...] = ("magnitude", "wanda", "sparsegpt")
+TOY_MODEL = "raysweep-toy"
+
+_NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+
+class ConfigError(ValueError):
+    """An invalid sweep configuration; the message is meant to be shown to the user as is."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def parse_structure(value: str) -> tuple[int, int] | None:
+    """``"unstructured"`` -> None; ``"N:M"`` -> (N kept, M group size). Raises ValueError otherwise."""
+    if value == "unstructured":
+        return None
+    m = _NM.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not 'unstructured' or an 'N:M' pattern such as '2:4'")
+    n, group = int(m.group(1)), int(m.group(2))
+    if group < 1 or n < 1 or n >= group:
+        raise ValueError(
+            f"{value!r} is impossible: N:M keeps N of every M weights, so it needs 1 <= N < M"
+        )
+    return n, group
+
+
+def structure_sparsity(structure: str, sparsity: float) -> float:
+    """The sparsity a (structure, target) point really has: N:M fixes it at 1 - N/M."""
+    nm = parse_structure(structure)
+    return sparsity if nm is None else 1.0 - nm[0] / nm[1]
+
+
+def _check_weights(weights: Mapping[str, float], where: str) -> dict[str, float]:
+    if not weights:
+        raise ValueError(f"{where} is empty: give at least one source with a positive weight")
+    out: dict[str, float] = {}
+    for name, w in weights.items():
+        w = float(w)
+        if math.isnan(w) or math.isinf(w):
+            raise ValueError(f"weight of {name!r} is {w}: weights must be finite numbers >= 0")
+        if w < 0:
+            raise ValueError(f"weight of {name!r} is {w}: weights must be >= 0")
+        out[str(name)] = w
+    total = sum(out.values())
+    if total <= 0:
+        raise ValueError(f"all weights in {where} are zero: at least one must be > 0")
+    return {k: v / total for k, v in out.items() if v > 0}
+
+
+class ModelConfig(_Strict):
+    """The dense model every trial starts from."""
+
+    path: str = Field(TOY_MODEL, description=f"HF hub id, local directory, or {TOY_MODEL!r}")
+    revision: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    trust_remote_code: bool = False
+    device: str = Field("auto", description="'auto' (CUDA when the trial has a GPU), 'cpu', 'cuda'")
+
+
+class MixConfig(_Strict):
+    """A named weighted mix of calibration sources; weights are normalised to sum to 1."""
+
+    name: str
+    weights: dict[str, float]
+
+    @field_validator("weights")
+    @classmethod
+    def _normalise(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_weights(v, "mix weights")
+
+
+class CalibrationConfig(_Strict):
+    sources: list[str] = Field(default_factory=list, description="single-source points")
+    mixes: list[MixConfig] = Field(default_factory=list, description="weighted mixes as points")
+    uniform_mix: bool = Field(
+        True,
+        description="add the 'uniform' mix: an equal share per capability dimension, split "
+        "equally among the listed sources aligned to it",
+    )
+    n_samples: int = Field(128, gt=0)
+    seqlen: int = Field(2048, gt=0)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    custom_sources: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="user-defined sources: name -> source spec"
+    )
+
+    @model_validator(mode="after")
+    def _has_points(self) -> CalibrationConfig:
+        if not self.sources and not self.mixes:
+            raise ValueError("calibration needs at least one entry in 'sources' or 'mixes'")
+        names = [m.name for m in self.mixes]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"mix names must be unique; repeated: {sorted(dup)}")
+        return self
+
+
+class PruningConfig(_Strict):
+    methods: list[Literal["magnitude", "wanda", "sparsegpt"]] = Field(
+        default_factory=lambda: ["wanda", "sparsegpt"], min_length=1
+    )
+    sparsities: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
+    structures: list[str] = Field(default_factory=lambda: ["unstructured"], min_length=1)
+    mode: Literal["sequential", "oneshot"] = "sequential"
+    damp: float = Field(0.01, gt=0, description="SparseGPT dampening, fraction of mean diag(H)")
+    block_size: int = Field(128, gt=0, description="SparseGPT column block size")
+    device: str | None = Field(None, description="where each decoder layer is computed")
+
+    @field_validator("sparsities")
+    @classmethod
+    def _sparsity_range(cls, v: list[float]) -> list[float]:
+        for s in v:
+            if not (0.0 <= s < 1.0) or math.isnan(s):
+                raise ValueError(f"sparsity {s} is outside [0, 1)")
+        return v
+
+    @field_validator("structures")
+    @classmethod
+    def _structures(cls, v: list[str]) -> list[str]:
+        for s in v:
+            parse_structure(s)
+        return [s.replace(" ", "") for s in v]
+
+
+class EvaluationConfig(_Strict):
+    suite: str | dict[str, Any] = Field("toy", description="'study', 'fast', 'toy' or an inline suite")
+    limit: int | None = Field(None, gt=0, description="items per task (None: all)")
+    batch_size: int = Field(8, gt=0)
+    seed: int = 0
+    max_length: int = Field(2048, gt=0, description="context length given to lm-eval")
+    allow_code_execution: bool = False
+    perplexity: bool = Field(True, description="also record held-out perplexity")
+
+
+class ResourcesConfig(_Strict):
+    """Ray resources of one trial (``tune.with_resources``)."""
+
+    cpu: float = Field(1.0, ge=0)
+    gpu: float = Field(0.0, ge=0)
+    torch_threads: int = Field(1, gt=0, description="torch intra-op threads inside a trial")
+
+
+class RayConfig(_Strict):
+    address: str | None = Field(None, description="None: start a local Ray; 'auto' or ray://...")
+    num_cpus: int | None = Field(None, gt=0, description="CPUs of a local Ray (None: all)")
+    max_concurrent_trials: int | None = Field(None, gt=0)
+    max_failures: int = Field(2, ge=0, description="retries of a crashed trial")
+    storage_path: str | None = Field(None, description="Tune storage (shared on clusters)")
+
+
+class SearchConfig(_Strict):
+    sources: list[str] | None = Field(
+        None, description="sources whose weights are searched (None: those aligned to a dimension)"
+    )
+    objective: Literal["worst_retention", "total_retention", "worst_retention_above_chance"] = (
+        "worst_retention"
+    )
+    multi_objective: bool = False
+    n_trials: int = Field(40, gt=0)
+    max_concurrent: int = Field(2, gt=0)
+    seed: int = 0
+    min_weight: float = Field(0.02, ge=0, lt=1)
+    mode: Literal["sequential", "oneshot_stats"] = "oneshot_stats"
+    suite: str | dict[str, Any] | None = Field(None, description="suite for search trials")
+    limit: int | None = Field(None, gt=0)
+    reference: str | None = Field(None, description="reference source shown beside the best mix")
+    confirm: bool = True
+    methods: list[Literal["magnitude", "wanda", "sparsegpt"]] | None = None
+    sparsities: list[float] | None = None
+    structures: list[str] | None = None
+
+
+class SweepConfig(_Strict):
+    name: str = "default"
+    output_dir: str = "runs/default"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    calibration: CalibrationConfig = Field(
+        default_factory=lambda: CalibrationConfig(sources=["toy_wiki"])
+    )
+    pruning: PruningConfig = Field(default_factory=PruningConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    search: SearchConfig | None = None
+    analysis: bool = Field(True, description="write the analysis report at the end")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for i, k in enumerate(keys[:-1]):
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {dotted!r}: {'.'.join(keys[: i + 1])} is not a section")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides; values are parsed as YAML (``0.5``, ``[1,2]``, ``true``)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key.sub=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r} has an empty key")
+        _set_path(tree, key, yaml.safe_load(raw) if raw.strip() else None)
+    return tree
+
+
+def default_config_text() -> str:
+    return resources.files("raysweep").joinpath("configs/default.yaml").read_text()
+
+
+def _format_error(err: ValidationError, tree: Mapping[str, Any]) -> str:
+    lines = [f"invalid configuration ({err.error_count()} problem(s)):"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            parent_loc = e["loc"][:-1]
+            allowed = _allowed_keys(parent_loc)
+            close = difflib.get_close_matches(str(e["loc"][-1]), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            lines.append(f"  {loc}: unknown key{hint}; allowed keys: {', '.join(allowed)}")
+            continue
+        given = e.get("input")
+        shown = "" if isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  {loc}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: Sequence[Any]) -> list[str]:
+    model: type[BaseModel] = SweepConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        sub = _model_in(ann)
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
+
+
+def _model_in(ann: Any) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def validate_config(tree: Mapping[str, Any]) -> SweepConfig:
+    """Validate a plain mapping into a SweepConfig, then check names against the registries."""
+    try:
+        cfg = SweepConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, tree)) from None
+    _check_registries(cfg)
+    return cfg
+
+
+def _check_registries(cfg: SweepConfig) -> None:
+    """Names that only the registries know: calibration sources and evaluation suites."""
+    from raysweep.calibration import get_source, source_from_spec  # torch-free at import
+    from raysweep.evaluation import get_suite
+
+    problems: list[str] = []
+    extra = {}
+    for name, spec in cfg.calibration.custom_sources.items():
+        try:
+            extra[name] = source_from_spec(name, spec)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"  calibration.custom_sources.{name}: {exc}")
+    names = [("calibration.sources", s) for s in cfg.calibration.sources]
+    for i, mix in enumerate(cfg.calibration.mixes):
+        names += [(f"calibration.mixes.{i}.weights", s) for s in mix.weights]
+    if cfg.search is not None:
+        names += [("search.sources", s) for s in cfg.search.sources or ()]
+        names += [("search.reference", s) for s in [cfg.search.reference] if s]
+    for where, name in names:
+        try:
+            get_source(name, extra=extra)
+        except ValueError as exc:
+            problems.append(f"  {where}: {exc}")
+    suites = [("evaluation.suite", cfg.evaluation.suite)]
+    if cfg.search is not None and cfg.search.suite is not None:
+        suites.append(("search.suite", cfg.search.suite))
+    for where, suite in suites:
+        try:
+            s = get_suite(suite)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"  {where}: {exc}")
+            continue
+        unsafe = [t.name for t in s.tasks if t.unsafe_code]
+        if unsafe and not cfg.evaluation.allow_code_execution:
+            problems.append(
+                f"  {where}: tasks {unsafe} execute model-written code; set "
+                "evaluation.allow_code_execution: true to run them (only in a sandbox you trust)"
+            )
+    if problems:
+        raise ConfigError("invalid configuration:\n" + "\n".join(problems))
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> SweepConfig:
+    """Load a sweep config from YAML (the embedded default when ``path`` is None) plus overrides."""
+    if path is None:
+        text = default_config_text()
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        text = p.read_text()
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path or 'default'} is not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config {path or 'default'} must be a mapping at the top level")
+    return validate_config(apply_overrides(tree, overrides))

@@ -1,0 +1,123 @@
+"""TrialRecord: the one flat row a trial produces, and the append-only ``records.jsonl`` file.
+
+A record is reported to Ray Tune, appended to ``<output>/records.jsonl`` by the driver, and read back
+by ``analysis`` without Ray or torch. Appends are crash-safe: each record is one ``write`` of one
+line, and a partial last line left by a crash is fenced off by a newline before the next append,
+so readers can skip (and report) it without losing any complete record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RECORDS_FILE = "records.jsonl"
+
+
+def trial_id_for(point: Mapping[str, Any]) -> str:
+    """Stable id of a trial: a hash of its canonical JSON configuration."""
+    blob = json.dumps(point, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class TrialRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trial_id: str
+    sweep: str = "default"
+    phase: Literal["grid", "search", "confirm"] = "grid"
+    status: Literal["ok", "error"]
+    error: str | None = None
+    model: str
+    method: str
+    structure: str
+    sparsity: float
+    achieved_sparsity: float | None = None
+    mix: dict[str, float]
+    mix_name: str
+    n_samples: int
+    seqlen: int
+    seed: int
+    calib_metrics: dict[str, float] = Field(default_factory=dict)
+    task_scores: dict[str, float] = Field(default_factory=dict)
+    dense_task_scores: dict[str, float] = Field(default_factory=dict)
+    dimension_scores: dict[str, float] = Field(default_factory=dict)
+    dense_dimension_scores: dict[str, float] = Field(default_factory=dict)
+    retention: dict[str, float | None] = Field(default_factory=dict)
+    retention_above_chance: dict[str, float | None] = Field(default_factory=dict)
+    total_retention: float | None = None
+    worst_retention: float | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    peak_memory_bytes: int = 0
+    host: str = ""
+    node_id: str = ""
+    device: str = ""
+    dense_cache_key: str = ""
+    versions: dict[str, str] = Field(default_factory=dict)
+    attempts: int = 1
+    started_at: str = ""
+    finished_at: str = ""
+    config: dict[str, Any] = Field(default_factory=dict, description="the trial's full config")
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=False, allow_nan=True)
+
+
+@dataclass
+class RecordsRead:
+    records: list[TrialRecord] = field(default_factory=list)
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)  # (1-based line, reason)
+
+
+def append_record(path: str | Path, record: TrialRecord) -> None:
+    """Append one record as one line, atomically with respect to readers and crashes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (record.to_json() + "\n").encode()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # A crash left a partial line: end it so it stays one bad line, not two.
+            line = b"\n" + line
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, raw in enumerate(f, start=1):
+            if raw.strip():
+                yield i, raw
+
+
+def read_records(path: str | Path, *, warn: bool = True) -> RecordsRead:
+    """Read every complete record; unreadable lines are returned (and warned about), not raised."""
+    out = RecordsRead()
+    path = Path(path)
+    if not path.exists():
+        return out
+    for lineno, raw in iter_lines(path):
+        try:
+            out.records.append(TrialRecord.model_validate(json.loads(raw)))
+        except (json.JSONDecodeError, ValueError) as exc:
+            reason = str(exc).splitlines()[0]
+            out.bad_lines.append((lineno, reason))
+            if warn:
+                warnings.warn(f"{path}:{lineno}: skipped unreadable record ({reason})", stacklevel=2)
+    return out
+
+
+def finished_ids(path: str | Path) -> set[str]:
+    """Trial ids that already have an ``ok`` record (the resume set)."""
+    return {r.trial_id for r in read_records(path, warn=False).records if r.status == "ok"}
