@@ -1,0 +1,58 @@
+"""Turn a sweep's ``records.jsonl`` into the calibration study's findings: Spearman correlations
+between calibration metrics and per-dimension retention, the averaging artifact, mix
+comparisons, figures and a report. Reads records only: needs neither Ray, torch nor raysweep.
+
+    python -m analysis <run dir or records.jsonl> [--out DIR] [--group-by method,structure,sparsity]
+"""
+
+from analysis.artifact import averaging_artifact, source_variance_share
+from analysis.correlations import (
+    CORRELATION_COLUMNS,
+    CorrelationResult,
+    correlations,
+    spearman_rho,
+    spearman_with_ci,
+)
+from analysis.headlines import OppositePair, headline, strongest_opposite_pair
+from analysis.mixes import compare_mixes
+from analysis.records import (
+    DIMENSIONS,
+    GROUP_KEYS,
+    BrokenLine,
+    RecordSet,
+    RecordsWarning,
+    flatten_record,
+    load_records,
+    source_means,
+)
+from analysis.report import Analysis, ReportFiles, analyse, retention_table, write_report
+from analysis.study import PUBLISHED, study_comparison
+
+__all__ = [
+    "CORRELATION_COLUMNS",
+    "DIMENSIONS",
+    "GROUP_KEYS",
+    "PUBLISHED",
+    "Analysis",
+    "BrokenLine",
+    "CorrelationResult",
+    "OppositePair",
+    "RecordSet",
+    "RecordsWarning",
+    "ReportFiles",
+    "analyse",
+    "averaging_artifact",
+    "compare_mixes",
+    "correlations",
+    "flatten_record",
+    "headline",
+    "load_records",
+    "retention_table",
+    "source_means",
+    "source_variance_share",
+    "spearman_rho",
+    "spearman_with_ci",
+    "strongest_opposite_pair",
+    "study_comparison",
+    "write_report",
+]

@@ -1,0 +1,87 @@
+"""The averaging artifact: calibration moves single dimensions far more than their average.
+
+Per group and dimension (and ``total``, the averaged score), over single-source grid trials:
+``spread`` = max - min across sources of the seed-averaged retention, with the sources at both
+ends, and ``source_share`` = the share of the variance across all trials (sources x seeds)
+explained by the source, SS_between / SS_total of a one-way layout (eta squared).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.records import (
+    GROUP_KEYS,
+    TOTAL,
+    RecordSet,
+    dimensions_in,
+    ok_trials,
+    retention_column,
+    single_source_trials,
+)
+
+ARTIFACT_VALUE_COLUMNS = (
+    "dimension",
+    "n_sources",
+    "n_trials",
+    "spread",
+    "min_source",
+    "min_retention",
+    "max_source",
+    "max_retention",
+    "source_share",
+)
+
+
+def source_variance_share(values: pd.Series, sources: pd.Series) -> float:
+    """Eta squared of a one-way layout: between-source sum of squares over the total."""
+    frame = pd.DataFrame({"v": values.to_numpy(float), "s": sources.to_numpy()}).dropna()
+    if frame["s"].nunique() < 2:
+        return float("nan")
+    grand = frame["v"].mean()
+    total = float(((frame["v"] - grand) ** 2).sum())
+    if total == 0.0:
+        return float("nan")
+    by_source = frame.groupby("s")["v"].agg(["mean", "size"])
+    between = float((by_source["size"] * (by_source["mean"] - grand) ** 2).sum())
+    return between / total
+
+
+def averaging_artifact(
+    records: RecordSet | pd.DataFrame, *, group_by: tuple[str, ...] = GROUP_KEYS
+) -> pd.DataFrame:
+    """One row per (group, dimension): spread across sources and the source's variance share."""
+    single = single_source_trials(ok_trials(records))
+    dimensions = [*dimensions_in(single), TOTAL]
+    rows: list[dict] = []
+    groups = single.groupby(list(group_by), sort=True, dropna=False) if group_by else [((), single)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        labels = dict(zip(group_by, key, strict=True))
+        for dimension in dimensions:
+            column = retention_column(dimension)
+            if column not in group.columns:
+                continue
+            observed = group[["source", column]].dropna()
+            means = observed.groupby("source")[column].mean()
+            row = {
+                **labels,
+                "dimension": dimension,
+                "n_sources": int(means.size),
+                "n_trials": int(len(observed)),
+            }
+            if means.empty:
+                row |= {"spread": np.nan, "min_source": None, "min_retention": np.nan}
+                row |= {"max_source": None, "max_retention": np.nan, "source_share": np.nan}
+            else:
+                row |= {
+                    "spread": float(means.max() - means.min()),
+                    "min_source": str(means.idxmin()),
+                    "min_retention": float(means.min()),
+                    "max_source": str(means.idxmax()),
+                    "max_retention": float(means.max()),
+                    "source_share": source_variance_share(observed[column], observed["source"]),
+                }
+            rows.append(row)
+    return pd.DataFrame(rows, columns=[*group_by, *ARTIFACT_VALUE_COLUMNS])

@@ -1,0 +1,228 @@
+"""Read ``records.jsonl`` into a flat table, without Ray, torch or the ``raysweep`` package.
+
+Each line is one JSON trial record (see ``raysweep.records.TrialRecord``). Nested mappings of
+scalars (``retention``, ``calib_metrics``, ``mix``, ...) become dotted columns
+(``retention.code``); deeper values (``config``) are kept as JSON text. A line that does not
+parse (a crash mid-write leaves a partial last line) is skipped and reported, never raised.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RECORDS_FILE = "records.jsonl"
+DIMENSIONS = ("general", "commonsense", "code", "math")
+GROUP_KEYS = ("method", "structure", "sparsity")
+TOTAL = "total"
+
+# Record fields whose mapping values are numbers: coerced to float so ``None`` becomes NaN.
+_NUMERIC_MAPPINGS = (
+    "calib_metrics",
+    "task_scores",
+    "dense_task_scores",
+    "dimension_scores",
+    "dense_dimension_scores",
+    "retention",
+    "retention_above_chance",
+    "timings",
+    "mix",
+)
+_NUMERIC_FIELDS = ("sparsity", "achieved_sparsity", "total_retention", "worst_retention")
+
+
+class RecordsWarning(UserWarning):
+    """A line of a records file could not be read and was skipped."""
+
+
+@dataclass(frozen=True)
+class BrokenLine:
+    line: int  # 1-based line number in the file
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordSet:
+    """Every readable record of one file, flattened; ``ok`` holds the rows statistics use."""
+
+    path: Path
+    trials: pd.DataFrame
+    broken_lines: tuple[BrokenLine, ...]
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.trials[self.trials["status"] == "ok"]
+
+    @property
+    def n_errors(self) -> int:
+        return int((self.trials["status"] != "ok").sum())
+
+    def error_counts(self) -> dict[str, int]:
+        """First line of each distinct error message, with how many trials failed with it."""
+        failed = self.trials[self.trials["status"] != "ok"]
+        first_lines = failed["error"].fillna("(no message)").astype(str).str.split("\n").str[0]
+        return {str(k): int(v) for k, v in first_lines.value_counts().items()}
+
+
+def resolve_records_path(path: str | Path) -> Path:
+    """A run directory means its ``records.jsonl``; a file path is used as given."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RECORDS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no records file at {path}")
+    return path
+
+
+def flatten_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One record as a flat row: ``{"retention": {"code": 0.5}}`` -> ``{"retention.code": 0.5}``."""
+    row: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            if all(not isinstance(v, Mapping | list) for v in value.values()):
+                for sub, sub_value in value.items():
+                    row[f"{key}.{sub}"] = sub_value
+            else:
+                row[key] = json.dumps(value, sort_keys=True)
+        elif isinstance(value, list):
+            row[key] = json.dumps(value)
+        else:
+            row[key] = value
+    mix = record.get("mix")
+    mix = mix if isinstance(mix, Mapping) else {}
+    row["n_sources"] = len(mix)
+    row["source"] = next(iter(mix)) if len(mix) == 1 else record.get("mix_name")
+    return row
+
+
+def _frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(list(rows))
+    for required in ("status", "phase", "error", "mix_name", "source", *GROUP_KEYS):
+        if required not in frame.columns:
+            frame[required] = None
+    if "n_sources" not in frame.columns:
+        frame["n_sources"] = 0
+    numeric = [
+        c
+        for c in frame.columns
+        if c in _NUMERIC_FIELDS or c.split(".", 1)[0] in _NUMERIC_MAPPINGS and "." in c
+    ]
+    for column in numeric:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
+def parse_records(lines: Iterable[str]) -> tuple[list[dict[str, Any]], list[BrokenLine]]:
+    """Parse JSON lines; blank lines are ignored, unreadable ones are returned as ``BrokenLine``."""
+    records: list[dict[str, Any]] = []
+    broken: list[BrokenLine] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            broken.append(BrokenLine(number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        if not isinstance(value, dict):
+            broken.append(BrokenLine(number, f"not a JSON object ({type(value).__name__})"))
+            continue
+        records.append(value)
+    return records, broken
+
+
+def load_records(path: str | Path, *, warn: bool = True) -> RecordSet:
+    """Load a run directory's ``records.jsonl`` (or a records file) into a :class:`RecordSet`.
+
+    Unreadable lines are skipped; each is listed in ``broken_lines`` and, with ``warn``, emitted
+    as a :class:`RecordsWarning` naming the file and line number.
+    """
+    path = resolve_records_path(path)
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        records, broken = parse_records(handle)
+    if warn:
+        for item in broken:
+            warnings.warn(
+                f"{path}:{item.line}: skipped unreadable record: {item.reason}",
+                RecordsWarning,
+                stacklevel=2,
+            )
+    return RecordSet(path, _frame(flatten_record(r) for r in records), tuple(broken))
+
+
+def ok_trials(records: RecordSet | pd.DataFrame) -> pd.DataFrame:
+    """The rows statistics use: a RecordSet's ``ok`` rows, or a frame filtered the same way."""
+    frame = records.trials if isinstance(records, RecordSet) else records
+    return frame[frame["status"] == "ok"]
+
+
+def columns_with_prefix(frame: pd.DataFrame, prefix: str) -> list[str]:
+    """Names after ``prefix.`` of the columns that hold at least one number."""
+    names = []
+    for column in frame.columns:
+        if column.startswith(prefix + ".") and frame[column].notna().any():
+            names.append(column[len(prefix) + 1 :])
+    return names
+
+
+def dimensions_in(frame: pd.DataFrame) -> list[str]:
+    """Dimensions with retention values: the study's four first, in their order, then others."""
+    present = columns_with_prefix(frame, "retention")
+    known = [d for d in DIMENSIONS if d in present]
+    return known + sorted(d for d in present if d not in DIMENSIONS)
+
+
+def metrics_in(frame: pd.DataFrame) -> list[str]:
+    return sorted(columns_with_prefix(frame, "calib_metrics"))
+
+
+def retention_column(dimension: str) -> str:
+    return "total_retention" if dimension == TOTAL else f"retention.{dimension}"
+
+
+def single_source_trials(frame: pd.DataFrame) -> pd.DataFrame:
+    """Grid trials calibrated on exactly one source: the correlation study's population."""
+    return frame[(frame["n_sources"] == 1) & (frame["phase"] == "grid")]
+
+
+def source_means(frame: pd.DataFrame, group_by: tuple[str, ...] = GROUP_KEYS) -> pd.DataFrame:
+    """Seed-averaged single-source trials: one row per (group, source) with ``n_seeds``.
+
+    Every calibration metric, dimension retention, total and worst retention is the mean over
+    that source's ok trials in the group (missing values are skipped, not zero).
+    """
+    single = single_source_trials(frame)
+    values = [f"calib_metrics.{m}" for m in metrics_in(single)]
+    values += [retention_column(d) for d in dimensions_in(single)]
+    values += [c for c in ("total_retention", "worst_retention") if c in single.columns]
+    keys = [*group_by, "source"]
+    if single.empty:
+        return pd.DataFrame(columns=[*keys, "n_seeds", *dict.fromkeys(values)])
+    grouped = single.groupby(keys, sort=True, dropna=False)
+    means = grouped[list(dict.fromkeys(values))].mean()
+    means.insert(0, "n_seeds", grouped.size())
+    return means.reset_index()
+
+
+def group_label(keys: tuple[str, ...], values: tuple[Any, ...]) -> str:
+    """Human label of a group: ``sparsegpt · unstructured · 60%``."""
+    parts = []
+    for key, value in zip(keys, values, strict=True):
+        if key == "sparsity" and isinstance(value, float) and not math.isnan(value):
+            parts.append(f"{value * 100:g}%")
+        else:
+            parts.append(str(value))
+    return " · ".join(parts) if parts else "all trials"
+
+
+def group_slug(keys: tuple[str, ...], values: tuple[Any, ...]) -> str:
+    """File-name-safe form of a group label."""
+    raw = "_".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) or "all"
+    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in raw)

@@ -1,0 +1,404 @@
+"""Run every analysis on a records file and write tables, figures, report.md and report.html.
+
+Files written to the output directory (default ``<run dir>/report/``):
+``correlations.csv``, ``correlation_notes.csv``, ``artifact.csv``, ``mixes.csv``,
+``retention.csv`` (every trial, flattened), ``figures/*.png``, ``report.md``, ``report.html``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis import figures
+from analysis.artifact import averaging_artifact
+from analysis.correlations import CorrelationResult, correlations
+from analysis.headlines import dimension_title, headline
+from analysis.markup import (
+    Block,
+    Bullets,
+    Heading,
+    Image,
+    Paragraph,
+    Table,
+    render_html,
+    render_markdown,
+)
+from analysis.mixes import compare_mixes
+from analysis.records import (
+    GROUP_KEYS,
+    RecordSet,
+    dimensions_in,
+    group_label,
+    group_slug,
+    load_records,
+    ok_trials,
+    retention_column,
+    source_means,
+)
+from analysis.study import STUDY_MODEL, STUDY_SETTING, STUDY_SWEEP, study_comparison
+
+DEFAULT_MAX_FIGURE_GROUPS = 12
+# Leading columns of retention.csv; every other flattened field follows alphabetically.
+_LEADING = (
+    "trial_id", "sweep", "phase", "status", "error", "model", "method", "structure", "sparsity",
+    "achieved_sparsity", "mix_name", "source", "n_sources", "n_samples", "seqlen", "seed",
+    "total_retention", "worst_retention",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Every table the report is made of, computed from one RecordSet."""
+
+    records: RecordSet
+    group_by: tuple[str, ...]
+    reference: str | None
+    correlations: CorrelationResult
+    artifact: pd.DataFrame
+    mixes: pd.DataFrame
+    sources: pd.DataFrame  # seed-averaged single sources (analysis.records.source_means)
+    headlines: dict[str, str]  # group label -> sentence
+    study: pd.DataFrame | None  # published vs run, when the records come from the study sweep
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    out_dir: Path
+    report_md: Path
+    report_html: Path
+    tables: dict[str, Path]
+    figures: list[Path] = field(default_factory=list)
+
+
+def analyse(
+    records: RecordSet | str | Path,
+    *,
+    group_by: tuple[str, ...] = GROUP_KEYS,
+    reference: str | None = "c4",
+    n_resamples: int = 9999,
+    seed: int = 0,
+) -> Analysis:
+    """Load (if given a path) and compute every table of the report."""
+    if not isinstance(records, RecordSet):
+        records = load_records(records)
+    group_by = tuple(group_by)
+    missing = [k for k in group_by if k not in records.trials.columns]
+    if missing:
+        raise ValueError(f"cannot group by {missing}: not a field of the records")
+    corr = correlations(records, group_by=group_by, n_resamples=n_resamples, seed=seed)
+    mixes = compare_mixes(records, group_by=group_by, reference=reference)
+    sources = source_means(ok_trials(records), group_by)
+    headlines = {
+        group_label(group_by, key): headline(table) for key, table in _groups(corr.table, group_by)
+    }
+    study = None
+    if (records.trials.get("sweep") == STUDY_SWEEP).any():
+        study = study_comparison(corr.table, mixes, sources)
+    return Analysis(
+        records,
+        group_by,
+        reference,
+        corr,
+        averaging_artifact(records, group_by=group_by),
+        mixes,
+        sources,
+        headlines,
+        study,
+    )
+
+
+def _groups(frame: pd.DataFrame, group_by: tuple[str, ...]) -> Iterator[tuple[tuple, pd.DataFrame]]:
+    if not group_by:
+        yield (), frame
+        return
+    if frame.empty:
+        return
+    for key, part in frame.groupby(list(group_by), sort=True, dropna=False):
+        yield (key if isinstance(key, tuple) else (key,)), part
+
+
+def _select(frame: pd.DataFrame, group_by: tuple[str, ...], key: tuple) -> pd.DataFrame:
+    for column, value in zip(group_by, key, strict=True):
+        if isinstance(value, float) and math.isnan(value):
+            frame = frame[frame[column].isna()]
+        else:
+            frame = frame[frame[column] == value]
+    return frame
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{100 * float(value):.1f}"
+
+
+def _signed(value: Any) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{float(value):+.2f}"
+
+
+def _rho_pivot(table: pd.DataFrame) -> pd.DataFrame:
+    dimensions = list(dict.fromkeys(table["dimension"]))
+    rows = []
+    for metric, part in table.groupby("metric", sort=True):
+        cells = {"metric": metric}
+        for row in part.itertuples(index=False):
+            if pd.isna(row.rho):
+                cells[dimension_title(row.dimension)] = "n/a"
+            else:
+                cells[dimension_title(row.dimension)] = (
+                    f"{row.rho:+.2f}{figures.significance_mark(row.q_value)} "
+                    f"[{_signed(row.ci_low)}, {_signed(row.ci_high)}]"
+                )
+        rows.append(cells)
+    return pd.DataFrame(rows, columns=["metric", *[dimension_title(d) for d in dimensions]])
+
+
+def _artifact_view(part: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "dimension": [dimension_title(d) for d in part["dimension"]],
+            "sources": part["n_sources"],
+            "trials": part["n_trials"],
+            "spread (points)": [_pct(v) for v in part["spread"]],
+            "lowest": [
+                f"{s} ({_pct(v)})"
+                for s, v in zip(part["min_source"], part["min_retention"], strict=True)
+            ],
+            "highest": [
+                f"{s} ({_pct(v)})"
+                for s, v in zip(part["max_source"], part["max_retention"], strict=True)
+            ],
+            "variance explained by source (%)": [_pct(v) for v in part["source_share"]],
+        }
+    )
+
+
+def _mix_view(part: pd.DataFrame, dimensions: list[str]) -> pd.DataFrame:
+    view = pd.DataFrame(
+        {"entry": part["entry"], "calibration": part["mix"], "trials": part["n_trials"]}
+    )
+    for dimension in dimensions:
+        column = retention_column(dimension)
+        if column in part:
+            view[f"{dimension_title(dimension)} (%)"] = [_pct(v) for v in part[column]]
+    for column, title in (("total_retention", "Total (%)"), ("worst_retention", "Worst (%)")):
+        if column in part:
+            view[title] = [_pct(v) for v in part[column]]
+    return view
+
+
+def _study_view(study: pd.DataFrame) -> pd.DataFrame:
+    def show(quantity: str, value: float) -> str:
+        if pd.isna(value):
+            return "not in this run"
+        return _signed(value) if "rho" in quantity else f"{100 * value:.1f}%"
+
+    return pd.DataFrame(
+        {
+            "quantity": study["quantity"],
+            f"published ({STUDY_MODEL})": [
+                show(q, v) for q, v in zip(study["quantity"], study["published"], strict=True)
+            ],
+            "this run": [show(q, v) for q, v in zip(study["quantity"], study["run"], strict=True)],
+            "matched": study["run_match"],
+        }
+    )
+
+
+def _summary_blocks(analysis: Analysis) -> list[Block]:
+    records = analysis.records
+    trials = records.trials
+    ok = ok_trials(records)
+    sweeps = sorted(trials["sweep"].dropna().astype(str).unique()) if "sweep" in trials else []
+    models = sorted(trials["model"].dropna().astype(str).unique()) if "model" in trials else []
+    phases = ok["phase"].value_counts()
+    items = [
+        f"records file: {records.path}",
+        f"trials: {len(trials)} read, {len(ok)} ok, {records.n_errors} failed"
+        + (
+            f", {len(records.broken_lines)} unreadable line(s) skipped"
+            if records.broken_lines
+            else ""
+        ),
+        "phases (ok trials): " + (", ".join(f"{p} {n}" for p, n in phases.items()) or "none"),
+        f"sweep: {', '.join(sweeps) or 'unknown'}; model: {', '.join(models) or 'unknown'}",
+        "groups: " + (", ".join(analysis.group_by) or "none (all trials together)"),
+        "correlations over single-source grid trials averaged over seeds per source; "
+        "95% percentile bootstrap over sources; BH q-values within each group",
+    ]
+    return [Bullets(tuple(items))]
+
+
+def _notes_blocks(analysis: Analysis, drawn: int, skipped: int) -> list[Block]:
+    items: list[str] = []
+    for line in analysis.records.broken_lines:
+        items.append(f"line {line.line} of the records file was skipped: {line.reason}")
+    for message, count in analysis.records.error_counts().items():
+        items.append(f"{count} failed trial(s): {message}")
+    notes = analysis.correlations.notes
+    for key, part in _groups(notes, analysis.group_by):
+        label = group_label(analysis.group_by, key)
+        for reason, count in part["reason"].value_counts().items():
+            items.append(f"{label}: {count} correlation(s) NaN or adjusted — {reason}")
+    if skipped:
+        items.append(
+            f"per-group figures were drawn for the first {drawn} group(s) only; {skipped} more "
+            "appear in the tables and CSV files (raise --max-figure-groups to draw them)"
+        )
+    return [Bullets(tuple(items))] if items else [Paragraph("Nothing to note.")]
+
+
+def write_report(
+    records: Analysis | RecordSet | str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    group_by: tuple[str, ...] = GROUP_KEYS,
+    reference: str | None = "c4",
+    n_resamples: int = 9999,
+    seed: int = 0,
+    max_figure_groups: int = DEFAULT_MAX_FIGURE_GROUPS,
+) -> ReportFiles:
+    """Analyse ``records`` (unless given an :class:`Analysis`) and write every output file."""
+    if isinstance(records, Analysis):
+        analysis = records
+    else:
+        analysis = analyse(
+            records, group_by=group_by, reference=reference, n_resamples=n_resamples, seed=seed
+        )
+    group_by = analysis.group_by
+    out = Path(out_dir) if out_dir is not None else analysis.records.path.parent / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    tables = _write_tables(analysis, out)
+    dimensions = dimensions_in(ok_trials(analysis.records))
+    figure_paths: list[Path] = []
+    blocks: list[Block] = [Heading(1, "raysweep analysis")]
+    blocks += _summary_blocks(analysis)
+    blocks += [Heading(2, "Headlines: strongest opposite-sign correlation per group")]
+    blocks += [Bullets(tuple(f"{label}: {text}" for label, text in analysis.headlines.items()))]
+    if analysis.study is not None:
+        blocks += [
+            Heading(2, "The study's published numbers beside this run"),
+            Paragraph(
+                "Published: SparseGPT, 60% unstructured sparsity, LLaMA-3.1-8B (arXiv 2606.03328). "
+                "This run's values come from its group "
+                + group_label(tuple(STUDY_SETTING), tuple(STUDY_SETTING.values()))
+                + "."
+            ),
+            Table(_study_view(analysis.study)),
+        ]
+    keys = [key for key, _ in _groups(analysis.correlations.table, group_by)]
+    mix_keys = [key for key, _ in _groups(analysis.mixes, group_by)]
+    all_keys = sorted(set(keys) | set(mix_keys), key=lambda k: tuple(map(str, k)))
+    drawn = all_keys[:max_figure_groups]
+    for key in all_keys:
+        label = group_label(group_by, key)
+        slug = group_slug(group_by, key)
+        blocks += [Heading(2, f"Group {label}")]
+        corr = _select(analysis.correlations.table, group_by, key)
+        if not corr.empty:
+            n = int(corr["n"].max())
+            blocks += [
+                Heading(3, "Correlations"),
+                Paragraph(
+                    f"Spearman ρ over {n} source(s) with 95% bootstrap interval; "
+                    f"{figures.SIGNIFICANCE_NOTE}. Headline: {analysis.headlines.get(label, '')}"
+                ),
+                Table(_rho_pivot(corr)),
+            ]
+            if key in drawn:
+                path = figures.rho_heatmap(corr, out / "figures" / f"rho_{slug}.png", label)
+                figure_paths.append(path)
+                blocks.append(Image(f"figures/{path.name}", f"Spearman ρ heatmap, {label}"))
+        artifact = _select(analysis.artifact, group_by, key)
+        if not artifact.empty:
+            blocks += [
+                Heading(3, "Averaging artifact"),
+                Paragraph(
+                    "Spread = max − min across sources of seed-averaged retention (points of % "
+                    "dense); Total is the averaged score. Variance explained by source: one-way "
+                    "across sources and seeds."
+                ),
+                Table(_artifact_view(artifact)),
+            ]
+        sources = _select(analysis.sources, group_by, key)
+        if key in drawn and not sources.empty and dimensions:
+            path = figures.retention_heatmap(
+                sources, dimensions, out / "figures" / f"retention_{slug}.png", label
+            )
+            figure_paths.append(path)
+            blocks.append(Image(f"figures/{path.name}", f"Retention by source, {label}"))
+        mixes = _select(analysis.mixes, group_by, key)
+        if not mixes.empty:
+            blocks += [Heading(3, "Calibration mixes"), Table(_mix_view(mixes, dimensions))]
+            if key in drawn and len(mixes) >= 2:
+                path = figures.mix_comparison(
+                    mixes, dimensions, out / "figures" / f"mixes_{slug}.png", label
+                )
+                figure_paths.append(path)
+                blocks.append(Image(f"figures/{path.name}", f"Mix comparison, {label}"))
+    figure_paths += _sparsity_figures(analysis, dimensions, out, blocks, max_figure_groups)
+    blocks += [Heading(2, "Notes")] + _notes_blocks(
+        analysis, len(drawn), len(all_keys) - len(drawn)
+    )
+    report_md = out / "report.md"
+    report_md.write_text(render_markdown(blocks), encoding="utf-8")
+    report_html = out / "report.html"
+    report_html.write_text(render_html(blocks, out, "raysweep analysis"), encoding="utf-8")
+    return ReportFiles(out, report_md, report_html, tables, figure_paths)
+
+
+def _sparsity_figures(
+    analysis: Analysis, dimensions: list[str], out: Path, blocks: list[Block], limit: int
+) -> list[Path]:
+    """Retention vs sparsity, one figure per group of the other keys (needs ``sparsity``)."""
+    if "sparsity" not in analysis.group_by or analysis.sources.empty or not dimensions:
+        return []
+    others = tuple(k for k in analysis.group_by if k != "sparsity")
+    paths: list[Path] = []
+    parts = list(_groups(analysis.sources, others))
+    if not parts:
+        return []
+    blocks.append(Heading(2, "Retention vs sparsity"))
+    for key, sources in parts[:limit]:
+        label = group_label(others, key)
+        mixes = _select(analysis.mixes, others, key)
+        path = figures.retention_vs_sparsity(
+            sources,
+            mixes,
+            dimensions,
+            out / "figures" / f"sparsity_{group_slug(others, key)}.png",
+            label,
+        )
+        paths.append(path)
+        blocks.append(Image(f"figures/{path.name}", f"Retention vs sparsity, {label}"))
+    return paths
+
+
+def _write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
+    tables = {
+        "correlations": analysis.correlations.table,
+        "correlation_notes": analysis.correlations.notes,
+        "artifact": analysis.artifact,
+        "mixes": analysis.mixes,
+        "retention": retention_table(analysis.records),
+    }
+    if analysis.study is not None:
+        tables["study_comparison"] = analysis.study
+    paths = {}
+    for name, frame in tables.items():
+        paths[name] = out / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    return paths
+
+
+def retention_table(records: RecordSet) -> pd.DataFrame:
+    """Every trial (ok and failed) as one flat row, main fields first."""
+    trials = records.trials
+    leading = [c for c in _LEADING if c in trials.columns]
+    retention = sorted(c for c in trials.columns if c.startswith("retention."))
+    rest = sorted(c for c in trials.columns if c not in leading and c not in retention)
+    return trials[[*leading, *retention, *rest]]
