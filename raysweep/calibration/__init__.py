@@ -1,0 +1,26 @@
+"""Calibration data: the source table, packing into fixed windows, exact mixing, information metrics."""
+
+from .build import build_calibration_set, source_seed, source_windows
+from .metrics import information_metrics
+from .mixing import allocate_counts, normalize_mix
+from .packing import pack_windows
+from .presets import HUB_PRESETS
+from .registry import SOURCES, get_source
+from .sources import DIMENSIONS, CalibrationSource, file_source, source_from_spec
+
+__all__ = [
+    "DIMENSIONS",
+    "HUB_PRESETS",
+    "SOURCES",
+    "CalibrationSource",
+    "allocate_counts",
+    "build_calibration_set",
+    "file_source",
+    "get_source",
+    "information_metrics",
+    "normalize_mix",
+    "pack_windows",
+    "source_from_spec",
+    "source_seed",
+    "source_windows",
+]
