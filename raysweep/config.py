@@ -170,6 +170,7 @@ class RayConfig(_Strict):
     max_concurrent_trials: int | None = Field(None, gt=0)
     max_failures: int = Field(2, ge=0, description="retries of a crashed trial")
     storage_path: str | None = Field(None, description="Tune storage (shared on clusters)")
+    dashboard: bool = Field(True, description="start the Ray dashboard with a local Ray")
 
 
 class SearchConfig(_Strict):
@@ -355,3 +356,62 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     if not isinstance(tree, dict):
         raise ConfigError(f"config {path or 'default'} must be a mapping at the top level")
     return validate_config(apply_overrides(tree, overrides))
+
+
+# --------------------------------------------------------------------------- one trial
+
+
+class TrialConfig(_Strict):
+    """One point of a sweep: everything a trial needs, exactly reproducible from its record."""
+
+    sweep: str = "default"
+    phase: Literal["grid", "search", "confirm"] = "grid"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    mix: dict[str, float]
+    mix_name: str
+    n_samples: int = Field(128, gt=0)
+    seqlen: int = Field(2048, gt=0)
+    seed: int = 0
+    custom_sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    method: Literal["magnitude", "wanda", "sparsegpt"] = "wanda"
+    sparsity: float = Field(0.5, ge=0, lt=1)
+    structure: str = "unstructured"
+    mode: Literal["sequential", "oneshot"] = "sequential"
+    damp: float = Field(0.01, gt=0)
+    block_size: int = Field(128, gt=0)
+    pruning_device: str | None = None
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    @field_validator("mix")
+    @classmethod
+    def _normalise(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_weights(v, "mix")
+
+    @field_validator("structure")
+    @classmethod
+    def _structure(cls, v: str) -> str:
+        parse_structure(v)
+        return v.replace(" ", "")
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the result: the trial id hashes exactly this."""
+        d = self.model_dump(mode="json", exclude={"phase", "mix_name", "resources", "sweep"})
+        used = set(self.mix)
+        d["custom_sources"] = {k: v for k, v in d["custom_sources"].items() if k in used}
+        return d
+
+    @property
+    def trial_id(self) -> str:
+        from raysweep.records import trial_id_for
+
+        return trial_id_for(self.identity())
+
+    @property
+    def label(self) -> str:
+        """Readable name for Ray's dashboard and logs, e.g. ``wanda-0.6-gsm8k-s0``."""
+        parts = [self.method]
+        parts.append(self.structure if self.structure != "unstructured" else f"{self.sparsity:g}")
+        parts.append(self.mix_name.replace("/", "_").replace(":", "_"))
+        parts.append(f"s{self.seed}")
+        return "-".join(parts)

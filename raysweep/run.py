@@ -1,12 +1,25 @@
-"""``python -m raysweep.run``: validate a sweep config, run it on Ray Tune, write records and a report."""
+"""``python -m raysweep.run``: validate a sweep config, run it on Ray Tune, write records and a report.
+
+Output layout under ``output_dir``: ``config.yaml`` (resolved), ``records.jsonl`` (one line per
+finished trial), ``dense/`` (dense baseline), ``tune/`` (Tune experiments), ``search/``, ``report/``.
+Rerunning the same command resumes: points that already have an ``ok`` record are skipped.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from raysweep.config import ConfigError, SweepConfig, load_config
+from raysweep.config import ConfigError, SweepConfig, TrialConfig, load_config
+from raysweep.records import RECORDS_FILE, finished_ids, read_records
+
+_PASS_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
+             "RAYSWEEP_CACHE_DIR", "HF_TOKEN", "TOKENIZERS_PARALLELISM")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,13 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="sweep YAML (default: the embedded toy-world sweep)")
     p.add_argument("--output", help="output directory (overrides output_dir)")
     p.add_argument("--smoke-test", action="store_true", help="a tiny version of the sweep")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in the output directory (the default whenever it has records)",
-    )
-    p.add_argument("--mode", choices=("all", "grid", "search"), default="all")
-    p.add_argument("--validate", action="store_true", help="validate, print the config, exit")
+    p.add_argument("--resume", action="store_true",
+                   help="require an existing run in the output directory and continue it "
+                   "(rerunning without --resume continues it too)")  # fmt: skip
+    p.add_argument("--mode", choices=("all", "grid", "search"), default="all",
+                   help="grid only, search only, or grid then search (default)")  # fmt: skip
+    p.add_argument("--validate", action="store_true", help="validate, print the plan, exit")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     return p
 
@@ -38,6 +50,8 @@ def resolve(args: argparse.Namespace) -> SweepConfig:
         from raysweep.smoke import smoke_config
 
         cfg = smoke_config(cfg)
+    if args.resume and not (Path(cfg.output_dir) / RECORDS_FILE).exists():
+        raise ConfigError(f"--resume: {cfg.output_dir} holds no {RECORDS_FILE} to continue")
     return cfg
 
 
@@ -45,15 +59,113 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = resolve(args)
+        from raysweep.grid import trial_points
+
+        points = trial_points(cfg)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print("# resolved configuration\n" + cfg.to_yaml(), flush=True)
+    print(f"# {len(points)} grid points", flush=True)
     if args.validate:
         return 0
-    from raysweep.sweep import run_sweep
+    return run_sweep(cfg, points, mode=args.mode)
 
-    return run_sweep(cfg, mode=args.mode)
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def start_ray(cfg: SweepConfig) -> None:
+    import ray
+
+    env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
+    address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ctx = ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
+    else:
+        ctx = ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=cfg.ray.dashboard,
+                       runtime_env={"env_vars": env}, log_to_driver=False)  # fmt: skip
+    url = getattr(ctx, "dashboard_url", None)
+    print(f"[raysweep] Ray dashboard: http://{url}" if url else "[raysweep] Ray dashboard: off",
+          flush=True)  # fmt: skip
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def dense_for(point: TrialConfig, out: Path):  # -> DenseBaseline
+    """The sweep's dense baseline: read from ``dense/`` or computed once as a Ray task."""
+    from raysweep.pipeline import DenseBaseline
+    from raysweep.trainables.grid import compute_dense
+
+    ev = point.evaluation
+    key = {"model": point.model.model_dump(mode="json"), "suite": ev.suite, "limit": ev.limit,
+           "seed": ev.seed, "max_length": ev.max_length}  # fmt: skip
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = out / "dense" / f"dense-{digest}.json"
+    if path.exists():
+        print(f"[raysweep] dense baseline: reused {path.name}", flush=True)
+        return DenseBaseline.from_dict(json.loads(path.read_text()))
+    print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
+    dense = compute_dense(point, out / "dense" / "cache")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, json.dumps(dense.to_dict(), indent=1))
+    return dense
+
+
+def run_sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str = "all") -> int:
+    out = Path(cfg.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out / "config.yaml", cfg.to_yaml())
+    records = out / RECORDS_FILE
+    storage = cfg.ray.storage_path or str(out / "tune")
+    start_ray(cfg)
+    if mode in ("all", "grid"):
+        from raysweep.trainables import run_grid
+
+        done = finished_ids(records)
+        todo = [p for p in points if p.trial_id not in done]
+        print(f"[raysweep] grid: {len(points)} points, {len(points) - len(todo)} already done, "
+              f"{len(todo)} to run", flush=True)  # fmt: skip
+        if todo:
+            outcome = run_grid(cfg, todo, dense_for(todo[0], out), records, storage)
+            print(f"[raysweep] grid finished in {outcome.wall_s:.0f}s: {outcome.ok} ok, "
+                  f"{len(outcome.errors)} error", flush=True)  # fmt: skip
+    if cfg.search is not None and mode in ("all", "search"):
+        from raysweep.search import run_search
+
+        run_search(cfg, points, out, storage, dense_for(points[0], out))
+    if cfg.analysis:
+        _report(out)
+    return _summary(points, records)
+
+
+def _report(out: Path) -> None:
+    try:
+        from analysis import write_report
+
+        report = write_report(out)
+        print(f"[raysweep] report: {report}", flush=True)
+    except Exception as exc:  # the records are the product; a failed report must not hide them
+        print(f"[raysweep] analysis report failed: {exc!r}", file=sys.stderr, flush=True)
+
+
+def _summary(points: list[TrialConfig], records: Path) -> int:
+    latest: dict[str, str] = {}
+    for r in read_records(records, warn=False).records:
+        if latest.get(r.trial_id) != "ok":
+            latest[r.trial_id] = r.status
+    ids = [p.trial_id for p in points]
+    ok = sum(latest.get(i) == "ok" for i in ids)
+    bad = [p for p in points if latest.get(p.trial_id) == "error"]
+    print(f"[raysweep] summary: {ok}/{len(ids)} points ok, {len(bad)} in error, "
+          f"records in {records}", flush=True)  # fmt: skip
+    for p in bad:
+        print(f"[raysweep]   error: {p.label}", flush=True)
+    return 1 if bad or ok < len(ids) else 0
 
 
 if __name__ == "__main__":

@@ -91,3 +91,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def ray_local():
+    """A real local Ray with 2 CPUs (started once, reused; tests that need another shut it down)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {k: os.environ[k] for k in _PASS if k in os.environ}},
+        )
+    yield ray
+
+
+_PASS = ("HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
+         "RAYSWEEP_CACHE_DIR", "TOKENIZERS_PARALLELISM")  # fmt: skip

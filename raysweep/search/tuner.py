@@ -1,0 +1,130 @@
+"""Optuna (TPE or NSGA-II) through Ray Tune over simplex weights; studies persist in SQLite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray import tune
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from raysweep.search.objectives import METRIC
+from raysweep.search.space import baseline_points, define_by_run, weights_from_u
+
+
+@dataclass
+class MixSearchResult:
+    study_name: str
+    storage_url: str
+    best_weights: dict[str, float]
+    best_value: float | None
+    pareto: list[dict[str, Any]] = field(default_factory=list)
+    n_trials: int = 0
+    wall_s: float = 0.0
+    proposals: list[dict[str, float]] = field(default_factory=list)  # weights, in trial order
+
+
+def _sampler(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
+    if multi_objective:
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    # multivariate TPE models the weights jointly; the constant liar keeps parallel workers
+    # from proposing the same point while earlier trials are still running.
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+
+
+def completed_trials(storage_url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_url)
+    except KeyError:
+        return []
+    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def run_mix_search(
+    trainable: Callable[[dict[str, Any]], None],
+    *,
+    sources: Sequence[str],
+    base_config: dict[str, Any],
+    study_dir: Path,
+    study_name: str,
+    n_trials: int,
+    max_concurrent: int,
+    seed: int = 0,
+    min_weight: float = 0.0,
+    metrics: Sequence[str] = (METRIC,),
+    resources: dict[str, float] | None = None,
+    storage_path: str | None = None,
+    max_failures: int = 2,
+    callbacks: Sequence[Any] = (),
+    reuse_actors: bool = True,
+) -> MixSearchResult:
+    """Maximise ``metrics`` (one: TPE; several: NSGA-II Pareto front) over mixing weights.
+
+    ``trainable`` receives ``base_config`` plus ``weights`` and must ``tune.report`` the metrics.
+    The baselines (uniform mix, then each single source) are enqueued first. Rerunning with the
+    same ``study_dir``/``study_name`` resumes: finished Optuna trials count toward ``n_trials``.
+    """
+    t0 = time.monotonic()
+    study_dir.mkdir(parents=True, exist_ok=True)
+    storage_url = f"sqlite:///{(study_dir / 'optuna.db').resolve()}"
+    multi = len(metrics) > 1
+    done = completed_trials(storage_url, study_name)
+    remaining = max(0, n_trials - len(done))
+    if remaining:
+        searcher = OptunaSearch(
+            space=define_by_run(list(sources), min_weight),
+            metric=list(metrics) if multi else metrics[0],
+            mode=["max"] * len(metrics) if multi else "max",
+            points_to_evaluate=baseline_points(sources) if not done else None,
+            sampler=_sampler(seed, multi),
+            study_name=study_name,
+            storage=optuna.storages.RDBStorage(storage_url),
+        )
+        tuner = tune.Tuner(
+            tune.with_resources(trainable, resources or {"cpu": 1}),
+            param_space=base_config,
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
+                num_samples=remaining,
+                reuse_actors=reuse_actors,
+            ),
+            run_config=tune.RunConfig(
+                name=f"{study_name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=storage_path,
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                callbacks=list(callbacks),
+                verbose=0,
+                log_to_file=True,
+            ),
+        )
+        tuner.fit()
+    study = optuna.load_study(study_name=study_name, storage=storage_url)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    proposals = [weights_from_u(_u(t, sources), min_weight) for t in complete]
+    result = MixSearchResult(study_name, storage_url, {}, None, n_trials=len(complete),
+                             wall_s=time.monotonic() - t0, proposals=proposals)  # fmt: skip
+    if not complete:
+        return result
+    if multi:
+        result.pareto = [
+            {"weights": weights_from_u(_u(t, sources), min_weight), "values": list(t.values)}
+            for t in study.best_trials
+        ]
+        best = max(study.best_trials, key=lambda t: (min(t.values), -t.number))
+        result.best_value = min(best.values)
+    else:
+        best = study.best_trial
+        result.best_value = float(best.value)
+    result.best_weights = weights_from_u(_u(best, sources), min_weight)
+    return result
+
+
+def _u(trial: optuna.trial.FrozenTrial, sources: Sequence[str]) -> dict[str, float]:
+    from raysweep.search.space import param_name
+
+    return {s: float(trial.params[param_name(s)]) for s in sources}

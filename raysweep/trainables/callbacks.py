@@ -1,0 +1,101 @@
+"""Tune callbacks run in the driver: write each finished trial's record, show live progress."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from raysweep.config import TrialConfig
+from raysweep.pipeline import error_record
+from raysweep.records import TrialRecord, append_record, finished_ids
+from raysweep.trainables.trial import RECORD_KEY
+
+
+def _point(trial: Any) -> TrialConfig:
+    return TrialConfig.model_validate(trial.config["point"])
+
+
+def _error_text(trial: Any) -> str:
+    path = getattr(trial, "error_file", None)
+    try:
+        if path and Path(path).exists():
+            return Path(path).read_text()
+    except OSError:
+        pass
+    return "trial failed (no error file was written; the worker may have died)"
+
+
+class RecordWriter(Callback):
+    """Append one record per finished point to ``records.jsonl``, never twice for one trial id."""
+
+    def __init__(self, records_path: Path) -> None:
+        self.path = Path(records_path)
+        self.written: set[str] = finished_ids(self.path)
+        self.errors: list[TrialRecord] = []
+        self.ok = 0
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        raw = result.get(RECORD_KEY)
+        if raw is None:
+            return
+        record = TrialRecord.model_validate_json(raw)
+        record.attempts = int(getattr(trial, "num_failures", 0)) + 1
+        if record.trial_id in self.written:
+            return
+        append_record(self.path, record)
+        self.written.add(record.trial_id)
+        self.ok += 1
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        point = _point(trial)
+        if point.trial_id in self.written:
+            return
+        record = error_record(point, _error_text(trial), attempts=int(trial.num_failures))
+        append_record(self.path, record)
+        self.errors.append(record)
+
+
+class ProgressLine(Callback):
+    """``[raysweep] grid 12/96 done, 2 running, 1 failed, 3 retried, ETA 3m20s`` as trials move."""
+
+    def __init__(self, phase: str, total: int, stream: Any = None) -> None:
+        self.phase, self.total = phase, total
+        self.stream = stream or sys.stdout
+        self.start = time.monotonic()
+        self.done = self.failed = self.retried = 0
+        self.running: set[str] = set()
+
+    def _show(self) -> None:
+        finished = self.done + self.failed
+        elapsed = time.monotonic() - self.start
+        eta = "?"
+        if finished:
+            left = elapsed / finished * (self.total - finished)
+            eta = f"{int(left // 60)}m{int(left % 60):02d}s"
+        print(
+            f"[raysweep] {self.phase} {finished}/{self.total} done, {len(self.running)} running, "
+            f"{self.failed} failed, {self.retried} retried, elapsed {elapsed:.0f}s, ETA {eta}",
+            file=self.stream,
+            flush=True,
+        )
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.add(trial.trial_id)
+        self._show()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.discard(trial.trial_id)
+        self.done += 1
+        self._show()
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.retried += 1
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.discard(trial.trial_id)
+        self.failed += 1
+        self._show()

@@ -1,0 +1,93 @@
+"""Run the grid of sweep points as one Ray Tune experiment; records stream into records.jsonl."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from raysweep.config import SweepConfig, TrialConfig
+from raysweep.pipeline import DenseBaseline, dense_baseline
+from raysweep.records import TrialRecord
+from raysweep.trainables.callbacks import ProgressLine, RecordWriter
+from raysweep.trainables.trial import sweep_trial
+
+
+@dataclass
+class GridOutcome:
+    ran: int = 0
+    ok: int = 0
+    errors: list[TrialRecord] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def compute_dense(point: TrialConfig, cache_dir: Path) -> DenseBaseline:
+    """The dense baseline as one Ray task with a trial's resources (cached on disk by key)."""
+    res = point.resources
+    task = ray.remote(num_cpus=res.cpu, num_gpus=res.gpu, max_retries=2)(_dense_task)
+    return DenseBaseline.from_dict(ray.get(task.remote(point.model_dump(mode="json"), str(cache_dir))))
+
+
+def _dense_task(point: dict[str, Any], cache_dir: str) -> dict[str, Any]:
+    return dense_baseline(TrialConfig.model_validate(point), cache_dir=cache_dir).to_dict()
+
+
+def _label(trial: Any) -> str:
+    return TrialConfig.model_validate(trial.config["point"]).label
+
+
+def _dirname(trial: Any) -> str:
+    return f"{_label(trial)}-{trial.trial_id}"[:120]
+
+
+def run_grid(
+    cfg: SweepConfig,
+    points: list[TrialConfig],
+    dense: DenseBaseline,
+    records_path: Path,
+    storage_path: str,
+    *,
+    phase: str = "grid",
+    callbacks: list[Any] = (),  # type: ignore[assignment]
+) -> GridOutcome:
+    """Run ``points`` (those without an ok record) as a grid Tuner; returns what happened."""
+    out = GridOutcome()
+    if not points:
+        return out
+    t0 = time.monotonic()
+    res = cfg.resources
+    resources = {"cpu": res.cpu, "gpu": res.gpu}
+    writer = RecordWriter(records_path)
+    tuner = tune.Tuner(
+        tune.with_resources(sweep_trial, resources),
+        param_space={
+            "point": tune.grid_search([p.model_dump(mode="json") for p in points]),
+            "dense": dense.to_dict(),
+        },
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=cfg.ray.max_concurrent_trials,
+            # Reusing a worker keeps the dense model and lm-eval's task index in memory
+            # between trials; with GPUs a fresh process per trial is the safe choice.
+            reuse_actors=res.gpu == 0,
+            trial_name_creator=_label,
+            trial_dirname_creator=_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=storage_path,
+            failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures),
+            callbacks=[writer, ProgressLine(phase, len(points)), *callbacks],
+            verbose=0,
+            log_to_file=True,
+        ),
+    )
+    tuner.fit()
+    out.ran = len(points)
+    out.ok = writer.ok
+    out.errors = writer.errors
+    out.wall_s = time.monotonic() - t0
+    return out
