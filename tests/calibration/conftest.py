@@ -13,9 +13,48 @@ from transformers import PreTrainedTokenizerFast
 from raysweep.calibration import CalibrationSource
 
 WORDS = {
-    "general": "the river town market old bridge rain people walk morning story city".split(),
-    "math": "add plus minus times equals seven three twelve sum number half total".split(),
-    "code": "def return if else for while print list index value none true".split(),
+    "general": [
+        "the",
+        "river",
+        "town",
+        "market",
+        "old",
+        "bridge",
+        "rain",
+        "people",
+        "walk",
+        "morning",
+        "story",
+        "city",
+    ],
+    "math": [
+        "add",
+        "plus",
+        "minus",
+        "times",
+        "equals",
+        "seven",
+        "three",
+        "twelve",
+        "sum",
+        "number",
+        "half",
+        "total",
+    ],
+    "code": [
+        "def",
+        "return",
+        "if",
+        "else",
+        "for",
+        "while",
+        "print",
+        "list",
+        "index",
+        "value",
+        "none",
+        "true",
+    ],
 }
 
 CORPUS = [" ".join(words) for words in WORDS.values()] * 4

@@ -210,10 +210,8 @@ def test_loading_path_on_a_local_hub_layout(name, tmp_path, tokenizer, calib_cac
             source_windows(tokenizer, local, 1, 8, 0, cache_dir=calib_cache)
         return
     doc = tokenizer(expected, add_special_tokens=False)["input_ids"]
-    if local.contiguous:
-        period = doc  # running text: rows follow each other without separators
-    else:
-        period = [*doc, tokenizer.eos_token_id]
+    # Running text (contiguous) has no separators between rows; documents are followed by EOS.
+    period = doc if local.contiguous else [*doc, tokenizer.eos_token_id]
     windows = source_windows(tokenizer, local, 2, 3 * len(period), 0, cache_dir=calib_cache)
     assert windows.tolist() == [period * 3, period * 3]
 
