@@ -92,16 +92,19 @@ def spearman_with_ci(
     rho, p_value = float(result.statistic), float(result.pvalue)
     if n_resamples <= 0:
         return PairStatistics(len(x), rho, p_value, float("nan"), float("nan"), 0)
-    boot = stats.bootstrap(
-        (x, y),
-        spearman_rho,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_resamples,
-        confidence_level=confidence_level,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
+    with warnings.catch_warnings():
+        # Degenerate resamples give NaN in the distribution; handled below.
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        boot = stats.bootstrap(
+            (x, y),
+            spearman_rho,
+            paired=True,
+            vectorized=True,
+            n_resamples=n_resamples,
+            confidence_level=confidence_level,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     distribution = np.asarray(boot.bootstrap_distribution)
     degenerate = int(np.isnan(distribution).sum())
     low, high = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
@@ -139,62 +142,74 @@ def correlations(
     rows: list[dict] = []
     notes: list[dict] = []
     groups = means.groupby(list(group_by), sort=True, dropna=False) if group_by else [((), means)]
-    with warnings.catch_warnings():
-        # Degenerate bootstrap resamples are handled in spearman_with_ci.
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        for key, group in groups:
-            key = key if isinstance(key, tuple) else (key,)
-            labels = {k: "all" for k in GROUP_KEYS} | dict(zip(group_by, key, strict=True))
-            family: list[dict] = []
-            # A metric or dimension the group never measured gives no row at all.
-            present = [c for c in group.columns if group[c].notna().any()]
-            for metric in metrics:
-                for dimension in dimensions:
-                    columns = [f"calib_metrics.{metric}", retention_column(dimension)]
-                    if not set(columns) <= set(present):
-                        continue
-                    pair = group[columns]
-                    pair = pair.dropna().to_numpy(dtype=float)
-                    x, y = pair[:, 0], pair[:, 1]
-                    row = {**labels, "metric": metric, "dimension": dimension, "n": len(x)}
-                    reason = _nan_reason(x, y, metric, dimension, min_sources)
-                    if reason is None:
-                        s = spearman_with_ci(
-                            x,
-                            y,
-                            n_resamples=n_resamples,
-                            seed=seed,
-                            confidence_level=confidence_level,
-                        )
-                        row |= {
-                            "rho": s.rho,
-                            "p_value": s.p_value,
-                            "ci_low": s.ci_low,
-                            "ci_high": s.ci_high,
-                        }
-                        if s.degenerate_resamples:
-                            notes.append(
-                                {
-                                    **labels,
-                                    "metric": metric,
-                                    "dimension": dimension,
-                                    "reason": f"{s.degenerate_resamples} of {n_resamples} "
-                                    "bootstrap resamples had a constant column and were dropped",
-                                }
-                            )
-                    else:
-                        row |= dict.fromkeys(("rho", "p_value", "ci_low", "ci_high"), np.nan)
-                        notes.append(
-                            {**labels, "metric": metric, "dimension": dimension, "reason": reason}
-                        )
-                    family.append(row)
-            _add_q_values(family)
-            rows.extend(family)
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        labels = {k: "all" for k in GROUP_KEYS} | dict(zip(group_by, key, strict=True))
+        # A metric or dimension the group never measured gives no row at all.
+        present = {c for c in group.columns if group[c].notna().any()}
+        family: list[dict] = []
+        for metric in metrics:
+            for dimension in dimensions:
+                columns = [f"calib_metrics.{metric}", retention_column(dimension)]
+                if not set(columns) <= present:
+                    continue
+                pair = group[columns].dropna().to_numpy(dtype=float)
+                head = {**labels, "metric": metric, "dimension": dimension}
+                values, note = _pair_row(
+                    pair[:, 0],
+                    pair[:, 1],
+                    metric,
+                    dimension,
+                    min_sources,
+                    n_resamples,
+                    seed,
+                    confidence_level,
+                )
+                family.append({**head, **values})
+                if note is not None:
+                    notes.append({**head, "reason": note})
+        _add_q_values(family)
+        rows.extend(family)
     columns = [*extra_keys, *CORRELATION_COLUMNS]
     table = pd.DataFrame(rows, columns=columns)
     table["n"] = table["n"].astype(int)
     note_frame = pd.DataFrame(notes, columns=[*extra_keys, *NOTE_COLUMNS])
     return CorrelationResult(table, note_frame)
+
+
+def _pair_row(
+    x: np.ndarray,
+    y: np.ndarray,
+    metric: str,
+    dimension: str,
+    min_sources: int,
+    n_resamples: int,
+    seed: int,
+    confidence_level: float,
+) -> tuple[dict, str | None]:
+    """The statistics of one pair (NaN with a reason when undefined) and its note, if any."""
+    reason = _nan_reason(x, y, metric, dimension, min_sources)
+    if reason is not None:
+        return {"n": len(x)} | dict.fromkeys(
+            ("rho", "p_value", "ci_low", "ci_high"), np.nan
+        ), reason
+    s = spearman_with_ci(
+        x, y, n_resamples=n_resamples, seed=seed, confidence_level=confidence_level
+    )
+    values = {
+        "n": s.n,
+        "rho": s.rho,
+        "p_value": s.p_value,
+        "ci_low": s.ci_low,
+        "ci_high": s.ci_high,
+    }
+    note = None
+    if s.degenerate_resamples:
+        note = (
+            f"{s.degenerate_resamples} of {n_resamples} bootstrap resamples had a constant "
+            "column and were dropped"
+        )
+    return values, note
 
 
 def _add_q_values(family: list[dict]) -> None:

@@ -127,9 +127,9 @@ def parse_records(lines: Iterable[str]) -> tuple[list[dict[str, Any]], list[Brok
         if not raw.strip():
             continue
         try:
-            value = json.loads(raw)
+            value = json.loads(raw.strip())
         except json.JSONDecodeError as exc:
-            broken.append(BrokenLine(number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            broken.append(BrokenLine(number, f"not valid JSON: {exc.msg}, column {exc.colno}"))
             continue
         if not isinstance(value, dict):
             broken.append(BrokenLine(number, f"not a JSON object ({type(value).__name__})"))
