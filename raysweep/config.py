@@ -200,7 +200,7 @@ class SweepConfig(_Strict):
     output_dir: str = "runs/default"
     model: ModelConfig = Field(default_factory=ModelConfig)
     calibration: CalibrationConfig = Field(
-        default_factory=lambda: CalibrationConfig(sources=["toy_wiki"])
+        default_factory=lambda: CalibrationConfig(sources=["toy_general_prose"])
     )
     pruning: PruningConfig = Field(default_factory=PruningConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)

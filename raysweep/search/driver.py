@@ -1,0 +1,236 @@
+"""The search phase of a sweep: one mix-weight search per (method, structure, sparsity).
+
+Each search trial prunes with the proposed weights and reports the objective. With
+``search.mode: oneshot_stats`` a trial does no calibration forward pass: it combines per-source
+statistics cached on disk. The best mix is then confirmed by a full sequential trial with the
+sweep's own suite, and ``search/summary.json`` / ``summary.md`` put it beside the baselines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from raysweep.config import SweepConfig, TrialConfig, structure_sparsity
+from raysweep.pipeline import DenseBaseline, run_trial
+from raysweep.records import RECORDS_FILE, TrialRecord, read_records
+from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
+from raysweep.search.tuner import run_mix_search
+from raysweep.trainables.callbacks import RecordWriter
+from raysweep.trainables.trial import RECORD_KEY
+
+
+def mix_label(weights: Mapping[str, float]) -> str:
+    """``toy_math`` for a one-hot mix, ``uniform`` for equal weights, else ``search``."""
+    nz = {s: w for s, w in weights.items() if w > 0}
+    if len(nz) == 1:
+        return next(iter(nz))
+    if len(nz) == len(weights) and max(nz.values()) - min(nz.values()) < 1e-9:
+        return "uniform"
+    return "search"
+
+
+def search_trial(config: dict[str, Any]) -> None:
+    """Tune trainable of the search: ``config = {point, dense, weights, objective, multi}``."""
+    point = dict(config["point"])
+    weights = {s: w for s, w in config["weights"].items() if w > 0}
+    point.update(mix=weights, mix_name=mix_label(config["weights"]))
+    trial = TrialConfig.model_validate(point)
+
+    def stage(name: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')} [search {trial.label}] {name}", file=sys.stderr,
+              flush=True)  # fmt: skip
+
+    record = run_trial(trial, DenseBaseline.from_dict(config["dense"]), stage=stage)
+    record.node_id = ray.get_runtime_context().get_node_id()
+    record.host = platform.node()
+    row = record.model_dump(mode="json")
+    tune.report(
+        {
+            METRIC: objective_value(row, config["objective"]),
+            **dimension_metrics(row),
+            RECORD_KEY: record.to_json(),
+        }
+    )
+
+
+def search_sources(cfg: SweepConfig) -> list[str]:
+    """``search.sources``, or every sweep source aligned to a capability dimension."""
+    assert cfg.search is not None
+    if cfg.search.sources:
+        return list(cfg.search.sources)
+    from raysweep.grid import source_dimensions
+
+    dims = source_dimensions(cfg)
+    return [s for s in cfg.calibration.sources if dims.get(s)]
+
+
+def _search_points(cfg: SweepConfig) -> list[TrialConfig]:
+    """One base point per (method, structure, sparsity) searched (the mix is filled in later)."""
+    s = cfg.search
+    assert s is not None
+    sources = search_sources(cfg)
+    ev = cfg.evaluation.model_copy(
+        update={"suite": s.suite or cfg.evaluation.suite, "limit": s.limit or cfg.evaluation.limit}
+    )
+    seen: dict[tuple[str, str, float], TrialConfig] = {}
+    for method in s.methods or cfg.pruning.methods:
+        for structure in s.structures or cfg.pruning.structures:
+            for sparsity in s.sparsities or cfg.pruning.sparsities:
+                sp = round(structure_sparsity(structure, sparsity), 6)
+                seen.setdefault((method, structure, sp), TrialConfig(
+                    sweep=cfg.name, phase="search", model=cfg.model,
+                    mix={sources[0]: 1.0}, mix_name="search",
+                    n_samples=cfg.calibration.n_samples, seqlen=cfg.calibration.seqlen,
+                    seed=cfg.calibration.seeds[0], custom_sources=cfg.calibration.custom_sources,
+                    method=method, sparsity=sp, structure=structure,
+                    mode="oneshot" if s.mode == "oneshot_stats" else "sequential",
+                    damp=cfg.pruning.damp, block_size=cfg.pruning.block_size,
+                    pruning_device=cfg.pruning.device, evaluation=ev, resources=cfg.resources,
+                ))  # fmt: skip
+    return list(seen.values())
+
+
+def run_search(
+    cfg: SweepConfig, grid_points: list[TrialConfig], out: Path, storage: str, dense: DenseBaseline
+) -> list[dict[str, Any]]:
+    """Run every configured search, confirm each best mix, write ``search/summary.{json,md}``."""
+    from raysweep.run import dense_for
+    from raysweep.trainables.grid import run_grid
+
+    s = cfg.search
+    assert s is not None
+    sources = search_sources(cfg)
+    if len(sources) < 2:
+        raise ValueError(f"search needs at least 2 sources, got {sources}")
+    records = out / RECORDS_FILE
+    summaries = []
+    for base in _search_points(cfg):
+        name = f"search-{base.method}-{base.structure.replace(':', 'of')}-{base.sparsity:g}"
+        n_trials = max(s.n_trials, len(sources) + 1)
+        print(f"[raysweep] {name}: {n_trials} trials over {len(sources)} sources "
+              f"({s.mode}, objective {s.objective})", flush=True)  # fmt: skip
+        search_dense = dense_for(base, out)
+        metrics = [METRIC]
+        if s.multi_objective:
+            metrics = [f"retention_{d}" for d in sorted(search_dense.dimension_scores)]
+        res = run_mix_search(
+            search_trial,
+            sources=sources,
+            base_config={"point": base.model_dump(mode="json"), "dense": search_dense.to_dict(),
+                         "objective": s.objective},  # fmt: skip
+            study_dir=out / "search",
+            study_name=name,
+            n_trials=n_trials,
+            max_concurrent=s.max_concurrent,
+            seed=s.seed,
+            min_weight=s.min_weight,
+            metrics=metrics,
+            resources={"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
+            storage_path=storage,
+            max_failures=cfg.ray.max_failures,
+            callbacks=[RecordWriter(records)],
+            reuse_actors=cfg.resources.gpu == 0,
+        )
+        confirmed = None
+        if s.confirm and res.best_weights:
+            best = {k: v for k, v in res.best_weights.items() if v > 0}
+            point = base.model_copy(update={
+                "phase": "confirm", "mix": best, "mix_name": "best", "mode": cfg.pruning.mode,
+                "evaluation": cfg.evaluation,
+            })  # fmt: skip
+            run_grid(cfg, [point], dense, records, storage, phase="confirm")
+            confirmed = _latest(records, point.trial_id)
+        summaries.append(_summarise(cfg, base, res, confirmed, records, sources))
+    _write_summary(out / "search", summaries)
+    return summaries
+
+
+def _latest(records: Path, trial_id: str) -> TrialRecord | None:
+    found = [r for r in read_records(records, warn=False).records if r.trial_id == trial_id]
+    return found[-1] if found else None
+
+
+def _row(r: TrialRecord | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {"mix": r.mix, "retention": r.retention, "total_retention": r.total_retention,
+            "worst_retention": r.worst_retention, "status": r.status}  # fmt: skip
+
+
+def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  # noqa: ANN001
+    s = cfg.search
+    rows = [r for r in read_records(records, warn=False).records if r.status == "ok"
+            and r.method == base.method and r.structure == base.structure
+            and abs(r.sparsity - base.sparsity) < 1e-9]  # fmt: skip
+    searched = [r for r in rows if r.phase == "search"]
+    key = s.objective
+
+    def best_of(cands: list[TrialRecord]) -> TrialRecord | None:
+        return max(cands, key=lambda r: objective_value(r.model_dump(), key), default=None)
+
+    singles = [r for r in searched if len(r.mix) == 1]
+    ref_name = s.reference
+    return {
+        "search": f"{base.method} {base.structure} {base.sparsity:g}",
+        "method": base.method,
+        "structure": base.structure,
+        "sparsity": base.sparsity,
+        "objective": key,
+        "sources": sources,
+        "n_trials": res.n_trials,
+        "wall_s": round(res.wall_s, 1),
+        "best_weights": res.best_weights,
+        "best_value": res.best_value,
+        "best_in_search": _row(best_of([r for r in searched if r.mix_name == "search"] or searched)),
+        "best_confirmed": _row(confirmed),
+        "uniform": _row(best_of([r for r in searched if r.mix_name == "uniform"])),
+        "best_single_source": _row(best_of(singles)),
+        "reference": _row(best_of([r for r in rows if r.mix == {ref_name: 1.0}])) if ref_name else None,
+        "pareto": res.pareto,
+        "storage": res.storage_url,
+    }
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "summary.json.tmp"
+    tmp.write_text(json.dumps(summaries, indent=1))
+    os.replace(tmp, folder / "summary.json")
+    lines = ["# Mix-weight search", ""]
+    for sm in summaries:
+        lines += [f"## {sm['search']} — objective `{sm['objective']}`", "",
+                  f"{sm['n_trials']} trials in {sm['wall_s']} s; Optuna study `{sm['storage']}`.", "",
+                  "best weights: " + ", ".join(f"{k} {v:.3f}" for k, v in sm["best_weights"].items() if v > 0),
+                  ""]  # fmt: skip
+        dims = sorted({d for key in ("best_in_search", "best_confirmed", "uniform", "best_single_source",
+                                     "reference") if sm.get(key) for d in sm[key]["retention"]})  # fmt: skip
+        lines.append("| mix | " + " | ".join(dims) + " | total | worst |")
+        lines.append("|---" * (len(dims) + 3) + "|")
+        for key, label in (("best_in_search", "best mix (search suite)"),
+                           ("best_confirmed", "best mix (confirmed, full suite)"),
+                           ("uniform", "uniform mix"), ("best_single_source", "best single source"),
+                           ("reference", "reference source")):  # fmt: skip
+            row = sm.get(key)
+            if not row:
+                continue
+            name = label if key not in ("best_single_source", "reference") else f"{label} ({next(iter(row['mix']))})"
+            lines.append(f"| {name} | " + " | ".join(_fmt(row["retention"].get(d)) for d in dims)
+                         + f" | {_fmt(row['total_retention'])} | {_fmt(row['worst_retention'])} |")  # fmt: skip
+        lines.append("")
+    tmp = folder / "summary.md.tmp"
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, folder / "summary.md")
