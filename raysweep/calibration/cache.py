@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .. import __version__
 from .sources import CalibrationSource
 
 # Bump when packing or document order changes, so stale windows are never reused.
@@ -46,11 +47,14 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def _callable_fingerprint(fn: Any) -> str | None:
+    """Name plus a hash of the whole defining module's source, so editing a format function or a
+    text generator (or the helpers beside it) invalidates the windows built with it."""
     if fn is None:
         return None
     name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
     try:
-        code = inspect.getsource(fn)
+        module = inspect.getmodule(fn)
+        code = inspect.getsource(module if module is not None else fn)
     except (OSError, TypeError):
         code = ""
     return f"{name}:{_sha256(code)[:16]}"
@@ -92,6 +96,7 @@ def cache_key(tokenizer: Any, source: CalibrationSource, seqlen: int, seed: int,
     """Hex key of the windows ``source_windows`` returns for these arguments."""
     payload = {
         "packing_version": PACKING_VERSION,
+        "raysweep": __version__,
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "eos": getattr(tokenizer, "eos_token_id", None),
         # The seed is derived from the source name, so the name is part of the key.

@@ -78,6 +78,11 @@ class CalibrationSource:
             raise ValueError(
                 f"calibration source {self.name!r}: give a text_field or a format function"
             )
+        if self.contiguous and self.streaming:
+            raise ValueError(
+                f"calibration source {self.name!r}: a contiguous source is read whole, "
+                "so it cannot be streamed"
+            )
         if self.kind == "builtin" and self.texts is None:
             raise ValueError(f"calibration source {self.name!r}: a builtin source needs texts")
         if isinstance(self.data_files, str):

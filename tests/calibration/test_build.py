@@ -229,3 +229,17 @@ def test_file_source_errors(tmp_path):
     (tmp_path / "b.jsonl").write_text("{}")
     with pytest.raises(ValueError, match=r"mixed file types .jsonl, .txt under"):
         get_source(f"file:{tmp_path}")
+
+
+def test_toy_world_sources_from_the_table(tokenizer, calib_cache):
+    toy = pytest.importorskip("raysweep.toyworld.sources")
+    from raysweep.calibration import SOURCES
+
+    names = sorted(t.name for t in toy.TOY_SOURCES)[:2]
+    assert all(SOURCES[n].offline and SOURCES[n].kind == "builtin" for n in names)
+    calib = build_calibration_set(
+        tokenizer, dict.fromkeys(names, 1.0), 6, 32, 0, cache_dir=calib_cache
+    )
+    assert calib.shape == (6, 32)
+    alone = source_windows(tokenizer, names[1], 3, 32, 0, cache_dir=calib_cache / "alone")
+    assert torch.equal(calib[3:], alone)

@@ -53,6 +53,10 @@ def test_source_validation():
         CalibrationSource(name="x", dataset="d", dimension="Math")
     with pytest.raises(ValueError, match=r"^calibration source 'x': a hub source needs dataset$"):
         CalibrationSource(name="x")
+    with pytest.raises(
+        ValueError, match=r"a contiguous source is read whole, so it cannot be streamed$"
+    ):
+        CalibrationSource(name="x", dataset="d", contiguous=True, streaming=True)
 
 
 def test_spec_with_template_on_local_json(tmp_path, tokenizer, calib_cache):
