@@ -74,12 +74,19 @@ def _map_style_rows(
 def _streamed_rows(
     source: CalibrationSource, splits: list[Any], seed: int
 ) -> Iterator[Mapping[str, Any]]:
+    import datasets
+
     for split in splits:
         if split.column_names is not None:
             _check_fields(source, split.column_names)
-        if not source.contiguous:
-            split = split.shuffle(seed=seed, buffer_size=_SHUFFLE_BUFFER)
-        yield from _first_row_checked(source, iter(split))
+    stream = splits[0]
+    if len(splits) > 1:
+        # Alternate between configs so the first windows do not all come from the first one.
+        stream = datasets.interleave_datasets(
+            splits, stopping_strategy="all_exhausted_without_replacement"
+        )
+    stream = stream.shuffle(seed=seed, buffer_size=_SHUFFLE_BUFFER)
+    yield from _first_row_checked(source, iter(stream))
 
 
 def iter_documents(source: CalibrationSource, seed: int) -> Iterator[str]:

@@ -244,3 +244,23 @@ def test_contiguous_source_keeps_line_order_and_adds_no_separator(tmp_path, toke
     assert all(tuple(w) in starts for w in windows.tolist())
     assert len({tuple(w) for w in windows.tolist()}) == 5
     assert tokenizer.eos_token_id not in windows
+
+
+@pytest.mark.usefixtures("no_stream_shutdown_sleep")
+def test_streamed_configs_are_interleaved_and_read_once(tmp_path):
+    from raysweep.calibration.loading import iter_documents
+
+    local = write_hub_layout(
+        tmp_path / "arc_streamed", "arc", [dict(ROWS["arc"][0], question=f"E{i}") for i in range(6)]
+    )
+    challenge = [dict(ROWS["arc"][0], question=f"C{i}") for i in range(3)]
+    _write(tmp_path / "arc_streamed" / "ARC-Challenge" / "train-00000-of-00001.parquet", challenge)
+    streamed = [d.splitlines()[0] for d in iter_documents(replace(local, streaming=True), 1)]
+    in_memory = [d.splitlines()[0] for d in iter_documents(local, 1)]
+    everything = sorted(
+        [f"Question: E{i}" for i in range(6)] + [f"Question: C{i}" for i in range(3)]
+    )
+    assert sorted(streamed) == sorted(in_memory) == everything
+    assert streamed == [
+        d.splitlines()[0] for d in iter_documents(replace(local, streaming=True), 1)
+    ]
