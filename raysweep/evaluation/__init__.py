@@ -1,0 +1,50 @@
+"""Capability evaluation: lm-eval on the in-memory model, four dimensions, retention, dense baseline.
+
+Importing this package does not import ``lm_eval``; only :mod:`raysweep.evaluation.harness` does,
+inside the functions that evaluate.
+"""
+
+from raysweep.evaluation.baseline import dense_baseline, dense_cache_key, load_dense_baseline
+from raysweep.evaluation.dimensions import (
+    DIMENSIONS,
+    SUITES,
+    Suite,
+    TaskSpec,
+    get_suite,
+    suite_from_mapping,
+)
+from raysweep.evaluation.harness import (
+    code_execution_refusal,
+    evaluate_capabilities,
+    prefetch_suite,
+    validate_suite,
+)
+from raysweep.evaluation.perplexity import heldout_perplexity, heldout_texts
+from raysweep.evaluation.scoring import (
+    CapabilityScores,
+    RetentionScores,
+    dimension_scores,
+    score_retention,
+)
+
+__all__ = [
+    "DIMENSIONS",
+    "SUITES",
+    "CapabilityScores",
+    "RetentionScores",
+    "Suite",
+    "TaskSpec",
+    "code_execution_refusal",
+    "dense_baseline",
+    "dense_cache_key",
+    "dimension_scores",
+    "evaluate_capabilities",
+    "get_suite",
+    "heldout_perplexity",
+    "heldout_texts",
+    "load_dense_baseline",
+    "prefetch_suite",
+    "score_retention",
+    "suite_from_mapping",
+    "validate_suite",
+]

@@ -1,0 +1,330 @@
+"""The lm-eval adapter: the only raysweep module that imports ``lm_eval``.
+
+``lm_eval`` is imported inside functions, so importing :mod:`raysweep.evaluation` stays cheap and
+keeps lm-eval out of processes that never evaluate. lm-eval's metric keys (``"acc,none"``) stop
+here: callers get :class:`~raysweep.evaluation.scoring.CapabilityScores` with plain task names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+import os
+import random
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from raysweep.evaluation.dimensions import Suite, TaskSpec, get_suite
+from raysweep.evaluation.perplexity import heldout_perplexity, heldout_texts
+from raysweep.evaluation.scoring import CapabilityScores, make_scores
+
+if TYPE_CHECKING:
+    from lm_eval.tasks import TaskManager
+
+log = logging.getLogger(__name__)
+
+# Without an explicit max_length lm-eval takes the model's positional limit, 131072 on Llama-3.
+# Contexts of the built-in suites (5-shot MMLU, 5-shot GSM8K) fit well within this cap.
+DEFAULT_MAX_LENGTH_CAP = 4096
+
+# One TaskManager per process and index configuration: building the stock index parses ~15k YAMLs.
+_METRIC_NAME = re.compile(r"[A-Za-z_][\w@-]*")
+
+_TASK_MANAGERS: dict[tuple[str | None, bool], TaskManager] = {}
+
+
+def _task_manager(include_path: str | None, include_defaults: bool) -> TaskManager:
+    key = (include_path, include_defaults)
+    if key not in _TASK_MANAGERS:
+        from lm_eval.tasks import TaskManager
+
+        log.info("building lm-eval task index (include_path=%s, defaults=%s)", *key)
+        _TASK_MANAGERS[key] = TaskManager(
+            include_path=include_path, include_defaults=include_defaults
+        )
+    return _TASK_MANAGERS[key]
+
+
+def _manager_for(suite: Suite) -> TaskManager:
+    """The smallest index that knows every task of ``suite`` (stock tasks only when needed)."""
+    if suite.include_path is not None:
+        local = _task_manager(suite.include_path, False)
+        if all(name in local.task_index for name in suite.task_names):
+            return local
+    return _task_manager(suite.include_path, True)
+
+
+def _declared_unsafe(manager: TaskManager, name: str, seen: set[str] | None = None) -> bool:
+    """Whether a task, or any member of a group, has ``unsafe_code: true`` in its YAML."""
+    seen = set() if seen is None else seen
+    if name in seen:
+        return False
+    seen.add(name)
+    entry = manager.task_index.get(name)
+    cfg = (entry.cfg if entry is not None else None) or {}
+    if cfg.get("unsafe_code"):
+        return True
+    members = cfg.get("task")
+    if isinstance(members, list):
+        children = [m if isinstance(m, str) else m.get("task") for m in members]
+        return any(isinstance(c, str) and _declared_unsafe(manager, c, seen) for c in children)
+    return False
+
+
+def _declared_metrics(manager: TaskManager, name: str) -> list[str] | None:
+    """Metric names a task's YAML lists, or None when they cannot be read statically."""
+    entry = manager.task_index.get(name)
+    cfg = (entry.cfg if entry is not None else None) or {}
+    items = cfg.get("aggregate_metric_list") if "group" in cfg else cfg.get("metric_list")
+    if not isinstance(items, list):
+        return None
+    metrics = [i.get("metric") if isinstance(i, Mapping) else None for i in items]
+    # Metrics given as functions (humaneval's `!function utils.pass_at_k`, indexed as a file path)
+    # are named only when they run.
+    if all(isinstance(m, str) and _METRIC_NAME.fullmatch(m) for m in metrics):
+        return metrics
+    return None
+
+
+def code_execution_refusal(suite_name: str, tasks: tuple[str, ...] | list[str]) -> str:
+    return (
+        f"suite {suite_name!r} contains tasks that execute model-written code "
+        f"({', '.join(tasks)}), and code execution is disabled. These tasks run untrusted, "
+        "model-generated programs on this machine. To run them (preferably in a sandbox), set "
+        "`evaluation.allow_code_execution: true` in the config (allow_code_execution=True in "
+        "Python), or use a suite without them (e.g. 'fast')."
+    )
+
+
+def validate_suite(
+    suite: str | Mapping[str, Any] | Suite, *, allow_code_execution: bool = True
+) -> Suite:
+    """Check every task name (and statically readable metric) against lm-eval's task index.
+
+    Raises ValueError for unknown task names, listing close names, for metrics the task does not
+    report, and (unless ``allow_code_execution``) for tasks that execute model-written code.
+    """
+    suite = get_suite(suite)
+    if not allow_code_execution and suite.unsafe_tasks:
+        raise ValueError(code_execution_refusal(suite.name, suite.unsafe_tasks))
+    manager = _manager_for(suite)
+    problems = []
+    for spec in suite.tasks:
+        if spec.name not in manager.task_index:
+            close = difflib.get_close_matches(spec.name, manager.all_tasks, n=5, cutoff=0.6)
+            where = f" or in {suite.include_path}" if suite.include_path else ""
+            problems.append(
+                f"unknown lm-eval task {spec.name!r} in suite {suite.name!r} (not among "
+                f"lm-eval's tasks{where}); close names: {', '.join(close) if close else 'none'}"
+            )
+            continue
+        metrics = _declared_metrics(manager, spec.name)
+        metric_name = spec.metric_key.split(",")[0]
+        if metrics is not None and metric_name not in metrics:
+            problems.append(
+                f"task {spec.name!r} reports metrics {', '.join(metrics)}, not {metric_name!r}"
+            )
+    if problems:
+        raise ValueError("; ".join(problems))
+    undeclared = [
+        s.name for s in suite.tasks if not s.unsafe_code and _declared_unsafe(manager, s.name)
+    ]
+    if undeclared and not allow_code_execution:
+        raise ValueError(code_execution_refusal(suite.name, undeclared))
+    return suite
+
+
+def resolve_max_length(model: Any, tokenizer: Any, max_length: int | None) -> int:
+    """An explicit context length for lm-eval: ``max_length``, else the model's, capped."""
+    if max_length is not None:
+        if max_length <= 0:
+            raise ValueError(f"max_length must be positive, got {max_length}")
+        return int(max_length)
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
+        value = getattr(config, attr, None)
+        if value:
+            return min(int(value), DEFAULT_MAX_LENGTH_CAP)
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if tok_max and tok_max < 10**7:
+        return min(int(tok_max), DEFAULT_MAX_LENGTH_CAP)
+    return 2048
+
+
+def _batches(
+    suite: Suite, limit: int | None
+) -> dict[tuple[int | None, int | None], list[TaskSpec]]:
+    """Group tasks by (effective limit, num_fewshot): lm-eval takes one of each per call."""
+    groups: dict[tuple[int | None, int | None], list[TaskSpec]] = {}
+    for spec in suite.tasks:
+        caps = [c for c in (spec.limit, limit) if c is not None]
+        effective = min(caps) if caps else None
+        groups.setdefault((effective, spec.num_fewshot), []).append(spec)
+    return groups
+
+
+@contextlib.contextmanager
+def _preserved_rng() -> Iterator[None]:
+    """lm-eval seeds the global generators; give the caller's streams back afterwards."""
+    py_state = random.getstate()
+    np_state = np.random.get_state()
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+@contextlib.contextmanager
+def _code_execution_env(enabled: bool) -> Iterator[None]:
+    """Set HF_ALLOW_CODE_EVAL=1 for one evaluation only (it must be set before tasks load)."""
+    if not enabled:
+        yield
+        return
+    previous = os.environ.get("HF_ALLOW_CODE_EVAL")
+    os.environ["HF_ALLOW_CODE_EVAL"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("HF_ALLOW_CODE_EVAL", None)
+        else:
+            os.environ["HF_ALLOW_CODE_EVAL"] = previous
+
+
+def _read_scores(results: Mapping[str, Any], specs: list[TaskSpec]) -> dict[str, float]:
+    """Primary metric of each task from lm-eval's ``results`` block, as plain floats."""
+    out = {}
+    for spec in specs:
+        row = results.get(spec.name)
+        if row is None:
+            raise ValueError(
+                f"lm-eval returned no result for {spec.name!r} (a tag without an aggregate score? "
+                f"use a task or a group name); got: {', '.join(sorted(results))}"
+            )
+        value = row.get(spec.metric_key)
+        if not isinstance(value, int | float):
+            keys = sorted(k for k in row if "," in k and "_stderr" not in k)
+            raise ValueError(
+                f"task {spec.name!r} did not report metric {spec.metric!r}; it reported: "
+                f"{', '.join(k.replace(',none', '') for k in keys) or 'nothing'}"
+            )
+        out[spec.name] = float(value)
+    return out
+
+
+def evaluate_capabilities(
+    model: Any,
+    tokenizer: Any,
+    suite: str | Mapping[str, Any] | Suite,
+    *,
+    limit: int | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+    max_length: int | None = None,
+    allow_code_execution: bool = False,
+    perplexity: bool = False,
+) -> CapabilityScores:
+    """Score an in-memory causal LM on every task of ``suite``.
+
+    ``limit`` caps the items of every task (a task's own ``limit`` applies when smaller). ``seed``
+    seeds Python, NumPy, torch and the few-shot sampler, so every call sees the same items and
+    examples (paired comparison of pruned variants); the caller's global RNG state is restored.
+    No request cache is used and no samples are logged. With ``perplexity=True`` the held-out
+    perplexity on ``suite.perplexity_corpus`` is recorded beside the task scores.
+
+    Raises ValueError before any work when the suite runs model-written code and
+    ``allow_code_execution`` is False, or names a task lm-eval does not know.
+    """
+    suite = validate_suite(suite, allow_code_execution=allow_code_execution)
+    length = resolve_max_length(model, tokenizer, max_length)
+    manager = _manager_for(suite)
+    runs_code = bool(suite.unsafe_tasks) or any(
+        _declared_unsafe(manager, n) for n in suite.task_names
+    )
+
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+
+    was_training = getattr(model, "training", False)
+    task_scores: dict[str, float] = {}
+    try:
+        with _preserved_rng(), _code_execution_env(allow_code_execution and runs_code):
+            lm = HFLM(
+                pretrained=model, tokenizer=tokenizer, max_length=length, batch_size=batch_size
+            )
+            for (task_limit, fewshot), specs in _batches(suite, limit).items():
+                out = simple_evaluate(
+                    model=lm,
+                    tasks=[s.name for s in specs],
+                    num_fewshot=fewshot,
+                    limit=task_limit,
+                    task_manager=manager,
+                    use_cache=None,
+                    cache_requests=False,
+                    log_samples=False,
+                    bootstrap_iters=0,
+                    random_seed=seed,
+                    numpy_random_seed=seed,
+                    torch_random_seed=seed,
+                    fewshot_random_seed=seed,
+                    confirm_run_unsafe_code=allow_code_execution,
+                )
+                if out is None:  # non-zero rank of a distributed launch
+                    raise RuntimeError("lm-eval returned no results on this rank")
+                task_scores.update(_read_scores(out["results"], specs))
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+    ppl = {}
+    if perplexity:
+        texts = heldout_texts(suite.perplexity_corpus)
+        ppl[suite.perplexity_corpus] = heldout_perplexity(model, tokenizer, texts, seqlen=length)
+    return make_scores(task_scores, suite, ppl)
+
+
+def prefetch_suite(
+    suite: str | Mapping[str, Any] | Suite, *, perplexity: bool = False
+) -> list[str]:
+    """Download (into the Hugging Face cache) every dataset the suite's tasks read.
+
+    Returns the names of the leaf tasks whose data is now cached. Run once per node while the Hub
+    is reachable; trials then run with ``HF_HUB_OFFLINE=1``.
+    """
+    suite = validate_suite(suite, allow_code_execution=True)
+    manager = _manager_for(suite)
+    loaded: list[str] = []
+    for name in suite.task_names:
+        # Building a task object downloads its dataset; groups build every member.
+        tasks = manager.load([name])["tasks"]
+        loaded.extend(sorted(tasks))
+    if perplexity:
+        heldout_texts(suite.perplexity_corpus)
+    return loaded
+
+
+def lm_eval_version() -> str:
+    from importlib.metadata import version
+
+    return version("lm_eval")
+
+
+__all__ = [
+    "code_execution_refusal",
+    "evaluate_capabilities",
+    "lm_eval_version",
+    "prefetch_suite",
+    "resolve_max_length",
+    "validate_suite",
+]

@@ -1,0 +1,79 @@
+"""Held-out perplexity: the language-modelling loss on text the pruner never saw.
+
+Follows the convention of the pruning literature (SparseGPT, Wanda): documents are joined with
+blank lines, tokenized once and cut into non-overlapping windows of ``seqlen`` tokens; perplexity is
+exp of the mean next-token loss over all windows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+# Seed of the toy generators' held-out stream; calibration seeds are small integers.
+TOY_HELDOUT_SEED = 1_000_003
+TOY_HELDOUT_DOCS_PER_SOURCE = 32
+
+
+def heldout_texts(corpus: str) -> list[str]:
+    """Documents of a held-out corpus: ``"wikitext2"`` (test split), ``"toy"`` or ``"file:<path>"``."""
+    if corpus.startswith("file:"):
+        return [Path(corpus[len("file:") :]).expanduser().read_text()]
+    if corpus == "wikitext2":
+        import datasets
+
+        rows = datasets.load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1", split="test")
+        return list(rows["text"])
+    if corpus == "toy":
+        from itertools import islice
+
+        from raysweep.toyworld.sources import TOY_SOURCES
+
+        docs: list[str] = []
+        for source in TOY_SOURCES:
+            if source.dimension is None:
+                continue
+            docs.extend(islice(source.texts(TOY_HELDOUT_SEED), TOY_HELDOUT_DOCS_PER_SOURCE))
+        return docs
+    raise ValueError(
+        f"unknown perplexity corpus {corpus!r}; use 'wikitext2', 'toy' or 'file:<path>'"
+    )
+
+
+@torch.inference_mode()
+def heldout_perplexity(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    seqlen: int,
+    batch_size: int = 1,
+    max_windows: int | None = None,
+) -> float:
+    """exp(mean next-token NLL) of ``model`` over ``seqlen``-token windows of the joined ``texts``."""
+    ids = tokenizer("\n\n".join(texts), return_tensors="pt").input_ids[0]
+    n_windows = ids.numel() // seqlen
+    if max_windows is not None:
+        n_windows = min(n_windows, max_windows)
+    if n_windows == 0:
+        raise ValueError(
+            f"held-out text has {ids.numel()} tokens, fewer than one window of {seqlen}"
+        )
+    windows = ids[: n_windows * seqlen].view(n_windows, seqlen)  # (n_windows, seqlen)
+    device = next(model.parameters()).device
+    total_nll = 0.0
+    for start in range(0, n_windows, batch_size):
+        batch = windows[start : start + batch_size].to(device)  # (b, seqlen)
+        logits = model(input_ids=batch).logits  # (b, seqlen, vocab)
+        nll = F.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+            batch[:, 1:].reshape(-1),
+            reduction="sum",
+        )
+        total_nll += float(nll)
+    return math.exp(total_nll / (n_windows * (seqlen - 1)))

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import ast
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from raysweep.evaluation import evaluate_capabilities, get_suite, validate_suite
+from tests.evaluation.tiny_world import TinyWorld, build_model, tiny_suite
+
+REPO = Path(__file__).resolve().parents[2]
+LM_EVAL_CLI = Path(sys.executable).parent / "lm_eval"
+LIMIT, SEED, MAX_LENGTH, BATCH = 20, 1234, 128, 4
+
+
+def _one_call_suite(world: TinyWorld) -> dict:
+    """The tiny suite with every task at its YAML's shots: one lm-eval call per evaluation."""
+    suite = tiny_suite(world.tasks_dir)
+    for task in suite["tasks"]:
+        task["num_fewshot"] = None
+    return suite
+
+
+def _evaluate(world: TinyWorld, model=None, suite=None):
+    return evaluate_capabilities(
+        model if model is not None else world.model,
+        world.tokenizer,
+        suite if suite is not None else _one_call_suite(world),
+        limit=LIMIT,
+        seed=SEED,
+        max_length=MAX_LENGTH,
+        batch_size=BATCH,
+    )
+
+
+@pytest.mark.slow
+def test_in_process_matches_stock_cli(world: TinyWorld, tmp_path: Path) -> None:
+    # Two lm-eval calls in-process (0-shot tasks, then the task at its YAML's 2 shots), one CLI run.
+    suite = get_suite(tiny_suite(world.tasks_dir))
+    ours = _evaluate(world, suite=suite)
+
+    out = tmp_path / "cli"
+    cmd = [
+        str(LM_EVAL_CLI), "--model", "hf",
+        "--model_args", f"pretrained={world.model_dir},max_length={MAX_LENGTH}",
+        "--tasks", ",".join(suite.task_names), "--include_path", str(world.tasks_dir),
+        "--limit", str(LIMIT), "--seed", str(SEED), "--batch_size", str(BATCH),
+        "--device", "cpu", "--output_path", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result_file,) = out.rglob("results_*.json")
+    cli = json.loads(result_file.read_text())["results"]
+
+    assert set(ours.task_scores) == set(suite.task_names)
+    for spec in suite.tasks:
+        assert ours.task_scores[spec.name] == pytest.approx(
+            cli[spec.name][spec.metric_key], abs=1e-6
+        )
+    # The shots really differ per task, as the YAMLs say.
+    assert json.loads(result_file.read_text())["n-shot"]["rs_tiny_sums"] == 2
+
+
+def test_repeated_evaluation_is_deterministic_and_keeps_caller_rng(world: TinyWorld) -> None:
+    random.seed(7)
+    expected_next = random.random()
+    random.seed(7)
+    first = _evaluate(world)
+    assert random.random() == expected_next  # lm-eval's seeding did not touch our stream
+    second = _evaluate(world)
+    assert first == second
+    assert first.dimension_scores == {
+        d: sum(first.task_scores[t.name] for t in ts) / len(ts)
+        for d in ("general", "commonsense", "code", "math")
+        for ts in [get_suite(_one_call_suite(world)).tasks_of(d)]
+    }
+    assert world.model.training is False
+
+
+def test_seed_changes_fewshot_examples(world: TinyWorld) -> None:
+    """The few-shot sampler follows ``seed``: a sanity check that seeds reach lm-eval."""
+    suite = tiny_suite(world.tasks_dir)
+    suite["tasks"] = [t for t in suite["tasks"] if t["name"] == "rs_tiny_sums"]
+    scores = {
+        seed: evaluate_capabilities(
+            world.model, world.tokenizer, suite, limit=40, seed=seed, max_length=MAX_LENGTH
+        ).task_scores["rs_tiny_sums"]
+        for seed in (0, 1)
+    }
+    assert scores[0] != scores[1], scores
+
+
+def test_declared_code_execution_is_refused_before_any_work(world: TinyWorld) -> None:
+    suite = tiny_suite(world.tasks_dir)
+    suite["tasks"][0]["unsafe_code"] = True
+    # model=None: the refusal must come before the model is touched.
+    with pytest.raises(
+        ValueError,
+        match=r"contains tasks that execute model-written code \(rs_tiny_facts\).*"
+        r"set `evaluation\.allow_code_execution: true` in the config",
+    ):
+        evaluate_capabilities(None, None, suite)
+    with pytest.raises(ValueError, match="allow_code_execution: true"):
+        evaluate_capabilities(None, None, "study")
+
+
+def test_yaml_unsafe_task_is_detected_and_runs_only_when_allowed(world: TinyWorld) -> None:
+    suite = {
+        "name": "exec",
+        "include_path": str(world.tasks_dir),
+        "tasks": [{"name": "rs_tiny_exec", "dimension": "code", "chance": 0.25}],
+    }
+    with pytest.raises(ValueError, match=r"execute model-written code \(rs_tiny_exec\)"):
+        evaluate_capabilities(world.model, world.tokenizer, suite, max_length=MAX_LENGTH)
+    assert "HF_ALLOW_CODE_EVAL" not in os.environ
+    # The task's process_docs raises unless HF_ALLOW_CODE_EVAL=1 while it loads.
+    scores = evaluate_capabilities(
+        world.model,
+        world.tokenizer,
+        suite,
+        limit=8,
+        max_length=MAX_LENGTH,
+        allow_code_execution=True,
+    )
+    assert 0.0 <= scores.task_scores["rs_tiny_exec"] <= 1.0
+    assert "HF_ALLOW_CODE_EVAL" not in os.environ  # set for that call only
+
+
+def test_unknown_metric_is_a_clear_error(world: TinyWorld) -> None:
+    suite = tiny_suite(world.tasks_dir)
+    suite["tasks"][0]["metric"] = "f1"
+    with pytest.raises(
+        ValueError, match="task 'rs_tiny_facts' reports metrics acc, acc_norm, not 'f1'"
+    ):
+        validate_suite(suite)
+
+
+@pytest.mark.slow
+def test_unknown_task_lists_close_names_and_builtin_suites_resolve() -> None:
+    typo = {"name": "t", "tasks": [{"name": "arc_esy", "dimension": "commonsense", "chance": 0.25}]}
+    with pytest.raises(
+        ValueError, match=r"unknown lm-eval task 'arc_esy' in suite 't'.*close names: arc_easy"
+    ):
+        validate_suite(typo)
+    # Every task and metric of the built-in suites exists in the installed lm-eval.
+    assert validate_suite("study", allow_code_execution=True).name == "study"
+    assert validate_suite("fast").name == "fast"
+
+
+def test_different_models_get_different_scores(world: TinyWorld) -> None:
+    """Guards the baseline-reuse test: another seed's model scores differently on the tiny suite."""
+    other = build_model(len(world.tokenizer), seed=1)
+    assert _evaluate(world, other).task_scores != _evaluate(world).task_scores
+
+
+def test_only_harness_imports_lm_eval() -> None:
+    offenders = []
+    for path in (REPO / "raysweep").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "lm_eval" or n.startswith("lm_eval.") for n in names):
+                offenders.append(str(path.relative_to(REPO)))
+    assert sorted(set(offenders)) == ["raysweep/evaluation/harness.py"]
+    code = "import sys, raysweep.evaluation; print('lm_eval' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
