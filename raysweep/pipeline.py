@@ -10,7 +10,7 @@ import platform
 import resource
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,20 @@ class DenseBaseline:
     task_scores: dict[str, float]
     dimension_scores: dict[str, float]
     cache_key: str
+    perplexity: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "task_scores": self.task_scores,
             "dimension_scores": self.dimension_scores,
             "cache_key": self.cache_key,
+            "perplexity": self.perplexity,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DenseBaseline:
-        return cls(dict(d["task_scores"]), dict(d["dimension_scores"]), str(d["cache_key"]))
+        return cls(dict(d["task_scores"]), dict(d["dimension_scores"]), str(d["cache_key"]),
+                   dict(d.get("perplexity", {})))  # fmt: skip
 
 
 def _now() -> str:
@@ -91,9 +94,11 @@ def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> D
         batch_size=ev.batch_size,
         max_length=ev.max_length,
         allow_code_execution=ev.allow_code_execution,
+        perplexity=ev.perplexity,
         cache_dir=cache_dir,
     )
-    return DenseBaseline(dict(scores.task_scores), dict(scores.dimension_scores), key)
+    return DenseBaseline(dict(scores.task_scores), dict(scores.dimension_scores), key,
+                         dict(scores.perplexity))  # fmt: skip
 
 
 def _calibrate(trial: TrialConfig, loaded: Any, device: torch.device) -> torch.Tensor:
@@ -188,6 +193,7 @@ def run_trial(
         seed=ev.seed,
         max_length=ev.max_length,
         allow_code_execution=ev.allow_code_execution,
+        perplexity=ev.perplexity,
     )
     t_eval = time.perf_counter() - t0
 
@@ -219,6 +225,8 @@ def run_trial(
         dense_task_scores=dict(dense.task_scores),
         dimension_scores=dict(scores.dimension_scores),
         dense_dimension_scores=dict(dense.dimension_scores),
+        perplexity=dict(scores.perplexity),
+        dense_perplexity=dict(dense.perplexity),
         retention=dict(ret.retention),
         retention_above_chance=dict(ret.retention_above_chance),
         total_retention=ret.total_retention,

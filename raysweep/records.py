@@ -51,6 +51,8 @@ class TrialRecord(BaseModel):
     dense_task_scores: dict[str, float] = Field(default_factory=dict)
     dimension_scores: dict[str, float] = Field(default_factory=dict)
     dense_dimension_scores: dict[str, float] = Field(default_factory=dict)
+    perplexity: dict[str, float] = Field(default_factory=dict, description="held-out, pruned")
+    dense_perplexity: dict[str, float] = Field(default_factory=dict)
     retention: dict[str, float | None] = Field(default_factory=dict)
     retention_above_chance: dict[str, float | None] = Field(default_factory=dict)
     total_retention: float | None = None

@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def start_ray(cfg: SweepConfig) -> None:
     import ray
 
+    if ray.is_initialized():  # embedded use (tests, notebooks): join the running Ray
+        return
     env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:

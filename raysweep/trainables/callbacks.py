@@ -37,6 +37,13 @@ class RecordWriter(Callback):
         self.written: set[str] = finished_ids(self.path)
         self.errors: list[TrialRecord] = []
         self.ok = 0
+        self._started: dict[str, float] = {}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started[trial.trial_id] = time.monotonic()
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started.pop(trial.trial_id, None)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         raw = result.get(RECORD_KEY)
@@ -44,6 +51,10 @@ class RecordWriter(Callback):
             return
         record = TrialRecord.model_validate_json(raw)
         record.attempts = int(getattr(trial, "num_failures", 0)) + 1
+        started = self._started.get(trial.trial_id)
+        if started is not None:
+            # Seen from the driver: scheduling, actor start and reporting included.
+            record.timings["trial_wall_s"] = time.monotonic() - started
         if record.trial_id in self.written:
             return
         append_record(self.path, record)
