@@ -1,0 +1,279 @@
+"""Code: small grammar-generated Python programs, each with the one line it prints.
+
+Outputs are obtained by running the generated program (only text this module produced itself).
+Wrong answers for the task come from running near-miss mutants of the same program (a literal
+off by one, an operator or comparison flipped), so the model has to trace the program exactly.
+Programs whose text hashes into the held-out split never appear in a training-style text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import re
+from collections.abc import Callable, Iterator
+
+from raysweep.toyworld._common import McItem, is_held_out, rng_for
+
+_NAMES = ("a", "b", "c", "x", "y", "z", "n", "m", "k", "total", "count", "value", "size", "step")
+_WORDS = ("cat", "dog", "sun", "map", "box", "tree", "red", "blue", "cup", "star", "fish", "hat")
+_OPS = ("+", "-", "*")
+
+
+def _arith(rng: random.Random) -> str:
+    names = rng.sample(_NAMES, 3)
+    lines = [f"{names[0]} = {rng.randint(1, 9)}"]
+    known = [names[0]]
+    for name in names[1 : rng.randint(2, 3)]:
+        left = rng.choice(known)
+        right = str(rng.randint(1, 9)) if rng.random() < 0.6 else rng.choice(known)
+        lines.append(f"{name} = {left} {rng.choice(_OPS)} {right}")
+        known.append(name)
+    lines.append(
+        f"print({known[-1]} {rng.choice(_OPS)} {rng.randint(1, 5)})"
+        if rng.random() < 0.4
+        else f"print({known[-1]})"
+    )
+    return "\n".join(lines)
+
+
+def _branch(rng: random.Random) -> str:
+    a, b, out = rng.sample(_NAMES, 3)
+    cmp = rng.choice((">", "<", "==", ">="))
+    return (
+        f"{a} = {rng.randint(1, 9)}\n{b} = {rng.randint(1, 9)}\nif {a} {cmp} {b}:\n"
+        f"    {out} = {a} {rng.choice(_OPS)} {rng.randint(1, 4)}\nelse:\n"
+        f"    {out} = {b} {rng.choice(_OPS)} {rng.randint(1, 4)}\nprint({out})"
+    )
+
+
+def _loop(rng: random.Random) -> str:
+    acc = rng.choice(("total", "count", "s", "acc"))
+    body = rng.choice(
+        ("{acc} = {acc} + i", "{acc} = {acc} + {k}", "{acc} = {acc} * 2", "{acc} = {acc} + i * {k}")
+    )
+    start = rng.randint(0, 3) if "* 2" not in body else rng.randint(1, 3)
+    return (
+        f"{acc} = {start}\nfor i in range({rng.randint(2, 5)}):\n    "
+        f"{body.format(acc=acc, k=rng.randint(1, 4))}\nprint({acc})"
+    )
+
+
+def _lists(rng: random.Random) -> str:
+    name = rng.choice(("xs", "nums", "items", "vals"))
+    values = [rng.randint(0, 9) for _ in range(rng.randint(3, 5))]
+    head = f"{name} = {values}"
+    kind = rng.randrange(5)
+    if kind == 0:
+        return f"{head}\nprint({name}[{rng.randrange(len(values))}])"
+    if kind == 1:
+        return f"{head}\n{name}.append({rng.randint(0, 9)})\nprint(len({name}))"
+    if kind == 2:
+        return f"{head}\nprint({rng.choice(('sum', 'max', 'min'))}({name}))"
+    if kind == 3:
+        return f"{head}\nprint({name}[{rng.randrange(len(values))}] + {name}[{rng.randrange(len(values))}])"
+    return f"{head}\nprint({name}[{rng.randint(0, 1)}:{rng.randint(2, len(values))}])"
+
+
+def _strings(rng: random.Random) -> str:
+    name = rng.choice(("s", "word", "text", "name"))
+    word = rng.choice(_WORDS)
+    kind = rng.randrange(5)
+    head = f'{name} = "{word}"'
+    if kind == 0:
+        return f"{head}\nprint({name}.upper())"
+    if kind == 1:
+        return f"{head}\nprint({name} * {rng.randint(2, 3)})"
+    if kind == 2:
+        return f'{head}\nprint({name} + "{rng.choice(_WORDS)}")'
+    if kind == 3:
+        return f"{head}\nprint(len({name}) + {rng.randint(1, 5)})"
+    return f"{head}\nprint({name}[{rng.randrange(len(word))}])"
+
+
+_FUNCTIONS = (
+    ("double", "returns twice its argument", "return n * 2"),
+    ("square", "returns its argument squared", "return n * n"),
+    ("add_three", "adds three to its argument", "return n + 3"),
+    ("minus_one", "subtracts one from its argument", "return n - 1"),
+    ("triple", "returns three times its argument", "return n * 3"),
+    (
+        "half_up",
+        "returns its argument plus one, halved with integer division",
+        "return (n + 1) // 2",
+    ),
+)
+
+
+def _function(rng: random.Random) -> str:
+    fname, _, body = rng.choice(_FUNCTIONS)
+    arg = rng.randint(1, 9)
+    call = f"{fname}({arg})" if rng.random() < 0.6 else f"{fname}({arg}) + {rng.randint(1, 5)}"
+    return f"def {fname}(n):\n    {body}\n\nprint({call})"
+
+
+_FAMILIES: tuple[Callable[[random.Random], str], ...] = (
+    _arith,
+    _branch,
+    _loop,
+    _lists,
+    _strings,
+    _function,
+)
+
+
+def run_program(program: str) -> str | None:
+    """What ``program`` prints (last line), or ``None`` if it fails; only for generated programs."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            exec(
+                compile(program, "<toy>", "exec"),
+                {
+                    "__builtins__": {
+                        "print": print,
+                        "len": len,
+                        "sum": sum,
+                        "max": max,
+                        "min": min,
+                        "range": range,
+                    }
+                },
+            )
+    except Exception:
+        return None
+    lines = buffer.getvalue().strip().splitlines()
+    return lines[-1] if lines else None
+
+
+def random_program(rng: random.Random) -> str:
+    return rng.choice(_FAMILIES)(rng)
+
+
+def _training_program(rng: random.Random) -> tuple[str, str]:
+    while True:
+        program = random_program(rng)
+        output = run_program(program)
+        if output is not None and not is_held_out(f"code:{program}"):
+            return program, output
+
+
+def programs(seed: int) -> Iterator[str]:
+    """Several programs per document, each followed by its output as a comment."""
+    rng = rng_for(seed, "code-programs")
+    while True:
+        parts = [
+            f"{p}\n# Output: {o}"
+            for p, o in (_training_program(rng) for _ in range(rng.randint(2, 4)))
+        ]
+        yield "\n\n".join(parts)
+
+
+def source(seed: int) -> Iterator[str]:
+    """Plain source code: programs and function definitions, no outputs."""
+    rng = rng_for(seed, "code-source")
+    while True:
+        parts = []
+        for _ in range(rng.randint(3, 5)):
+            if rng.random() < 0.3:
+                fname, doc, body = rng.choice(_FUNCTIONS)
+                parts.append(f'def {fname}(n):\n    """{doc.capitalize()}."""\n    {body}')
+            else:
+                parts.append(_training_program(rng)[0])
+        yield "\n\n\n".join(parts)
+
+
+def qa(seed: int) -> Iterator[str]:
+    """Question/answer pairs: what does this program print?"""
+    rng = rng_for(seed, "code-qa")
+    while True:
+        parts = []
+        for _ in range(rng.randint(2, 3)):
+            program, output = _training_program(rng)
+            parts.append(f"Question: What does this program print?\n{program}\nAnswer: {output}")
+        yield "\n\n".join(parts)
+
+
+def instruct(seed: int) -> Iterator[str]:
+    """Instruction/response pairs: write a function, or run a program."""
+    rng = rng_for(seed, "code-instruct")
+    while True:
+        if rng.random() < 0.4:
+            fname, doc, body = rng.choice(_FUNCTIONS)
+            yield f"### Instruction:\nWrite a Python function named {fname} that {doc}.\n\n### Response:\ndef {fname}(n):\n    {body}"
+        else:
+            program, output = _training_program(rng)
+            yield f"### Instruction:\nRun this Python program and give its output.\n{program}\n\n### Response:\n{output}"
+
+
+_LITERAL = re.compile(r"(?<![\w.])\d+(?![\w.])")
+_SWAPS = {
+    "+": "-",
+    "-": "+",
+    "*": "+",
+    ">": "<",
+    "<": ">",
+    "==": "!=",
+    ">=": "<",
+    "upper": "lower",
+    "max": "min",
+    "min": "max",
+    "sum": "max",
+}
+
+
+def _mutants(rng: random.Random, program: str) -> Iterator[str]:
+    """Near-miss variants of ``program``: one literal nudged, or one operator swapped."""
+    literals = list(_LITERAL.finditer(program))
+    ops = list(re.finditer(r"(?<=\s)(==|>=|[+\-*<>])(?=\s)|\b(upper|max|min|sum)\b", program))
+    while True:
+        if literals and (not ops or rng.random() < 0.6):
+            m = rng.choice(literals)
+            value = max(0, int(m.group()) + rng.choice((-2, -1, 1, 2)))
+            yield program[: m.start()] + str(value) + program[m.end() :]
+        elif ops:
+            m = rng.choice(ops)
+            yield program[: m.start()] + _SWAPS[m.group()] + program[m.end() :]
+        else:
+            return
+
+
+def _distractors(rng: random.Random, program: str, output: str) -> list[str] | None:
+    wrong: list[str] = []
+    for attempt, mutant in enumerate(_mutants(rng, program)):
+        if attempt > 60:
+            break
+        out = run_program(mutant)
+        if out is not None and out != output and out not in wrong:
+            wrong.append(out)
+            if len(wrong) == 3:
+                return wrong
+    if output.lstrip("-").isdigit():
+        for delta in rng.sample((-3, -2, -1, 1, 2, 3), 6):
+            candidate = str(int(output) + delta)
+            if candidate not in wrong:
+                wrong.append(candidate)
+            if len(wrong) == 3:
+                return wrong
+    return None
+
+
+def task_items(seed: int, count: int) -> list[McItem]:
+    """Held-out programs: pick the printed line among outputs of near-miss programs (chance 0.25)."""
+    rng = rng_for(seed, "code-task")
+    items: list[McItem] = []
+    seen: set[str] = set()
+    while len(items) < count:
+        program = random_program(rng)
+        output = run_program(program)
+        if output is None or program in seen or not is_held_out(f"code:{program}"):
+            continue
+        wrong = _distractors(rng, program, output)
+        if wrong is None:
+            continue
+        seen.add(program)
+        choices = [output, *wrong]
+        rng.shuffle(choices)
+        items.append(McItem(f"{program}\n# Output:", tuple(choices), choices.index(output)))
+    return items

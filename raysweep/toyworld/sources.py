@@ -1,0 +1,220 @@
+"""The built-in offline calibration sources of the toy world.
+
+They mirror the spread of real calibration corpora: capability-aligned sources in several
+formats (plain text, question/answer, instruction style), a mixed web-like crawl, an
+instruction mix, low-diversity repetitive text, and two controls (shuffled words, random tokens).
+Each ``texts(seed)`` yields documents forever, identically for the same seed.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from raysweep.toyworld import arithmetic, commonsense, general, programs
+from raysweep.toyworld._common import rng_for
+
+
+@dataclass(frozen=True)
+class ToySource:
+    name: str
+    dimension: str | None
+    description: str
+    texts: Callable[[int], Iterator[str]]
+
+
+_DOMAIN_TEXTS: dict[str, tuple[Callable[[int], Iterator[str]], ...]] = {
+    "general": (general.prose, general.qa, general.instruct),
+    "commonsense": (commonsense.prose, commonsense.qa, commonsense.instruct),
+    "code": (programs.programs, programs.source, programs.qa, programs.instruct),
+    "math": (arithmetic.equations, arithmetic.word_problems, arithmetic.qa, arithmetic.instruct),
+}
+
+_MENU = (
+    "Home | About | Contact",
+    "Menu: News  Blog  Shop  Login",
+    "Skip to content",
+    "Home > Articles > Latest",
+)
+_FOOTER = (
+    "Share this: Email Facebook Twitter",
+    "Copyright 2024. All rights reserved.",
+    "Tags: news, travel, tips",
+    "Leave a comment below!",
+    "Read more posts like this.",
+    "Posted by admin on 12 March 2024",
+)
+_COMMENTS = (
+    "Great post, thanks!",
+    "Very helpful, I did not know this.",
+    "First!",
+    "Can you write more about this?",
+    "lol same",
+    "This saved my day.",
+)
+
+
+def web(seed: int) -> Iterator[str]:
+    """A crawl-like mix: mostly prose pages with menus, footers and comments, some of everything."""
+    rng = rng_for(seed, "web")
+    streams = {d: [f(seed + 7919 * i) for i, f in enumerate(fs)] for d, fs in _DOMAIN_TEXTS.items()}
+    weights = {"general": 0.55, "commonsense": 0.25, "code": 0.1, "math": 0.1}
+    while True:
+        domain = rng.choices(list(weights), list(weights.values()))[0]
+        body = next(rng.choice(streams[domain][:2]))
+        parts = [rng.choice(_MENU), body, rng.choice(_FOOTER)]
+        if rng.random() < 0.5:
+            parts.append(f"Comment: {rng.choice(_COMMENTS)}")
+        yield "\n\n".join(parts)
+
+
+def instruction_mix(seed: int) -> Iterator[str]:
+    """Instruction/response pairs from every domain, in equal shares (an Alpaca-like set)."""
+    rng = rng_for(seed, "instruction-mix")
+    streams = [fs[-1](seed) for fs in _DOMAIN_TEXTS.values()]
+    while True:
+        yield next(rng.choice(streams))
+
+
+def repetitive(seed: int) -> Iterator[str]:
+    """Low-diversity text: a handful of fixed pages repeated with tiny variations."""
+    rng = rng_for(seed, "repetitive")
+    pages = [next(general.prose(0)), next(commonsense.prose(0)), "Buy now! Best prices. Buy now!"]
+    while True:
+        page = rng.choice(pages)
+        yield "\n\n".join([page] * rng.randint(2, 4))
+
+
+def _uniform_domains(seed: int) -> Iterator[str]:
+    rng = rng_for(seed, "uniform-domains")
+    streams = [f(seed + 104729 * i) for fs in _DOMAIN_TEXTS.values() for i, f in enumerate(fs)]
+    while True:
+        yield next(rng.choice(streams))
+
+
+def shuffled_words(seed: int) -> Iterator[str]:
+    """Control: documents from all domains with their words shuffled (same unigrams, no syntax)."""
+    rng = rng_for(seed, "shuffled")
+    for doc in _uniform_domains(seed):
+        words = doc.split()
+        rng.shuffle(words)
+        yield " ".join(words)
+
+
+def random_tokens(seed: int) -> Iterator[str]:
+    """Control: uniformly random printable characters in word-sized groups."""
+    rng = rng_for(seed, "random-tokens")
+    alphabet = string.ascii_letters + string.digits + string.punctuation
+    while True:
+        yield " ".join(_random_word(rng, alphabet) for _ in range(rng.randint(80, 160)))
+
+
+def _random_word(rng: random.Random, alphabet: str) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8)))
+
+
+TOY_SOURCES: tuple[ToySource, ...] = (
+    ToySource(
+        "toy_general_prose",
+        "general",
+        "Encyclopedia paragraphs about invented countries.",
+        general.prose,
+    ),
+    ToySource(
+        "toy_general_qa", "general", "Question/answer pairs about invented countries.", general.qa
+    ),
+    ToySource(
+        "toy_general_instruct",
+        "general",
+        "Instructions to describe countries or state a fact.",
+        general.instruct,
+    ),
+    ToySource(
+        "toy_commonsense_stories",
+        "commonsense",
+        "Everyday stories: materials, what happened to objects, causes.",
+        commonsense.prose,
+    ),
+    ToySource(
+        "toy_commonsense_qa",
+        "commonsense",
+        "Question/answer pairs about everyday physical outcomes.",
+        commonsense.qa,
+    ),
+    ToySource(
+        "toy_commonsense_instruct",
+        "commonsense",
+        "Instructions to predict an everyday outcome.",
+        commonsense.instruct,
+    ),
+    ToySource(
+        "toy_code_programs",
+        "code",
+        "Small Python programs followed by their printed output.",
+        programs.programs,
+    ),
+    ToySource(
+        "toy_code_source",
+        "code",
+        "Plain Python source: programs and documented functions.",
+        programs.source,
+    ),
+    ToySource(
+        "toy_code_qa", "code", "What does this program print? question/answer pairs.", programs.qa
+    ),
+    ToySource(
+        "toy_code_instruct",
+        "code",
+        "Instructions to write a function or run a program.",
+        programs.instruct,
+    ),
+    ToySource(
+        "toy_math_equations",
+        "math",
+        "Lines of solved multi-digit arithmetic.",
+        arithmetic.equations,
+    ),
+    ToySource(
+        "toy_math_word",
+        "math",
+        "Two-step word problems with worked solutions.",
+        arithmetic.word_problems,
+    ),
+    ToySource("toy_math_qa", "math", "Arithmetic drill as question/answer pairs.", arithmetic.qa),
+    ToySource(
+        "toy_math_instruct",
+        "math",
+        "Instructions to compute or solve step by step.",
+        arithmetic.instruct,
+    ),
+    ToySource(
+        "toy_web", None, "Crawl-like pages: mostly prose with menus, footers and comments.", web
+    ),
+    ToySource(
+        "toy_instruction_mix",
+        None,
+        "Instruction/response pairs from all four domains.",
+        instruction_mix,
+    ),
+    ToySource("toy_repetitive", None, "Low diversity: a few fixed pages repeated.", repetitive),
+    ToySource(
+        "toy_shuffled_words",
+        None,
+        "Control: all-domain documents with shuffled word order.",
+        shuffled_words,
+    ),
+    ToySource("toy_random_tokens", None, "Control: random printable characters.", random_tokens),
+)
+
+SOURCES_BY_NAME: dict[str, ToySource] = {s.name: s for s in TOY_SOURCES}
+
+
+def training_texts(seed: int) -> Iterator[str]:
+    """The model's pre-training stream: every domain in every format, in equal domain shares."""
+    rng = rng_for(seed, "training")
+    streams = [[f(seed + 31 * i) for i, f in enumerate(fs)] for fs in _DOMAIN_TEXTS.values()]
+    web_stream = web(seed)
+    while True:
+        yield next(web_stream) if rng.random() < 0.1 else next(rng.choice(rng.choice(streams)))

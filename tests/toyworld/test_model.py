@@ -1,0 +1,53 @@
+"""The committed toy model loads from disk and is clearly above chance, below ceiling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+from raysweep.toyworld import TOY_MODEL_NAME, TOY_TASKS, ensure_toy_model, task_items
+from raysweep.toyworld.mcscore import accuracy, encode_pair
+
+
+def test_model_dir_is_the_committed_asset_and_small():
+    model_dir = ensure_toy_model()
+    assert model_dir.name == TOY_MODEL_NAME and "assets" in model_dir.parts
+    assert (model_dir / "model.safetensors").is_file()
+    total = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+    assert total <= 20 * 1024 * 1024
+
+
+def test_model_and_tokenizer_load_from_disk():
+    model_dir = ensure_toy_model()
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    assert isinstance(model, LlamaForCausalLM)
+    assert tokenizer.bos_token == "<s>" and tokenizer.eos_token == "</s>"
+    assert model.config.bos_token_id == tokenizer.bos_token_id
+    assert model.config.eos_token_id == tokenizer.eos_token_id
+    assert model.config.vocab_size == len(tokenizer)
+    # Digits are single tokens (arithmetic is learnable); text round-trips through the BPE.
+    assert tokenizer.tokenize("347") == ["3", "4", "7"]
+    text = "def double(n):\n    return n * 2  # Hello, Veloria!"
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_encode_pair_moves_trailing_space_to_the_continuation():
+    tokenizer = AutoTokenizer.from_pretrained(ensure_toy_model())
+    ctx, cont = encode_pair(tokenizer, "Answer: ", "42")
+    assert ctx == tokenizer("Answer:", add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(cont) == " 42"
+
+
+@pytest.mark.slow
+def test_dense_accuracy_above_chance_and_below_ceiling_per_dimension():
+    torch.set_num_threads(1)
+    model_dir = ensure_toy_model()
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    for dim in ("general", "commonsense", "code", "math"):
+        tasks = [t for t in TOY_TASKS if t.dimension == dim]
+        score = sum(accuracy(model, tokenizer, task_items(t.name)) for t in tasks) / len(tasks)
+        chance = sum(t.chance for t in tasks) / len(tasks)
+        assert chance + 0.2 <= score <= 0.95, (dim, score)
