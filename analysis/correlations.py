@@ -75,6 +75,87 @@ def spearman_rho(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.clip((rx * ry).sum(axis=axis) / denominator, -1.0, 1.0)
 
 
+def _resampled_ranks(dense: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties shared) of every column in every bootstrap resample.
+
+    dense: (columns, n) dense ranks 0..n-1 of the original values (ties share a value);
+    index: (resamples, n) resampled source indices. Returns (columns, resamples, n). Counting
+    occurrences of each dense value is O(n) per resample, no sorting.
+    """
+    n = dense.shape[-1]
+    values = dense[:, index]  # (columns, resamples, n)
+    rows = values.shape[0] * values.shape[1]
+    offsets = values + n * np.arange(rows).reshape(values.shape[0], values.shape[1], 1)
+    counts = np.bincount(offsets.ravel(), minlength=rows * n).reshape(values.shape)
+    below = np.cumsum(counts, axis=-1) - counts
+    average = below + (counts + 1) / 2
+    return np.take_along_axis(average, values, axis=-1)
+
+
+def _standardised(ranks: np.ndarray) -> np.ndarray:
+    """Centre and scale along the last axis so a dot product is Pearson's r; NaN if constant."""
+    centred = ranks - ranks.mean(axis=-1, keepdims=True)
+    norm = np.sqrt((centred * centred).sum(axis=-1, keepdims=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return centred / np.where(norm > 0, norm, np.nan)
+
+
+def bootstrap_rho_intervals(
+    x_columns: np.ndarray,
+    y_columns: np.ndarray,
+    pairs: list[tuple[int, int]],
+    *,
+    n_resamples: int = 9999,
+    seed: int = 0,
+    confidence_level: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paired percentile bootstrap intervals of Spearman rho for many (x, y) pairs at once.
+
+    x_columns (mx, n) and y_columns (my, n) share their n sources; ``pairs`` indexes them.
+    ``scipy.stats.bootstrap`` resamples the source indices (which is what its ``paired=True``
+    does internally, with the same draws for a given seed), so every pair's interval equals a
+    separate ``bootstrap((x, y), spearman, paired=True)`` call while the ranks of each column
+    are computed once per resample. Resamples where a side is constant have no rho: they are
+    dropped from that pair's distribution and counted. Returns (low, high, degenerate), each
+    of length ``len(pairs)``.
+    """
+    n = x_columns.shape[-1]
+    dense_x = stats.rankdata(x_columns, method="dense", axis=-1) - 1
+    dense_y = stats.rankdata(y_columns, method="dense", axis=-1) - 1
+    pair_x = np.array([p[0] for p in pairs])
+    pair_y = np.array([p[1] for p in pairs])
+
+    def statistic(index: np.ndarray, axis: int = -1) -> np.ndarray:
+        # index: (pairs, resamples, n); every pair row holds the same resampled indices.
+        shared = index.reshape(-1, *index.shape[-2:])[0]
+        zx = _standardised(_resampled_ranks(dense_x, shared))
+        zy = _standardised(_resampled_ranks(dense_y, shared))
+        rho = np.einsum("krn,krn->kr", zx[pair_x], zy[pair_y])
+        return np.clip(rho, -1.0, 1.0).reshape(*index.shape[:-2], -1)
+
+    with warnings.catch_warnings():
+        # Degenerate resamples give NaN in the distribution; handled below.
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        boot = stats.bootstrap(
+            (np.broadcast_to(np.arange(n), (len(pairs), n)),),
+            statistic,
+            vectorized=True,
+            axis=-1,
+            n_resamples=n_resamples,
+            confidence_level=confidence_level,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    distribution = np.asarray(boot.bootstrap_distribution).reshape(len(pairs), -1)
+    low = np.asarray(boot.confidence_interval.low, dtype=float).reshape(-1).copy()
+    high = np.asarray(boot.confidence_interval.high, dtype=float).reshape(-1).copy()
+    degenerate = np.isnan(distribution).sum(axis=-1)
+    alpha = (1 - confidence_level) / 2
+    for k in np.flatnonzero((degenerate > 0) & (degenerate < distribution.shape[-1])):
+        low[k], high[k] = np.nanquantile(distribution[k], [alpha, 1 - alpha])
+    return low, high, degenerate
+
+
 def spearman_with_ci(
     x: np.ndarray,
     y: np.ndarray,
@@ -83,35 +164,18 @@ def spearman_with_ci(
     seed: int = 0,
     confidence_level: float = 0.95,
 ) -> PairStatistics:
-    """rho, p and a paired percentile bootstrap interval for one metric/retention pair.
-
-    Resamples in which x or y is constant have no rank correlation; they are dropped from the
-    bootstrap distribution (and counted) instead of turning the whole interval into NaN.
-    """
+    """rho, p (``scipy.stats.spearmanr``) and a paired percentile bootstrap interval for one
+    metric/retention pair (see :func:`bootstrap_rho_intervals`)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     result = stats.spearmanr(x, y)
     rho, p_value = float(result.statistic), float(result.pvalue)
     if n_resamples <= 0:
         return PairStatistics(len(x), rho, p_value, float("nan"), float("nan"), 0)
-    with warnings.catch_warnings():
-        # Degenerate resamples give NaN in the distribution; handled below.
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        boot = stats.bootstrap(
-            (x, y),
-            spearman_rho,
-            paired=True,
-            vectorized=True,
-            n_resamples=n_resamples,
-            confidence_level=confidence_level,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-    distribution = np.asarray(boot.bootstrap_distribution)
-    degenerate = int(np.isnan(distribution).sum())
-    low, high = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
-    if degenerate and degenerate < distribution.size:
-        alpha = (1 - confidence_level) / 2
-        low, high = (float(v) for v in np.nanquantile(distribution, [alpha, 1 - alpha]))
-    return PairStatistics(len(x), rho, p_value, low, high, degenerate)
+    low, high, degenerate = bootstrap_rho_intervals(
+        x[None], y[None], [(0, 0)], n_resamples=n_resamples, seed=seed,
+        confidence_level=confidence_level,
+    )  # fmt: skip
+    return PairStatistics(len(x), rho, p_value, float(low[0]), float(high[0]), int(degenerate[0]))
 
 
 def _nan_reason(x: np.ndarray, y: np.ndarray, metric: str, dimension: str, min_sources: int):
@@ -145,31 +209,12 @@ def correlations(
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)
         labels = {k: "all" for k in GROUP_KEYS} | dict(zip(group_by, key, strict=True))
-        # A metric or dimension the group never measured gives no row at all.
-        present = {c for c in group.columns if group[c].notna().any()}
-        family: list[dict] = []
-        for metric in metrics:
-            for dimension in dimensions:
-                columns = [f"calib_metrics.{metric}", retention_column(dimension)]
-                if not set(columns) <= present:
-                    continue
-                pair = group[columns].dropna().to_numpy(dtype=float)
-                head = {**labels, "metric": metric, "dimension": dimension}
-                values, note = _pair_row(
-                    pair[:, 0],
-                    pair[:, 1],
-                    metric,
-                    dimension,
-                    min_sources,
-                    n_resamples,
-                    seed,
-                    confidence_level,
-                )
-                family.append({**head, **values})
-                if note is not None:
-                    notes.append({**head, "reason": note})
+        family, family_notes = _group_family(
+            group, labels, metrics, dimensions, min_sources, n_resamples, seed, confidence_level
+        )
         _add_q_values(family)
         rows.extend(family)
+        notes.extend(family_notes)
     columns = [*extra_keys, *CORRELATION_COLUMNS]
     table = pd.DataFrame(rows, columns=columns)
     table["n"] = table["n"].astype(int)
@@ -177,39 +222,70 @@ def correlations(
     return CorrelationResult(table, note_frame)
 
 
-def _pair_row(
-    x: np.ndarray,
-    y: np.ndarray,
-    metric: str,
-    dimension: str,
+def _group_family(
+    group: pd.DataFrame,
+    labels: dict,
+    metrics: list[str],
+    dimensions: list[str],
     min_sources: int,
     n_resamples: int,
     seed: int,
     confidence_level: float,
-) -> tuple[dict, str | None]:
-    """The statistics of one pair (NaN with a reason when undefined) and its note, if any."""
-    reason = _nan_reason(x, y, metric, dimension, min_sources)
-    if reason is not None:
-        return {"n": len(x)} | dict.fromkeys(
-            ("rho", "p_value", "ci_low", "ci_high"), np.nan
-        ), reason
-    s = spearman_with_ci(
-        x, y, n_resamples=n_resamples, seed=seed, confidence_level=confidence_level
-    )
-    values = {
-        "n": s.n,
-        "rho": s.rho,
-        "p_value": s.p_value,
-        "ci_low": s.ci_low,
-        "ci_high": s.ci_high,
-    }
-    note = None
-    if s.degenerate_resamples:
-        note = (
-            f"{s.degenerate_resamples} of {n_resamples} bootstrap resamples had a constant "
-            "column and were dropped"
+) -> tuple[list[dict], list[dict]]:
+    """Rows (without q-values) and notes of one group's (metric, dimension) tests."""
+    # A metric or dimension the group never measured gives no row at all.
+    present = {c for c in group.columns if group[c].notna().any()}
+    family: list[dict] = []
+    notes: list[dict] = []
+    # Pairs observed on the same set of sources share one bootstrap call.
+    pending: dict[tuple[bool, ...], list[tuple[int, str, str]]] = {}
+    for metric in metrics:
+        for dimension in dimensions:
+            columns = [f"calib_metrics.{metric}", retention_column(dimension)]
+            if not set(columns) <= present:
+                continue
+            values = group[columns].to_numpy(dtype=float)  # (sources, 2)
+            observed = ~np.isnan(values).any(axis=1)
+            x, y = values[observed, 0], values[observed, 1]
+            head = {**labels, "metric": metric, "dimension": dimension, "n": int(len(x))}
+            reason = _nan_reason(x, y, metric, dimension, min_sources)
+            if reason is not None:
+                family.append(head | dict.fromkeys(("rho", "p_value", "ci_low", "ci_high"), np.nan))
+                notes.append({**head, "reason": reason})
+                continue
+            result = stats.spearmanr(x, y)
+            family.append(
+                head
+                | {"rho": float(result.statistic), "p_value": float(result.pvalue)}
+                | {"ci_low": np.nan, "ci_high": np.nan}
+            )
+            pending.setdefault(tuple(observed), []).append((len(family) - 1, *columns))
+    if n_resamples <= 0:
+        return family, notes
+    for observed, items in pending.items():
+        sources = group[list(observed)]
+        x_names = list(dict.fromkeys(item[1] for item in items))
+        y_names = list(dict.fromkeys(item[2] for item in items))
+        low, high, degenerate = bootstrap_rho_intervals(
+            sources[x_names].to_numpy(dtype=float).T,
+            sources[y_names].to_numpy(dtype=float).T,
+            [(x_names.index(item[1]), y_names.index(item[2])) for item in items],
+            n_resamples=n_resamples,
+            seed=seed,
+            confidence_level=confidence_level,
         )
-    return values, note
+        for k, (position, _, _) in enumerate(items):
+            row = family[position]
+            row["ci_low"], row["ci_high"] = float(low[k]), float(high[k])
+            if degenerate[k]:
+                reason = (
+                    f"{int(degenerate[k])} of {n_resamples} bootstrap resamples had a constant "
+                    "column and were dropped"
+                )
+                notes.append(
+                    {k_: row[k_] for k_ in (*labels, "metric", "dimension")} | {"reason": reason}
+                )
+    return family, notes
 
 
 def _add_q_values(family: list[dict]) -> None:

@@ -3,6 +3,7 @@ pandas grouping and no scipy rank/correlation helpers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections import defaultdict
@@ -21,10 +22,8 @@ def raw_records(path: Path) -> list[dict]:
     """Every line that parses as JSON, in file order."""
     out = []
     for line in path.read_text().splitlines():
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
     return out
 
 

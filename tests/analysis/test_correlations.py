@@ -44,7 +44,9 @@ def test_every_rho_p_ci_and_q_matches_an_independent_computation(result):
         sources = sorted(means[key])
         assert len(sources) == 6
         group = table[
-            (table["method"] == key[0]) & (table["structure"] == key[1]) & (table["sparsity"] == key[2])
+            (table["method"] == key[0])
+            & (table["structure"] == key[1])
+            & (table["sparsity"] == key[2])
         ]
         # 3 metrics x (4 dimensions + total); n_windows is constant, so 10 tests in the family.
         assert len(group) == 15
@@ -132,7 +134,10 @@ def test_grouping_by_fewer_keys_pools_groups_and_labels_the_rest_all(golden):
     raw = [
         r
         for r in raw_records(GOLDEN)
-        if r["status"] == "ok" and r["method"] == "wanda" and r["phase"] == "grid" and len(r["mix"]) == 1
+        if r["status"] == "ok"
+        and r["method"] == "wanda"
+        and r["phase"] == "grid"
+        and len(r["mix"]) == 1
     ]
     sources = sorted(pooled)
     x = [np.mean([r["calib_metrics"]["perplexity"] for r in raw if s in r["mix"]]) for s in sources]

@@ -63,7 +63,9 @@ def test_flatten_record_dots_mappings_and_keeps_nested_config_as_json():
         "n_sources": 1,
         "source": "c4",
     }
-    assert flatten_record({"mix": {"a": 0.5, "b": 0.5}, "mix_name": "uniform"})["source"] == "uniform"
+    assert (
+        flatten_record({"mix": {"a": 0.5, "b": 0.5}, "mix_name": "uniform"})["source"] == "uniform"
+    )
 
 
 def test_source_means_group_and_average_seeds_like_a_hand_count():
@@ -100,7 +102,9 @@ def test_source_means_group_and_average_seeds_like_a_hand_count():
     assert codes.count(None) == 1
     assert row["retention.code"] == pytest.approx(sum(c for c in codes if c) / 2, rel=1e-12)
     # the failed c4 trial at 70 % (seed 3) is not averaged in.
-    c4 = table[(table["sparsity"] == 0.7) & (table["source"] == "c4") & (table["method"] == "wanda")]
+    c4 = table[
+        (table["sparsity"] == 0.7) & (table["source"] == "c4") & (table["method"] == "wanda")
+    ]
     assert c4["n_seeds"].tolist() == [3]
 
 
