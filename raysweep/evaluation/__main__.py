@@ -58,10 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("nothing to do: pass --prefetch")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    if args.config:
-        suite, perplexity = _suite_from_config(args.config)
-    else:
-        suite, perplexity = get_suite(args.suite), False
+    try:
+        if args.config:
+            suite, perplexity = _suite_from_config(args.config)
+        else:
+            suite, perplexity = get_suite(args.suite), False
+    except ValueError as err:  # also the config module's ConfigError
+        parser.error(str(err))
     from raysweep.paths import cache_dir
 
     info = prefetch_once(
