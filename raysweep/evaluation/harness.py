@@ -123,6 +123,13 @@ def validate_suite(
                 f"lm-eval's tasks{where}); close names: {', '.join(close) if close else 'none'}"
             )
             continue
+        if manager.task_index[spec.name].kind.name == "TAG":
+            # A tag only lists tasks; lm-eval reports no score for the tag itself.
+            problems.append(
+                f"{spec.name!r} is an lm-eval tag, which has no aggregate score; list its tasks "
+                "individually or use a group"
+            )
+            continue
         metrics = _declared_metrics(manager, spec.name)
         metric_name = spec.metric_key.split(",")[0]
         if metrics is not None and metric_name not in metrics:

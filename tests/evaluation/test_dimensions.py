@@ -98,3 +98,9 @@ def test_fingerprint_tracks_the_task_table() -> None:
     b = Suite("s", (TaskSpec("x", "math", "acc", 0, 0.0, limit=10),))
     assert a.fingerprint() == Suite("s", (TaskSpec("x", "math", "acc", 0, 0.0),)).fingerprint()
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_dimensions_agree_with_the_config_schema() -> None:
+    from raysweep.config import DIMENSIONS as CONFIG_DIMENSIONS
+
+    assert DIMENSIONS == CONFIG_DIMENSIONS == ("general", "commonsense", "code", "math")

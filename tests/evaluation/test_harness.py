@@ -148,6 +148,11 @@ def test_unknown_task_lists_close_names_and_builtin_suites_resolve() -> None:
         ValueError, match=r"unknown lm-eval task 'arc_esy' in suite 't'.*close names: arc_easy"
     ):
         validate_suite(typo)
+    tag = {"name": "t", "tasks": [{"name": "ai2_arc", "dimension": "commonsense", "chance": 0.25}]}
+    with pytest.raises(
+        ValueError, match="'ai2_arc' is an lm-eval tag, which has no aggregate score"
+    ):
+        validate_suite(tag)
     # Every task and metric of the built-in suites exists in the installed lm-eval.
     assert validate_suite("study", allow_code_execution=True).name == "study"
     assert validate_suite("fast").name == "fast"
@@ -169,3 +174,29 @@ def test_only_harness_imports_lm_eval() -> None:
     code = "import sys, raysweep.evaluation; print('lm_eval' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_max_length_is_explicit_and_capped(world: TinyWorld) -> None:
+    from transformers import LlamaConfig
+
+    from raysweep.evaluation.harness import DEFAULT_MAX_LENGTH_CAP, resolve_max_length
+
+    class _Model:
+        config = LlamaConfig(max_position_embeddings=131072)
+
+    assert resolve_max_length(_Model(), world.tokenizer, None) == DEFAULT_MAX_LENGTH_CAP == 4096
+    assert resolve_max_length(world.model, world.tokenizer, None) == 256
+    assert resolve_max_length(world.model, world.tokenizer, 64) == 64
+    with pytest.raises(ValueError, match="max_length must be positive"):
+        resolve_max_length(world.model, world.tokenizer, 0)
+
+
+def test_tasks_are_grouped_by_effective_limit_and_shots() -> None:
+    from raysweep.evaluation.harness import _batches
+
+    batches = _batches(get_suite("fast"), limit=100)
+    names = {key: [t.name for t in specs] for key, specs in batches.items()}
+    assert names[(20, 5)] == ["mmlu"]
+    assert names[(100, 0)][:2] == ["boolq", "rte"] and "mathqa" in names[(100, 0)]
+    assert names[(100, 5)] == ["mmlu_college_computer_science", "mmlu_high_school_computer_science"]
+    assert set(_batches(get_suite("fast"), limit=None)) == {(20, 5), (200, 0), (500, 0), (None, 5)}
