@@ -1,0 +1,284 @@
+"""The one layer-by-layer driver behind every method.
+
+1. ``capture_layer_calls`` runs the model once on the calibration batches with every decoder
+   layer replaced by a pass-through stub, recording each layer's exact call (all positional and
+   keyword arguments: ``attention_mask`` may be None, RoPE may arrive as ``position_embeddings``,
+   per-layer masks such as sliding windows differ by layer). Caches are dropped. The last stub
+   stops the forward, so the final norm and LM head never run.
+2. ``walk_layers`` moves one decoder layer at a time to ``device`` and replays the recorded calls
+   with the current hidden states: a statistics pass with pre-hooks on the layer's prunable
+   modules, then the caller's ``process`` (prune, or keep the statistics), then, unless the
+   statistics pass already produced them, a propagation pass whose outputs are the next layer's
+   inputs. Activations stay in the model dtype; statistics are fp32.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.cache_utils import Cache
+
+from raysweep.pruning.architecture import DecoderStack, find_decoder_stack, prunable_modules
+from raysweep.pruning.sparsegpt import accumulate_hessian, new_hessian
+from raysweep.pruning.statistics import LayerStatistics, StatisticsKind
+from raysweep.pruning.wanda import accumulate_sqnorm, new_sqnorm
+
+
+class _StopForward(Exception):
+    """Raised by the last layer's stub: nothing after the decoder stack is needed."""
+
+
+@dataclass
+class LayerCall:
+    """One recorded call of a decoder layer, with the hidden states taken out."""
+
+    args: tuple[Any, ...]  # positional arguments after the hidden states
+    kwargs: dict[str, Any]
+    hidden_positional: bool
+
+    def __call__(self, layer: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        if self.hidden_positional:
+            out = layer(hidden, *self.args, **self.kwargs)
+        else:
+            out = layer(*self.args, hidden_states=hidden, **self.kwargs)
+        return out if isinstance(out, torch.Tensor) else out[0]
+
+
+def _drop_cache(value: Any) -> Any:
+    return None if isinstance(value, Cache) else value
+
+
+def _record(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[torch.Tensor, LayerCall]:
+    kwargs = {k: _drop_cache(v) for k, v in kwargs.items()}
+    if "use_cache" in kwargs:
+        kwargs["use_cache"] = False
+    if args:
+        rest = tuple(_drop_cache(a) for a in args[1:])
+        return args[0], LayerCall(rest, kwargs, hidden_positional=True)
+    hidden = kwargs.pop("hidden_states")
+    return hidden, LayerCall((), kwargs, hidden_positional=False)
+
+
+@dataclass
+class Activations:
+    """Hidden states entering the current layer, per batch, and every layer's recorded calls."""
+
+    hidden: list[torch.Tensor]  # per batch: (batch, seqlen, hidden) in the model dtype
+    calls: list[list[LayerCall]]  # [layer][batch]
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(h.shape[0] * h.shape[1] for h in self.hidden)
+
+    def run(self, index: int, layer: nn.Module, update: bool) -> None:
+        for b, call in enumerate(self.calls[index]):
+            out = call(layer, self.hidden[b])
+            if update:
+                self.hidden[b] = out
+
+
+def _outside_stack(model: nn.Module, stack: nn.ModuleList) -> Iterator[nn.Module]:
+    """Maximal submodules that do not contain the decoder stack (embeddings, rotary, norm, head)."""
+    for child in model.children():
+        if child is stack:
+            continue
+        if any(m is stack for m in child.modules()):
+            yield from _outside_stack(child, stack)
+        else:
+            yield child
+
+
+def _module_device(module: nn.Module) -> torch.device | None:
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return None
+
+
+@contextmanager
+def _on_device(modules: list[nn.Module], device: torch.device) -> Iterator[None]:
+    homes = [_module_device(m) for m in modules]
+    for module, home in zip(modules, homes, strict=True):
+        if home is not None and home != device:
+            module.to(device)
+    try:
+        yield
+    finally:
+        for module, home in zip(modules, homes, strict=True):
+            if home is not None and home != device:
+                module.to(home)
+
+
+def capture_layer_calls(
+    model: nn.Module,
+    stack: DecoderStack,
+    calibration: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> Activations:
+    """Record the inputs and calls of every decoder layer for each calibration batch."""
+    layers = stack.layers
+    last = len(layers) - 1
+    calls: list[list[LayerCall]] = [[] for _ in layers]
+    hidden: list[torch.Tensor] = []
+    output_tail: list[tuple[Any, ...] | None] = []  # extra outputs of a tuple-returning layer
+
+    def make_stub(index: int, layer: nn.Module) -> Callable[..., Any]:
+        real_forward = layer.forward
+
+        def stub(*args: Any, **kwargs: Any) -> Any:
+            h, call = _record(args, kwargs)
+            calls[index].append(call)
+            if index == 0:
+                hidden.append(h)
+            if index == last:
+                raise _StopForward
+            if not output_tail:
+                # Learn once whether layers return a tensor or a tuple (the model unpacks it).
+                out = real_forward(*args, **kwargs)
+                output_tail.append(None if isinstance(out, torch.Tensor) else tuple(out[1:]))
+            tail = output_tail[0]
+            return h if tail is None else (h, *tail)
+
+        return stub
+
+    outside = list(_outside_stack(model, layers))
+    for index, layer in enumerate(layers):
+        layer.forward = make_stub(index, layer)  # type: ignore[method-assign]
+    try:
+        with _on_device(outside, device):
+            for start in range(0, calibration.shape[0], batch_size):
+                ids = calibration[start : start + batch_size].to(device)
+                with suppress(_StopForward):
+                    model(input_ids=ids, use_cache=False)
+    finally:
+        for layer in layers:
+            del layer.forward
+    return Activations(hidden=hidden, calls=calls)
+
+
+@dataclass
+class _Collector:
+    """Forward pre-hooks that add each prunable module's input statistics (fp32)."""
+
+    kind: StatisticsKind
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
+    # Inputs seen in the current layer call, by identity: modules fed the same tensor share stats.
+    _seen: dict[int, tuple[str, torch.Tensor]] = field(default_factory=dict)
+
+    def hook(self, name: str) -> Callable[..., None]:
+        def pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+            x = args[0]
+            seen = self._seen.get(id(x))
+            if seen is not None and seen[1] is x:
+                self.groups.setdefault(name, seen[0])
+                return
+            key = self.groups.setdefault(name, name)
+            self._seen[id(x)] = (key, x)
+            if key not in self.sums:
+                width = x.shape[-1]
+                new = new_hessian if self.kind == "hessian" else new_sqnorm
+                self.sums[key] = new(width, x.device)
+            if self.kind == "hessian":
+                accumulate_hessian(self.sums[key], x)
+            else:
+                accumulate_sqnorm(self.sums[key], x)
+
+        return pre_hook
+
+    def end_call(self) -> None:
+        self._seen.clear()
+
+
+def _statistics_pass(
+    acts: Activations,
+    index: int,
+    layer: nn.Module,
+    modules: dict[str, nn.Module],
+    kind: StatisticsKind,
+    update: bool,
+) -> LayerStatistics:
+    collector = _Collector(kind)
+    handles = [m.register_forward_pre_hook(collector.hook(name)) for name, m in modules.items()]
+    try:
+        for b, call in enumerate(acts.calls[index]):
+            out = call(layer, acts.hidden[b])
+            collector.end_call()
+            if update:
+                acts.hidden[b] = out
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = sorted(set(modules) - set(collector.groups))
+    if missing:
+        raise RuntimeError(f"prunable modules never called during the layer forward: {missing}")
+    return LayerStatistics(kind, collector.sums, collector.groups, float(acts.num_tokens))
+
+
+@dataclass
+class PhaseTimer:
+    """Accumulated wall time per phase, in seconds."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+LayerProcess = Callable[[int, dict[str, nn.Module], LayerStatistics | None], None]
+
+
+def walk_layers(
+    model: nn.Module,
+    calibration: torch.Tensor | None,
+    device: torch.device,
+    *,
+    kind: StatisticsKind | None,
+    process: LayerProcess,
+    dense_propagation: bool,
+    batch_size: int,
+    timer: PhaseTimer,
+) -> None:
+    """Visit every decoder layer on ``device`` and call ``process(index, modules, stats)``.
+
+    ``modules`` maps full dotted names to the layer's prunable modules. With ``kind=None`` no
+    calibration data is used (stats is None). With ``dense_propagation`` the statistics pass also
+    produces the next layer's inputs (dense model activations); otherwise the inputs are
+    recomputed after ``process`` (the sequential scheme: later layers see pruned predecessors).
+    """
+    stack = find_decoder_stack(model)
+    acts: Activations | None = None
+    if kind is not None:
+        if calibration is None:
+            raise ValueError("this method needs a calibration tensor (n_samples, seqlen)")
+        with timer.phase("capture"):
+            acts = capture_layer_calls(model, stack, calibration, batch_size, device)
+    last = len(stack.layers) - 1
+    for index, layer in enumerate(stack.layers):
+        modules = {f"{stack.prefix}.{index}.{n}": m for n, m in prunable_modules(layer).items()}
+        with _on_device([layer], device):
+            stats = None
+            if acts is not None and kind is not None:
+                with timer.phase("statistics"):
+                    stats = _statistics_pass(acts, index, layer, modules, kind, dense_propagation)
+            with timer.phase("process"):
+                process(index, modules, stats)
+            del stats
+            if acts is not None and not dense_propagation and index < last:
+                with timer.phase("propagate"):
+                    acts.run(index, layer, update=True)
+        if acts is not None:
+            acts.calls[index] = []  # free this layer's recorded masks and embeddings

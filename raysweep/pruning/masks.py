@@ -1,0 +1,87 @@
+"""Sparsity structures and the mask selections shared by every method.
+
+A mask is a bool tensor shaped like the ``(out_features, in_features)`` weight where ``True``
+marks a weight to prune. ``"N:M"`` keeps N of every M consecutive weights along the input
+dimension of each row (so ``"2:4"`` prunes the 2 lowest scores of every group of 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class NMStructure:
+    keep: int  # N
+    group: int  # M
+
+    @property
+    def prune(self) -> int:
+        return self.group - self.keep
+
+    @property
+    def sparsity(self) -> float:
+        return self.prune / self.group
+
+    def __str__(self) -> str:
+        return f"{self.keep}:{self.group}"
+
+
+def parse_structure(structure: str) -> NMStructure | None:
+    """``"unstructured"`` -> None; ``"N:M"`` -> NMStructure (0 < N < M)."""
+    if structure == "unstructured":
+        return None
+    parts = structure.split(":")
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        keep, group = (int(p) for p in parts)
+        if 0 < keep < group:
+            return NMStructure(keep=keep, group=group)
+    raise ValueError(f"structure must be 'unstructured' or 'N:M' with 0 < N < M, got {structure!r}")
+
+
+def check_sparsity(sparsity: float, nm: NMStructure | None) -> None:
+    """Validate the target: in [0, 1); for N:M it must be the structure's own ratio (M-N)/M."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    if nm is not None and abs(sparsity - nm.sparsity) > 1e-9:
+        raise ValueError(f"structure {nm} implies sparsity {nm.sparsity:g}, got {sparsity:g}")
+
+
+def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Mask of the ``k`` lowest entries along the last dimension (stable order breaks ties)."""
+    mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    if k > 0:
+        order = torch.sort(scores, dim=-1, stable=True).indices[..., :k]
+        mask.scatter_(-1, order, True)
+    return mask
+
+
+def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Prune exactly ``floor(cols * sparsity)`` lowest scores in every row. scores: (rows, cols)."""
+    return lowest_k_mask(scores, int(scores.shape[1] * sparsity))
+
+
+def matrix_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Prune exactly ``floor(numel * sparsity)`` lowest scores of the whole matrix."""
+    flat = lowest_k_mask(scores.reshape(-1), int(scores.numel() * sparsity))
+    return flat.reshape(scores.shape)
+
+
+def nm_mask(scores: torch.Tensor, nm: NMStructure) -> torch.Tensor:
+    """Prune the ``M-N`` lowest scores of every group of M consecutive columns. scores: (rows, cols)."""
+    rows, cols = scores.shape
+    if cols % nm.group:
+        raise ValueError(f"N:M {nm} needs in_features divisible by {nm.group}, got {cols}")
+    grouped = scores.reshape(rows, cols // nm.group, nm.group)
+    return lowest_k_mask(grouped, nm.prune).reshape(rows, cols)
+
+
+def select_mask(
+    scores: torch.Tensor, sparsity: float, nm: NMStructure | None, per_row: bool
+) -> torch.Tensor:
+    """Mask from scores: N:M if given, else per row (Wanda) or per matrix (magnitude)."""
+    if nm is not None:
+        return nm_mask(scores, nm)
+    return row_mask(scores, sparsity) if per_row else matrix_mask(scores, sparsity)

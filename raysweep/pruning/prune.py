@@ -1,0 +1,330 @@
+"""Public entry points: ``prune_model``, ``collect_statistics``, ``measure_sparsity``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from raysweep.pruning.architecture import iter_prunable, weight_matrix
+from raysweep.pruning.driver import PhaseTimer, walk_layers
+from raysweep.pruning.magnitude import magnitude_mask
+from raysweep.pruning.masks import NMStructure, check_sparsity, parse_structure
+from raysweep.pruning.memory import track_peak_memory
+from raysweep.pruning.sparsegpt import DEFAULT_BLOCK_SIZE, DEFAULT_DAMP, sparsegpt_prune
+from raysweep.pruning.statistics import LayerStatistics, StatisticsKind
+from raysweep.pruning.wanda import wanda_mask
+
+METHODS: tuple[str, ...] = ("magnitude", "wanda", "sparsegpt")
+MODES: tuple[str, ...] = ("sequential", "oneshot")
+_STATISTICS_KIND: dict[str, StatisticsKind | None] = {
+    "magnitude": None,
+    "wanda": "sqnorm",
+    "sparsegpt": "hessian",
+}
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "magnitude": (),
+    "wanda": (),
+    "sparsegpt": ("damp", "block_size"),
+}
+# Tokens per forward batch when batch_size is not given: large enough for efficient matmuls,
+# small enough that one layer's intermediate activations stay modest.
+_TOKENS_PER_BATCH = 8192
+
+
+@dataclass
+class PruneReport:
+    """What one ``prune_model`` call did. Sparsities count exact zeros in the pruned weights."""
+
+    achieved_sparsity: float
+    per_module: dict[str, float]
+    timings: dict[str, float]  # seconds per phase, plus "total"
+    peak_memory_bytes: dict[str, int]  # "host" (process RSS), "device" (CUDA allocation, 0 on CPU)
+    method: str = ""
+    structure: str = "unstructured"
+    sparsity: float = 0.0
+    mode: str = "sequential"
+    num_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def measure_sparsity(model: nn.Module) -> dict[str, Any]:
+    """Fraction of exact zeros per prunable module and over all of them.
+
+    Returns ``{"total": float, "per_module": {name: float}, "zeros": int, "weights": int}``.
+    """
+    per_module: dict[str, float] = {}
+    zeros = total = 0
+    for name, module in iter_prunable(model).items():
+        weight = module.weight
+        z = int((weight == 0).sum())
+        per_module[name] = z / weight.numel()
+        zeros += z
+        total += weight.numel()
+    return {
+        "total": zeros / total if total else 0.0,
+        "per_module": per_module,
+        "zeros": zeros,
+        "weights": total,
+    }
+
+
+def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    home = next(model.parameters()).device
+    if home.type == "cpu" and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return home
+
+
+def _batch_size(calibration: torch.Tensor | None, batch_size: int | None) -> int:
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        return batch_size
+    if calibration is None:
+        return 1
+    return max(1, _TOKENS_PER_BATCH // max(1, calibration.shape[1]))
+
+
+def _check_calibration(calibration: torch.Tensor | None) -> None:
+    if calibration is None:
+        return
+    if calibration.dim() != 2 or calibration.dtype != torch.long or calibration.numel() == 0:
+        raise ValueError(
+            "calibration must be a non-empty LongTensor (n_samples, seqlen), got "
+            f"{tuple(calibration.shape)} {calibration.dtype}"
+        )
+
+
+def _method_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    unknown = sorted(set(options) - set(_OPTIONS[method]))
+    if unknown:
+        raise TypeError(f"{method} takes options {list(_OPTIONS[method])}, got unknown {unknown}")
+    resolved = dict(options)
+    if method == "sparsegpt":
+        resolved.setdefault("damp", DEFAULT_DAMP)
+        resolved.setdefault("block_size", DEFAULT_BLOCK_SIZE)
+    return resolved
+
+
+def _prune_layer(
+    modules: dict[str, nn.Module],
+    stats: LayerStatistics | None,
+    method: str,
+    sparsity: float,
+    nm: NMStructure | None,
+    options: Mapping[str, Any],
+) -> None:
+    """Prune one decoder layer's modules in place (weights stay in their dtype and device)."""
+    if method == "sparsegpt":
+        assert stats is not None
+        # Modules sharing an input share a Hessian: walk them stacked, masks still per module.
+        by_key: dict[str, list[str]] = {}
+        for name in modules:
+            by_key.setdefault(stats.groups[name], []).append(name)
+        for key, names in by_key.items():
+            views = [weight_matrix(modules[n]) for n in names]
+            device = views[0].device
+            stacked = torch.cat([v.detach().float() for v in views]) if len(views) > 1 else views[0]
+            pruned = sparsegpt_prune(
+                stacked,
+                stats.sums[key].to(device),
+                sparsity,
+                nm,
+                block_size=options["block_size"],
+                damp=options["damp"],
+                segments=[v.shape[0] for v in views],
+                name=", ".join(names),
+            )
+            for view, part in zip(views, pruned.split([v.shape[0] for v in views]), strict=True):
+                view.copy_(part)
+        return
+    for name, module in modules.items():
+        view = weight_matrix(module)
+        if method == "magnitude":
+            mask = magnitude_mask(view, sparsity, nm)
+        else:
+            assert stats is not None
+            mask = wanda_mask(view, stats.for_module(name).to(view.device), sparsity, nm)
+        view.masked_fill_(mask, 0.0)
+
+
+def collect_statistics(
+    model: nn.Module,
+    calibration: torch.Tensor,
+    device: torch.device | str | None = None,
+    method: str = "sparsegpt",
+    *,
+    batch_size: int | None = None,
+) -> LayerStatistics:
+    """Statistics of every prunable module from one dense forward pass, on the CPU in fp32.
+
+    ``method="sparsegpt"`` keeps full Hessians (also usable by Wanda), ``"wanda"`` only their
+    diagonals.
+    """
+    kind = _STATISTICS_KIND.get(method)
+    if kind is None:
+        raise ValueError(f"statistics exist for 'wanda' and 'sparsegpt', got {method!r}")
+    _check_calibration(calibration)
+    target = _resolve_device(model, device)
+    sums: dict[str, torch.Tensor] = {}
+    groups: dict[str, str] = {}
+    tokens = [0.0]
+
+    def keep(index: int, modules: dict[str, nn.Module], stats: LayerStatistics | None) -> None:
+        assert stats is not None
+        sums.update({k: v.to("cpu") for k, v in stats.sums.items()})
+        groups.update(stats.groups)
+        tokens[0] = stats.num_tokens
+
+    with _eval_no_grad(model):
+        walk_layers(
+            model,
+            calibration,
+            target,
+            kind=kind,
+            process=keep,
+            dense_propagation=True,
+            batch_size=_batch_size(calibration, batch_size),
+            timer=PhaseTimer(),
+        )
+    return LayerStatistics(kind, sums, groups, tokens[0])
+
+
+class _eval_no_grad:
+    """Eval mode (no dropout) and no autograd for the duration; restores the training flag."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.was_training = model.training
+        self.no_grad = torch.no_grad()
+
+    def __enter__(self) -> None:
+        self.model.eval()
+        self.no_grad.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.no_grad.__exit__(*exc)
+        self.model.train(self.was_training)
+
+
+def prune_model(
+    model: nn.Module,
+    calibration: torch.Tensor | None,
+    method: str,
+    sparsity: float,
+    structure: str = "unstructured",
+    mode: str = "sequential",
+    device: torch.device | str | None = None,
+    statistics: LayerStatistics | None = None,
+    *,
+    batch_size: int | None = None,
+    **method_options: Any,
+) -> PruneReport:
+    """Prune every decoder-layer linear of ``model`` in place; embeddings and LM head untouched.
+
+    - ``calibration``: LongTensor (n_samples, seqlen) of token ids (unused by magnitude and by
+      ``mode="oneshot"`` with ``statistics``).
+    - ``method``: ``magnitude`` | ``wanda`` | ``sparsegpt`` (options ``damp``, ``block_size``).
+    - ``structure``: ``"unstructured"`` or ``"N:M"`` (keep N of every M; sparsity must be (M-N)/M).
+    - ``mode``: ``"sequential"`` (layer by layer; each layer's statistics come from the already
+      pruned layers before it) or ``"oneshot"`` (statistics of the dense model: ``statistics`` if
+      given, else collected in one dense pass; no forward pass at all when given).
+    - ``device``: where each decoder layer is computed (default: the model's device, or CUDA if
+      available); the model itself may stay on the CPU.
+    """
+    options = _method_options(method, method_options)
+    nm = parse_structure(structure)
+    check_sparsity(sparsity, nm)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    _check_calibration(calibration)
+    kind = _STATISTICS_KIND[method]
+    target = _resolve_device(model, device)
+    timer = PhaseTimer()
+    start = time.perf_counter()
+    num_tokens = 0 if calibration is None or kind is None else int(calibration.numel())
+
+    def prune(index: int, modules: dict[str, nn.Module], stats: LayerStatistics | None) -> None:
+        _prune_layer(modules, stats, method, sparsity, nm, options)
+
+    with track_peak_memory(target) as peak, _eval_no_grad(model):
+        if kind is not None and mode == "oneshot":
+            if statistics is None:
+                with timer.phase("statistics"):
+                    statistics = collect_statistics(
+                        model, calibration, target, method, batch_size=batch_size
+                    )  # type: ignore[arg-type]
+            else:
+                num_tokens = int(statistics.num_tokens)
+            usable = _usable_statistics(statistics, kind, model)
+
+            def prune_from(index: int, modules: dict[str, nn.Module], _: object) -> None:
+                prune(index, modules, usable)
+
+            walk_layers(
+                model,
+                None,
+                target,
+                kind=None,
+                process=prune_from,
+                dense_propagation=False,
+                batch_size=1,
+                timer=timer,
+            )
+        else:
+            walk_layers(
+                model,
+                calibration,
+                target,
+                kind=kind,
+                process=prune,
+                dense_propagation=False,
+                batch_size=_batch_size(calibration, batch_size),
+                timer=timer,
+            )
+    timings = dict(timer.seconds)
+    if "process" in timings:
+        timings["prune"] = timings.pop("process")
+    timings["total"] = time.perf_counter() - start
+    measured = measure_sparsity(model)
+    return PruneReport(
+        achieved_sparsity=measured["total"],
+        per_module=measured["per_module"],
+        timings=timings,
+        peak_memory_bytes=peak.as_dict(),
+        method=method,
+        structure=structure,
+        sparsity=sparsity,
+        mode=mode,
+        num_tokens=num_tokens,
+    )
+
+
+def _usable_statistics(
+    statistics: LayerStatistics, kind: StatisticsKind, model: nn.Module
+) -> LayerStatistics:
+    if kind == "hessian" and statistics.kind != "hessian":
+        raise ValueError(
+            "sparsegpt needs Hessian statistics (collect_statistics(method='sparsegpt'))"
+        )
+    usable = statistics.diagonal() if kind == "sqnorm" else statistics
+    names = iter_prunable(model)
+    missing = sorted(set(names) - set(usable.groups))
+    if missing:
+        raise ValueError(f"statistics lack {len(missing)} prunable modules, e.g. {missing[:3]}")
+    for name, module in names.items():
+        width = weight_matrix(module).shape[1]
+        if usable.for_module(name).shape[0] != width:
+            raise ValueError(
+                f"statistics of {name} have width {usable.for_module(name).shape[0]}, weight {width}"
+            )
+    return usable

@@ -1,0 +1,33 @@
+"""Wanda: score |W_ij| * ||X_j||_2 over all calibration tokens, compared within each output row.
+
+Statistics are the per-input-feature sums of squares ``sum_t x_tj^2`` in fp32 (additive over
+tokens, so batches, sources and mixes combine by weighted sums).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from raysweep.pruning.masks import NMStructure, select_mask
+
+
+def new_sqnorm(in_features: int, device: torch.device | str | None = None) -> torch.Tensor:
+    return torch.zeros(in_features, dtype=torch.float32, device=device)
+
+
+def accumulate_sqnorm(sqnorm: torch.Tensor, inputs: torch.Tensor) -> None:
+    """Add ``sum_t x_t^2`` of ``inputs`` (..., in_features) to ``sqnorm`` (in_features,) in place."""
+    x = inputs.reshape(-1, inputs.shape[-1]).float()
+    sqnorm.add_(x.square().sum(dim=0))
+
+
+def wanda_scores(weight: torch.Tensor, sqnorm: torch.Tensor) -> torch.Tensor:
+    """|W| * sqrt(sqnorm) broadcast over rows. weight: (out, in), sqnorm: (in,)."""
+    return weight.abs().float() * sqnorm.sqrt().reshape(1, -1)
+
+
+def wanda_mask(
+    weight: torch.Tensor, sqnorm: torch.Tensor, sparsity: float, nm: NMStructure | None
+) -> torch.Tensor:
+    """Prune mask: exactly ``floor(in * sparsity)`` per row, or N:M groups along each row."""
+    return select_mask(wanda_scores(weight, sqnorm), sparsity, nm, per_row=True)
