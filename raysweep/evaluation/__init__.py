@@ -1,7 +1,7 @@
 """Capability evaluation: lm-eval on the in-memory model, four dimensions, retention, dense baseline.
 
-Importing this package does not import ``lm_eval``; only :mod:`raysweep.evaluation.harness` does,
-inside the functions that evaluate.
+Importing this package imports neither ``lm_eval`` nor ``torch``; only
+:mod:`raysweep.evaluation.harness` imports ``lm_eval``, inside the functions that evaluate.
 """
 
 from raysweep.evaluation.baseline import dense_baseline, dense_cache_key, load_dense_baseline

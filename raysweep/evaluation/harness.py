@@ -16,9 +16,6 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
 from raysweep.evaluation.dimensions import Suite, TaskSpec, get_suite
 from raysweep.evaluation.perplexity import heldout_perplexity, heldout_texts
 from raysweep.evaluation.scoring import CapabilityScores, make_scores
@@ -179,6 +176,9 @@ def _batches(
 @contextlib.contextmanager
 def _preserved_rng() -> Iterator[None]:
     """lm-eval seeds the global generators; give the caller's streams back afterwards."""
+    import numpy as np
+    import torch
+
     py_state = random.getstate()
     np_state = np.random.get_state()
     torch_state = torch.get_rng_state()

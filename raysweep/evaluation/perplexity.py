@@ -12,9 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
-
 # Seed of the toy generators' held-out stream; calibration seeds are small integers.
 TOY_HELDOUT_SEED = 1_000_003
 TOY_HELDOUT_DOCS_PER_SOURCE = 32
@@ -45,7 +42,6 @@ def heldout_texts(corpus: str) -> list[str]:
     )
 
 
-@torch.inference_mode()
 def heldout_perplexity(
     model: Any,
     tokenizer: Any,
@@ -56,6 +52,9 @@ def heldout_perplexity(
     max_windows: int | None = None,
 ) -> float:
     """exp(mean next-token NLL) of ``model`` over ``seqlen``-token windows of the joined ``texts``."""
+    import torch
+    import torch.nn.functional as F
+
     ids = tokenizer("\n\n".join(texts), return_tensors="pt").input_ids[0]
     n_windows = ids.numel() // seqlen
     if max_windows is not None:
@@ -67,13 +66,14 @@ def heldout_perplexity(
     windows = ids[: n_windows * seqlen].view(n_windows, seqlen)  # (n_windows, seqlen)
     device = next(model.parameters()).device
     total_nll = 0.0
-    for start in range(0, n_windows, batch_size):
-        batch = windows[start : start + batch_size].to(device)  # (b, seqlen)
-        logits = model(input_ids=batch).logits  # (b, seqlen, vocab)
-        nll = F.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-            batch[:, 1:].reshape(-1),
-            reduction="sum",
-        )
-        total_nll += float(nll)
+    with torch.inference_mode():
+        for start in range(0, n_windows, batch_size):
+            batch = windows[start : start + batch_size].to(device)  # (b, seqlen)
+            logits = model(input_ids=batch).logits  # (b, seqlen, vocab)
+            nll = F.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                batch[:, 1:].reshape(-1),
+                reduction="sum",
+            )
+            total_nll += float(nll)
     return math.exp(total_nll / (n_windows * (seqlen - 1)))

@@ -171,9 +171,12 @@ def test_only_harness_imports_lm_eval() -> None:
             if any(n == "lm_eval" or n.startswith("lm_eval.") for n in names):
                 offenders.append(str(path.relative_to(REPO)))
     assert sorted(set(offenders)) == ["raysweep/evaluation/harness.py"]
-    code = "import sys, raysweep.evaluation; print('lm_eval' in sys.modules)"
+    # Config validation imports this package: keep it free of lm_eval and torch at import time.
+    code = (
+        "import sys, raysweep.evaluation; print('lm_eval' in sys.modules, 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
 
 
 def test_max_length_is_explicit_and_capped(world: TinyWorld) -> None:
