@@ -6,6 +6,7 @@ task index once per process ("cold"); every later trial pays only the evaluation
 pays imports, the full stock task index and model loading on every run.
 
     python benchmarks/eval_inprocess_vs_cli.py --world toy           # toy suite + toy model
+    python benchmarks/eval_inprocess_vs_cli.py --world toy --model-dir DIR   # any toy-world checkpoint
     python benchmarks/eval_inprocess_vs_cli.py --world tiny          # 2-layer model built in code
 """
 
@@ -26,7 +27,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _toy_world() -> tuple[Path, dict | str]:
+def _toy_world(model_dir: Path | None) -> tuple[Path, dict | str]:
+    if model_dir is not None:
+        return model_dir, "toy"
     from raysweep.toyworld.model import ensure_toy_model
 
     return ensure_toy_model(), "toy"
@@ -66,6 +69,7 @@ def _run_cli(model_dir: Path, suite, limit, seed, max_length, batch_size, thread
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", choices=("toy", "tiny"), default="toy")
+    parser.add_argument("--model-dir", type=Path, default=None, help="toy world: model to score")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -82,7 +86,9 @@ def main() -> None:
     from raysweep.evaluation.harness import resolve_max_length
 
     tmp = Path(tempfile.mkdtemp(prefix="eval-bench-"))
-    model_dir, suite_spec = _toy_world() if args.world == "toy" else _tiny_world(tmp / "world")
+    model_dir, suite_spec = (
+        _toy_world(args.model_dir) if args.world == "toy" else _tiny_world(tmp / "world")
+    )
     suite = get_suite(suite_spec)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -249,7 +249,8 @@ def evaluate_capabilities(
     seeds Python, NumPy, torch and the few-shot sampler, so every call sees the same items and
     examples (paired comparison of pruned variants); the caller's global RNG state is restored.
     No request cache is used and no samples are logged. With ``perplexity=True`` the held-out
-    perplexity on ``suite.perplexity_corpus`` is recorded beside the task scores.
+    perplexity on ``suite.perplexity_corpus`` is recorded beside the task scores. As with the
+    lm-eval CLI, a tokenizer without a pad token gets one assigned (its unk or eos token).
 
     Raises ValueError before any work when the suite runs model-written code and
     ``allow_code_execution`` is False, or names a task lm-eval does not know.
