@@ -53,35 +53,41 @@ def averaging_artifact(
 ) -> pd.DataFrame:
     """One row per (group, dimension): spread across sources and the source's variance share."""
     single = single_source_trials(ok_trials(records))
-    dimensions = [*dimensions_in(single), TOTAL]
+    dimensions = [d for d in [*dimensions_in(single), TOTAL] if retention_column(d) in single]
+    columns = [retention_column(d) for d in dimensions]
     rows: list[dict] = []
     groups = single.groupby(list(group_by), sort=True, dropna=False) if group_by else [((), single)]
     for key, group in groups:
         key = key if isinstance(key, tuple) else (key,)
         labels = dict(zip(group_by, key, strict=True))
-        for dimension in dimensions:
-            column = retention_column(dimension)
-            if column not in group.columns:
-                continue
-            observed = group[["source", column]].dropna()
-            means = observed.groupby("source")[column].mean()
+        by_source = group.groupby("source")[columns]
+        means, counts = by_source.mean(), by_source.count()  # (sources, dimensions)
+        grand = group[columns].mean()
+        total = ((group[columns] - grand) ** 2).sum()
+        between = (counts * (means - grand) ** 2).sum()
+        for dimension, column in zip(dimensions, columns, strict=True):
+            observed = means[column].dropna()
             row = {
                 **labels,
                 "dimension": dimension,
-                "n_sources": int(means.size),
-                "n_trials": int(len(observed)),
+                "n_sources": int(observed.size),
+                "n_trials": int(counts[column].sum()),
+                "spread": np.nan,
+                "min_source": None,
+                "min_retention": np.nan,
+                "max_source": None,
+                "max_retention": np.nan,
+                "source_share": np.nan,
             }
-            if means.empty:
-                row |= {"spread": np.nan, "min_source": None, "min_retention": np.nan}
-                row |= {"max_source": None, "max_retention": np.nan, "source_share": np.nan}
-            else:
+            if not observed.empty:
                 row |= {
-                    "spread": float(means.max() - means.min()),
-                    "min_source": str(means.idxmin()),
-                    "min_retention": float(means.min()),
-                    "max_source": str(means.idxmax()),
-                    "max_retention": float(means.max()),
-                    "source_share": source_variance_share(observed[column], observed["source"]),
+                    "spread": float(observed.max() - observed.min()),
+                    "min_source": str(observed.idxmin()),
+                    "min_retention": float(observed.min()),
+                    "max_source": str(observed.idxmax()),
+                    "max_retention": float(observed.max()),
                 }
+            if observed.size >= 2 and total[column] > 0:
+                row["source_share"] = float(between[column] / total[column])
             rows.append(row)
     return pd.DataFrame(rows, columns=[*group_by, *ARTIFACT_VALUE_COLUMNS])

@@ -43,6 +43,7 @@ CORRELATION_COLUMNS = (
 )
 NOTE_COLUMNS = ("method", "structure", "sparsity", "metric", "dimension", "reason")
 MIN_SOURCES = 4
+_VALUES = ("calib_metrics.", "retention.", "total_retention")
 
 
 @dataclass(frozen=True)
@@ -75,29 +76,35 @@ def spearman_rho(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.clip((rx * ry).sum(axis=axis) / denominator, -1.0, 1.0)
 
 
-def _resampled_ranks(dense: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based, ties shared) of every column in every bootstrap resample.
+def _resample_weights(index: np.ndarray, n: int) -> np.ndarray:
+    """How often each source is drawn in each resample: (resamples, n) from (resamples, n)."""
+    resamples = index.shape[0]
+    offsets = index + n * np.arange(resamples).reshape(-1, 1)
+    return np.bincount(offsets.ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
 
-    dense: (columns, n) dense ranks 0..n-1 of the original values (ties share a value);
-    index: (resamples, n) resampled source indices. Returns (columns, resamples, n). Counting
-    occurrences of each dense value is O(n) per resample, no sorting.
+
+def _standardised_ranks(dense: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per resample, each source's average rank among the drawn values, centred and scaled
+    (weighted by how often it was drawn) so that the dot product of two columns is Spearman's
+    rho of the resample; NaN where a column is constant in a resample.
+
+    dense: (columns, n) dense ranks of the original values (ties share a value);
+    weights: (resamples, n) from :func:`_resample_weights`. Returns (columns, resamples, n).
     """
     n = dense.shape[-1]
-    values = dense[:, index]  # (columns, resamples, n)
-    rows = values.shape[0] * values.shape[1]
-    offsets = values + n * np.arange(rows).reshape(values.shape[0], values.shape[1], 1)
-    counts = np.bincount(offsets.ravel(), minlength=rows * n).reshape(values.shape)
-    below = np.cumsum(counts, axis=-1) - counts
-    average = below + (counts + 1) / 2
-    return np.take_along_axis(average, values, axis=-1)
-
-
-def _standardised(ranks: np.ndarray) -> np.ndarray:
-    """Centre and scale along the last axis so a dot product is Pearson's r; NaN if constant."""
-    centred = ranks - ranks.mean(axis=-1, keepdims=True)
-    norm = np.sqrt((centred * centred).sum(axis=-1, keepdims=True))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return centred / np.where(norm > 0, norm, np.nan)
+    root = np.sqrt(weights)
+    out = np.empty((dense.shape[0], *weights.shape))
+    for c, ranks in enumerate(dense):
+        order = np.argsort(ranks, kind="stable")
+        starts = np.flatnonzero(np.diff(ranks[order], prepend=-1))  # first source of each value
+        counts = np.add.reduceat(weights[:, order], starts, axis=1)  # (resamples, values) drawn
+        average = np.cumsum(counts, axis=1) - counts + (counts + 1) / 2  # ties share a rank
+        per_source = average[:, ranks]  # (resamples, n)
+        centred = per_source - (weights * per_source).sum(axis=1, keepdims=True) / n
+        norm = np.sqrt((weights * centred * centred).sum(axis=1, keepdims=True))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[c] = root * centred / np.where(norm > 1e-9, norm, np.nan)
+    return out
 
 
 def bootstrap_rho_intervals(
@@ -115,7 +122,7 @@ def bootstrap_rho_intervals(
     ``scipy.stats.bootstrap`` resamples the source indices (which is what its ``paired=True``
     does internally, with the same draws for a given seed), so every pair's interval equals a
     separate ``bootstrap((x, y), spearman, paired=True)`` call while the ranks of each column
-    are computed once per resample. Resamples where a side is constant have no rho: they are
+    are computed once per resample, from how often each source was drawn. Resamples where a side is constant have no rho: they are
     dropped from that pair's distribution and counted. Returns (low, high, degenerate), each
     of length ``len(pairs)``.
     """
@@ -127,17 +134,18 @@ def bootstrap_rho_intervals(
 
     def statistic(index: np.ndarray, axis: int = -1) -> np.ndarray:
         # index: (pairs, resamples, n); every pair row holds the same resampled indices.
-        shared = index.reshape(-1, *index.shape[-2:])[0]
-        zx = _standardised(_resampled_ranks(dense_x, shared))
-        zy = _standardised(_resampled_ranks(dense_y, shared))
-        rho = np.einsum("krn,krn->kr", zx[pair_x], zy[pair_y])
+        weights = _resample_weights(index.reshape(-1, *index.shape[-2:])[0], n)
+        zx = _standardised_ranks(dense_x, weights)  # (mx, resamples, n)
+        zy = _standardised_ranks(dense_y, weights)  # (my, resamples, n)
+        every = np.einsum("xrn,yrn->rxy", zx, zy, optimize=True)  # (resamples, mx, my)
+        rho = every[:, pair_x, pair_y].T  # (pairs, resamples)
         return np.clip(rho, -1.0, 1.0).reshape(*index.shape[:-2], -1)
 
     with warnings.catch_warnings():
         # Degenerate resamples give NaN in the distribution; handled below.
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         boot = stats.bootstrap(
-            (np.broadcast_to(np.arange(n), (len(pairs), n)),),
+            (np.broadcast_to(np.arange(n, dtype=np.int32), (len(pairs), n)),),
             statistic,
             vectorized=True,
             axis=-1,
@@ -233,8 +241,9 @@ def _group_family(
     confidence_level: float,
 ) -> tuple[list[dict], list[dict]]:
     """Rows (without q-values) and notes of one group's (metric, dimension) tests."""
+    arrays = {c: group[c].to_numpy(dtype=float) for c in group.columns if c.startswith(_VALUES)}
     # A metric or dimension the group never measured gives no row at all.
-    present = {c for c in group.columns if group[c].notna().any()}
+    present = {c for c, v in arrays.items() if not np.isnan(v).all()}
     family: list[dict] = []
     notes: list[dict] = []
     # Pairs observed on the same set of sources share one bootstrap call.
@@ -244,7 +253,7 @@ def _group_family(
             columns = [f"calib_metrics.{metric}", retention_column(dimension)]
             if not set(columns) <= present:
                 continue
-            values = group[columns].to_numpy(dtype=float)  # (sources, 2)
+            values = np.stack([arrays[c] for c in columns], axis=1)  # (sources, 2)
             observed = ~np.isnan(values).any(axis=1)
             x, y = values[observed, 0], values[observed, 1]
             head = {**labels, "metric": metric, "dimension": dimension, "n": int(len(x))}
@@ -253,23 +262,32 @@ def _group_family(
                 family.append(head | dict.fromkeys(("rho", "p_value", "ci_low", "ci_high"), np.nan))
                 notes.append({**head, "reason": reason})
                 continue
-            result = stats.spearmanr(x, y)
-            family.append(
-                head
-                | {"rho": float(result.statistic), "p_value": float(result.pvalue)}
-                | {"ci_low": np.nan, "ci_high": np.nan}
-            )
+            family.append(head | dict.fromkeys(("rho", "p_value", "ci_low", "ci_high"), np.nan))
             pending.setdefault(tuple(observed), []).append((len(family) - 1, *columns))
-    if n_resamples <= 0:
-        return family, notes
     for observed, items in pending.items():
-        sources = group[list(observed)]
+        mask = np.array(observed)
         x_names = list(dict.fromkeys(item[1] for item in items))
         y_names = list(dict.fromkeys(item[2] for item in items))
+        x_columns = np.stack([arrays[c][mask] for c in x_names])  # (metrics, sources)
+        y_columns = np.stack([arrays[c][mask] for c in y_names])  # (dimensions, sources)
+        pairs = [(x_names.index(item[1]), y_names.index(item[2])) for item in items]
+        # One spearmanr call gives every pair's rho and p (a matrix over all columns).
+        result = stats.spearmanr(np.concatenate([x_columns, y_columns]), axis=1)
+        rho = np.atleast_2d(result.statistic)
+        p_value = np.atleast_2d(result.pvalue)
+        if rho.shape == (1, 1):  # two columns: scipy returns scalars
+            rho = np.array([[1.0, rho[0, 0]], [rho[0, 0], 1.0]])
+            p_value = np.array([[0.0, p_value[0, 0]], [p_value[0, 0], 0.0]])
+        offset = len(x_names)
+        for (position, _, _), (i, j) in zip(items, pairs, strict=True):
+            family[position]["rho"] = float(rho[i, offset + j])
+            family[position]["p_value"] = float(p_value[i, offset + j])
+        if n_resamples <= 0:
+            continue
         low, high, degenerate = bootstrap_rho_intervals(
-            sources[x_names].to_numpy(dtype=float).T,
-            sources[y_names].to_numpy(dtype=float).T,
-            [(x_names.index(item[1]), y_names.index(item[2])) for item in items],
+            x_columns,
+            y_columns,
+            pairs,
             n_resamples=n_resamples,
             seed=seed,
             confidence_level=confidence_level,

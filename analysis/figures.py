@@ -1,5 +1,7 @@
 """Headless matplotlib figures (PNG). ``Figure`` objects are built directly, never through
-pyplot, so no GUI backend or global figure state is involved."""
+pyplot, so no GUI backend or global figure state is involved. Layouts are fixed in inches
+(margins sized from the longest label) rather than computed by ``tight_layout``, which
+dominated the drawing time."""
 
 from __future__ import annotations
 
@@ -9,14 +11,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from analysis.headlines import dimension_title
 from analysis.records import TOTAL, retention_column
 
-DPI = 110
+DPI = 100
 SIGNIFICANCE = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 SIGNIFICANCE_NOTE = "marks: BH q < 0.05 *, < 0.01 **, < 0.001 ***"
+_CHAR_IN = 0.075  # approximate width of one 9-10 pt character, inches
 
 
 def significance_mark(q_value: float) -> str:
@@ -28,34 +32,63 @@ def significance_mark(q_value: float) -> str:
     return ""
 
 
+def _figure(
+    plot_w: float, plot_h: float, left: float, right: float, bottom: float, top: float
+) -> tuple[Figure, tuple[float, float, float, float]]:
+    """A figure whose plotting area is plot_w x plot_h inches inside the given margins;
+    returns it with that area as a figure-fraction rectangle (left, bottom, width, height)."""
+    width, height = left + plot_w + right, bottom + plot_h + top
+    figure = Figure(figsize=(width, height))
+    return figure, (left / width, bottom / height, plot_w / width, plot_h / height)
+
+
+def _colorbar(figure: Figure, image, rect: tuple[float, ...], label: str) -> None:
+    width_in = figure.get_figwidth()
+    x = rect[0] + rect[2] + 0.25 / width_in
+    cax = figure.add_axes((x, rect[1], 0.18 / width_in, rect[3]))
+    figure.colorbar(image, cax=cax, label=label)
+
+
 def _save(figure: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=DPI, format="png")
     return path
 
 
-def rho_heatmap(group_table: pd.DataFrame, path: Path, title: str) -> Path:
+def _annotated_grid(
+    axes: Axes, texts: list[list[str]], colours: list[list[str]], fontsize: float
+) -> None:
+    for i, row in enumerate(texts):
+        for j, text in enumerate(row):
+            axes.text(j, i, text, ha="center", va="center", color=colours[i][j], fontsize=fontsize)
+
+
+def rho_heatmap(group_table: pd.DataFrame, title: str, path: Path) -> Path:
     """Metrics x dimensions, colour = Spearman rho, text = rho and its significance marks."""
     metrics = list(dict.fromkeys(group_table["metric"]))
     dimensions = list(dict.fromkeys(group_table["dimension"]))
     rho = group_table.pivot(index="metric", columns="dimension", values="rho")
     q = group_table.pivot(index="metric", columns="dimension", values="q_value")
     rho, q = rho.loc[metrics, dimensions], q.loc[metrics, dimensions]
-    figure = Figure(figsize=(3.4 + 1.25 * len(dimensions), 2.0 + 0.5 * len(metrics)))
-    axes = figure.add_subplot()
+    left = 0.9 + _CHAR_IN * max(len(m) for m in metrics)
+    figure, rect = _figure(1.25 * len(dimensions), 0.5 * len(metrics), left, 1.3, 1.25, 0.7)
+    axes = figure.add_axes(rect)
     cmap = colormaps["RdBu_r"].copy()
     cmap.set_bad("#d9d9d9")
-    values = np.ma.masked_invalid(rho.to_numpy(float))
-    image = axes.imshow(values, cmap=cmap, vmin=-1, vmax=1, aspect="auto")
-    for i, metric in enumerate(metrics):
-        for j, dimension in enumerate(dimensions):
-            value = rho.loc[metric, dimension]
-            if math.isnan(value):
-                text, colour = "n/a", "#555555"
-            else:
-                text = f"{value:+.2f}{significance_mark(q.loc[metric, dimension])}"
-                colour = "white" if abs(value) > 0.6 else "black"
-            axes.text(j, i, text, ha="center", va="center", color=colour, fontsize=9)
+    values = rho.to_numpy(float)
+    image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-1, vmax=1, aspect="auto")
+    texts = [
+        [
+            "n/a" if math.isnan(v) else f"{v:+.2f}{significance_mark(qv)}"
+            for v, qv in zip(r, qr, strict=True)
+        ]
+        for r, qr in zip(values, q.to_numpy(float), strict=True)
+    ]
+    colours = [
+        ["#555555" if math.isnan(v) else "white" if abs(v) > 0.6 else "black" for v in r]
+        for r in values
+    ]
+    _annotated_grid(axes, texts, colours, 9)
     axes.set_xticks(
         range(len(dimensions)), [dimension_title(d) for d in dimensions], rotation=20, ha="right"
     )
@@ -63,39 +96,35 @@ def rho_heatmap(group_table: pd.DataFrame, path: Path, title: str) -> Path:
     axes.set_xlabel(f"retention dimension\n{SIGNIFICANCE_NOTE}", fontsize=9)
     axes.set_ylabel("calibration metric")
     axes.set_title(f"Spearman ρ, calibration metric vs retention\n{title}", fontsize=10)
-    figure.colorbar(image, ax=axes, label="Spearman ρ", shrink=0.8)
-    figure.tight_layout()
+    _colorbar(figure, image, rect, "Spearman ρ")
     return _save(figure, path)
 
 
 def retention_heatmap(
-    source_rows: pd.DataFrame, dimensions: list[str], path: Path, title: str
+    source_rows: pd.DataFrame, dimensions: list[str], title: str, path: Path
 ) -> Path:
     """Sources x dimensions (and total), seed-averaged retention in percent."""
     columns = [*dimensions, TOTAL]
     rows = source_rows.sort_values(retention_column(TOTAL), ascending=False, na_position="last")
     values = rows[[retention_column(d) for d in columns]].to_numpy(float) * 100
     sources = rows["source"].astype(str).tolist()
-    figure = Figure(figsize=(2.6 + 1.2 * len(columns), 1.6 + 0.38 * len(sources)))
-    axes = figure.add_subplot()
+    left = 0.9 + _CHAR_IN * max(len(s) for s in sources)
+    figure, rect = _figure(1.2 * len(columns), 0.34 * len(sources), left, 1.3, 0.8, 0.7)
+    axes = figure.add_axes(rect)
     cmap = colormaps["viridis"].copy()
     cmap.set_bad("#d9d9d9")
     finite = values[np.isfinite(values)]
     top = max(100.0, float(finite.max())) if finite.size else 100.0
     image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=top, aspect="auto")
-    for i in range(len(sources)):
-        for j in range(len(columns)):
-            value = values[i, j]
-            text = "n/a" if math.isnan(value) else f"{value:.1f}"
-            colour = "black" if not math.isnan(value) and value > 0.6 * top else "white"
-            axes.text(j, i, text, ha="center", va="center", color=colour, fontsize=8)
+    texts = [["n/a" if math.isnan(v) else f"{v:.1f}" for v in r] for r in values]
+    colours = [["black" if v > 0.6 * top else "white" for v in r] for r in values]
+    _annotated_grid(axes, texts, colours, 8)
     axes.set_xticks(range(len(columns)), [dimension_title(d) for d in columns])
     axes.set_yticks(range(len(sources)), sources)
     axes.set_xlabel("dimension")
     axes.set_ylabel("calibration source (sorted by total)")
     axes.set_title(f"Retention by calibration source (% of dense)\n{title}", fontsize=10)
-    figure.colorbar(image, ax=axes, label="retention (%)", shrink=0.8)
-    figure.tight_layout()
+    _colorbar(figure, image, rect, "retention (%)")
     return _save(figure, path)
 
 
@@ -103,30 +132,39 @@ def retention_vs_sparsity(
     source_rows: pd.DataFrame,
     mix_rows: pd.DataFrame,
     dimensions: list[str],
-    path: Path,
     title: str,
+    path: Path,
 ) -> Path:
     """One panel per dimension (and total): retention vs sparsity, a line per source,
     the uniform mix dashed in black."""
     panels = [*dimensions, TOTAL]
     sources = sorted(source_rows["source"].astype(str).unique())
     palette = colormaps["tab20"]
-    figure = Figure(figsize=(3.2 * len(panels) + 2.4, 3.6))
-    axes_list = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-    for axes, dimension in zip(axes_list, panels, strict=True):
+    legend_in = 0.6 + _CHAR_IN * max([len(s) for s in sources] + [12])
+    panel_w, gap = 2.6, 0.25
+    figure, rect = _figure(
+        len(panels) * panel_w + (len(panels) - 1) * gap, 2.6, 0.8, legend_in, 0.6, 0.75
+    )
+    uniform = mix_rows[mix_rows["entry"] == "uniform mix"].sort_values("sparsity")
+    by_source = {s: part.sort_values("sparsity") for s, part in source_rows.groupby("source")}
+    first: Axes | None = None
+    width_in = figure.get_figwidth()
+    for k, dimension in enumerate(panels):
+        x0 = rect[0] + k * (panel_w + gap) / width_in
+        axes = figure.add_axes((x0, rect[1], panel_w / width_in, rect[3]), sharey=first)
+        first = first or axes
         column = retention_column(dimension)
-        for k, source in enumerate(sources):
-            rows = source_rows[source_rows["source"].astype(str) == source].sort_values("sparsity")
+        for colour, source in enumerate(sources):
+            rows = by_source[source]
             axes.plot(
                 rows["sparsity"] * 100,
                 rows[column] * 100,
                 marker="o",
                 markersize=3,
                 linewidth=1.2,
-                color=palette(k % 20),
+                color=palette(colour % 20),
                 label=source,
             )
-        uniform = mix_rows[mix_rows["entry"] == "uniform mix"].sort_values("sparsity")
         if not uniform.empty and column in uniform:
             axes.plot(
                 uniform["sparsity"] * 100,
@@ -137,41 +175,48 @@ def retention_vs_sparsity(
                 linewidth=2,
                 label="uniform mix",
             )
-        axes.set_title(dimension_title(dimension))
+        axes.set_title(dimension_title(dimension), fontsize=10)
         axes.set_xlabel("target sparsity (%)")
         axes.grid(alpha=0.3)
-    axes_list[0].set_ylabel("retention (% of dense)")
-    handles, labels = axes_list[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="center right", fontsize=7, title="calibration")
+        if k:
+            axes.tick_params(labelleft=False)
+    first.set_ylabel("retention (% of dense)")
+    handles, labels = first.get_legend_handles_labels()
+    figure.legend(
+        handles,
+        labels,
+        loc="center left",
+        bbox_to_anchor=(1 - (legend_in - 0.15) / width_in, 0.5),
+        fontsize=7,
+        title="calibration",
+    )
     figure.suptitle(f"Retention vs sparsity — {title}", fontsize=11)
-    figure.tight_layout(rect=(0, 0, 1 - 2.2 / figure.get_figwidth(), 1))
     return _save(figure, path)
 
 
-def mix_comparison(mix_rows: pd.DataFrame, dimensions: list[str], path: Path, title: str) -> Path:
+def mix_comparison(mix_rows: pd.DataFrame, dimensions: list[str], title: str, path: Path) -> Path:
     """Grouped bars: per dimension, total and worst retention, one bar per compared entry."""
     categories = [retention_column(d) for d in dimensions] + ["total_retention", "worst_retention"]
-    categories = [c for c in categories if c in mix_rows.columns]
     names = [dimension_title(d) for d in dimensions] + ["Total", "Worst"]
-    names = names[: len(categories)]
-    entries = mix_rows["entry"].tolist()
-    width = 0.8 / max(len(entries), 1)
-    figure = Figure(figsize=(2.5 + 1.4 * len(categories), 4.2))
-    axes = figure.add_subplot()
+    kept = [(c, n) for c, n in zip(categories, names, strict=True) if c in mix_rows.columns]
+    labels = [
+        row["entry"] + ("" if row["entry"] == row["mix_name"] else f" [{row['mix_name']}]")
+        for _, row in mix_rows.iterrows()
+    ]
+    legend_in = 0.5 + 0.065 * max(len(label) for label in labels)
+    figure, rect = _figure(1.4 * len(kept), 3.0, 0.8, legend_in, 0.6, 0.7)
+    axes = figure.add_axes(rect)
     palette = colormaps["tab10"]
-    x = np.arange(len(categories))
-    for k, (_, row) in enumerate(mix_rows.iterrows()):
-        values = row[categories].to_numpy(float) * 100
-        offset = (k - (len(entries) - 1) / 2) * width
-        label = f"{row['entry']}" + (
-            "" if row["entry"] == row["mix_name"] else f" [{row['mix_name']}]"
-        )
+    x = np.arange(len(kept))
+    width = 0.8 / len(labels)
+    for k, (label, (_, row)) in enumerate(zip(labels, mix_rows.iterrows(), strict=True)):
+        values = row[[c for c, _ in kept]].to_numpy(float) * 100
+        offset = (k - (len(labels) - 1) / 2) * width
         axes.bar(x + offset, values, width, label=label, color=palette(k % 10))
-    axes.set_xticks(x, names)
+    axes.set_xticks(x, [n for _, n in kept])
     axes.set_xlabel("dimension")
     axes.set_ylabel("retention (% of dense)")
     axes.set_title(f"Calibration mixes compared\n{title}", fontsize=10)
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    figure.tight_layout()
     return _save(figure, path)

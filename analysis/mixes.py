@@ -49,6 +49,7 @@ def compare_mixes(
     value_columns = [retention_column(d) for d in dimensions]
     value_columns += [c for c in ("total_retention", "worst_retention") if c in trials.columns]
     means = source_means(trials, group_by)
+    singles_by_group = _by_group(means, group_by)
     rows: list[dict] = []
     groups = trials.groupby(list(group_by), sort=True, dropna=False) if group_by else [((), trials)]
     for key, group in groups:
@@ -60,21 +61,18 @@ def compare_mixes(
         if not uniform.empty:
             entries.append({"entry": "uniform mix", "mix_name": UNIFORM, "phase": "grid"})
             entries[-1] |= {"mix": _mix_text(uniform), **_summary(uniform, value_columns)}
-        singles = means
-        for k, v in labels.items():
-            singles = singles[singles[k] == v] if v == v else singles[singles[k].isna()]
-        for criterion in ("total_retention", "worst_retention"):
+        singles = singles_by_group.get(key, means[:0])
+        for criterion, label in (
+            ("total_retention", "best single (total)"),
+            ("worst_retention", "best single (worst)"),
+        ):
             ranked = singles.dropna(subset=[criterion]) if criterion in singles else singles[:0]
-            if ranked.empty:
-                continue
-            best = ranked.loc[ranked[criterion].idxmax()]
-            label = (
-                "best single (total)" if criterion == "total_retention" else "best single (worst)"
-            )
-            entries.append(_single_entry(label, best, group, value_columns))
+            if not ranked.empty:
+                best = ranked.loc[ranked[criterion].idxmax()]
+                entries.append(_single_entry(label, best, value_columns))
         if reference is not None and (singles["source"] == reference).any():
             row = singles[singles["source"] == reference].iloc[0]
-            entries.append(_single_entry(f"reference ({reference})", row, group, value_columns))
+            entries.append(_single_entry(f"reference ({reference})", row, value_columns))
         for name, mix in grid_mixes[grid_mixes["mix_name"] != UNIFORM].groupby("mix_name"):
             entries.append({"entry": f"mix: {name}", "mix_name": name, "phase": "grid"})
             entries[-1] |= {"mix": _mix_text(mix), **_summary(mix, value_columns)}
@@ -86,12 +84,19 @@ def compare_mixes(
     return pd.DataFrame(rows, columns=columns)
 
 
-def _single_entry(label: str, row: pd.Series, group: pd.DataFrame, value_columns: list[str]):
+def _by_group(frame: pd.DataFrame, group_by: tuple[str, ...]) -> dict[tuple, pd.DataFrame]:
+    if not group_by:
+        return {(): frame}
+    grouped = frame.groupby(list(group_by), sort=False, dropna=False)
+    return {(k if isinstance(k, tuple) else (k,)): part for k, part in grouped}
+
+
+def _single_entry(label: str, row: pd.Series, value_columns: list[str]) -> dict:
+    """An entry from a seed-averaged single-source row (see ``source_means``)."""
     source = row["source"]
-    trials = group[(group["phase"] == "grid") & (group["n_sources"] == 1)]
-    trials = trials[trials["source"] == source]
+    values = {c: float(row[c]) if c in row else float("nan") for c in value_columns}
     return {"entry": label, "mix_name": source, "phase": "grid", "mix": f"{source} 1.00"} | (
-        _summary(trials, value_columns)
+        {"n_trials": int(row["n_seeds"]), **values}
     )
 
 

@@ -7,8 +7,10 @@ Files written to the output directory (default ``<run dir>/report/``):
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,7 @@ from analysis.records import (
 )
 from analysis.study import STUDY_MODEL, STUDY_SETTING, STUDY_SWEEP, study_comparison
 
-DEFAULT_MAX_FIGURE_GROUPS = 12
+DEFAULT_MAX_FIGURE_GROUPS = 6
 # Leading columns of retention.csv; every other flattened field follows alphabetically.
 _LEADING = (
     "trial_id", "sweep", "phase", "status", "error", "model", "method", "structure", "sparsity",
@@ -121,15 +123,6 @@ def _groups(frame: pd.DataFrame, group_by: tuple[str, ...]) -> Iterator[tuple[tu
         return
     for key, part in frame.groupby(list(group_by), sort=True, dropna=False):
         yield (key if isinstance(key, tuple) else (key,)), part
-
-
-def _select(frame: pd.DataFrame, group_by: tuple[str, ...], key: tuple) -> pd.DataFrame:
-    for column, value in zip(group_by, key, strict=True):
-        if isinstance(value, float) and math.isnan(value):
-            frame = frame[frame[column].isna()]
-        else:
-            frame = frame[frame[column] == value]
-    return frame
 
 
 def _pct(value: Any) -> str:
@@ -261,24 +254,28 @@ def write_report(
     n_resamples: int = 9999,
     seed: int = 0,
     max_figure_groups: int = DEFAULT_MAX_FIGURE_GROUPS,
+    workers: int | None = None,
 ) -> ReportFiles:
-    """Analyse ``records`` (unless given an :class:`Analysis`) and write every output file."""
+    """Analyse ``records`` (unless given an :class:`Analysis`) and write every output file.
+
+    Per-group figures are drawn for the first ``max_figure_groups`` groups (tables cover all),
+    by ``workers`` processes (default: up to 2 where ``fork`` is available).
+    """
     if isinstance(records, Analysis):
         analysis = records
     else:
         analysis = analyse(
             records, group_by=group_by, reference=reference, n_resamples=n_resamples, seed=seed
         )
-    group_by = analysis.group_by
     out = Path(out_dir) if out_dir is not None else analysis.records.path.parent / "report"
     out.mkdir(parents=True, exist_ok=True)
     tables = _write_tables(analysis, out)
-    dimensions = dimensions_in(ok_trials(analysis.records))
-    figure_paths: list[Path] = []
-    blocks: list[Block] = [Heading(1, "raysweep analysis")]
-    blocks += _summary_blocks(analysis)
-    blocks += [Heading(2, "Headlines: strongest opposite-sign correlation per group")]
-    blocks += [Bullets(tuple(f"{label}: {text}" for label, text in analysis.headlines.items()))]
+    jobs: list[_FigureJob] = []
+    blocks: list[Block] = [Heading(1, "raysweep analysis"), *_summary_blocks(analysis)]
+    blocks += [
+        Heading(2, "Headlines: strongest opposite-sign correlation per group"),
+        Bullets(tuple(f"{label}: {text}" for label, text in analysis.headlines.items())),
+    ]
     if analysis.study is not None:
         blocks += [
             Heading(2, "The study's published numbers beside this run"),
@@ -290,31 +287,81 @@ def write_report(
             ),
             Table(_study_view(analysis.study)),
         ]
-    keys = [key for key, _ in _groups(analysis.correlations.table, group_by)]
-    mix_keys = [key for key, _ in _groups(analysis.mixes, group_by)]
-    all_keys = sorted(set(keys) | set(mix_keys), key=lambda k: tuple(map(str, k)))
-    drawn = all_keys[:max_figure_groups]
-    for key in all_keys:
+    drawn, skipped = _group_blocks(analysis, out, blocks, jobs, max_figure_groups)
+    _sparsity_blocks(analysis, out, blocks, jobs, max_figure_groups)
+    blocks += [Heading(2, "Notes"), *_notes_blocks(analysis, drawn, skipped)]
+    figure_paths = _render_figures(jobs, workers)
+    report_md = out / "report.md"
+    report_md.write_text(render_markdown(blocks), encoding="utf-8")
+    report_html = out / "report.html"
+    report_html.write_text(render_html(blocks, out, "raysweep analysis"), encoding="utf-8")
+    return ReportFiles(out, report_md, report_html, tables, figure_paths)
+
+
+# A figure to draw: a function of analysis.figures, its arguments before ``path``, the PNG.
+_FigureJob = tuple[Callable[..., Path], tuple, Path]
+
+
+def _figure(jobs: list[_FigureJob], out: Path, function, args: tuple, name: str, caption: str):
+    jobs.append((function, args, out / "figures" / name))
+    return Image(f"figures/{name}", caption)
+
+
+def _call(job: _FigureJob) -> Path:
+    function, args, path = job
+    return function(*args, path=path)
+
+
+def _render_figures(jobs: list[_FigureJob], workers: int | None) -> list[Path]:
+    """Draw every figure, in parallel processes when ``fork`` makes that cheap."""
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if workers <= 1 or len(jobs) < 4 or "fork" not in mp.get_all_start_methods():
+        return [_call(job) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(_call, jobs))
+
+
+def _split(frame: pd.DataFrame, keys: tuple[str, ...]) -> dict[tuple, pd.DataFrame]:
+    return {key: part for key, part in _groups(frame, keys)}
+
+
+def _group_blocks(
+    analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob], limit: int
+) -> tuple[int, int]:
+    """Tables (and figures, for the first ``limit`` groups) of every group, in order."""
+    group_by = analysis.group_by
+    dimensions = dimensions_in(ok_trials(analysis.records))
+    corr_by = _split(analysis.correlations.table, group_by)
+    artifact_by = _split(analysis.artifact, group_by)
+    sources_by = _split(analysis.sources, group_by)
+    mixes_by = _split(analysis.mixes, group_by)
+    keys = sorted(set(corr_by) | set(mixes_by), key=lambda k: tuple(map(str, k)))
+    for index, key in enumerate(keys):
+        draw = index < limit
         label = group_label(group_by, key)
         slug = group_slug(group_by, key)
-        blocks += [Heading(2, f"Group {label}")]
-        corr = _select(analysis.correlations.table, group_by, key)
-        if not corr.empty:
-            n = int(corr["n"].max())
+        blocks.append(Heading(2, f"Group {label}"))
+        corr = corr_by.get(key)
+        if corr is not None and not corr.empty:
             blocks += [
                 Heading(3, "Correlations"),
                 Paragraph(
-                    f"Spearman ρ over {n} source(s) with 95% bootstrap interval; "
-                    f"{figures.SIGNIFICANCE_NOTE}. Headline: {analysis.headlines.get(label, '')}"
+                    f"Spearman ρ over {int(corr['n'].max())} source(s) with 95% bootstrap "
+                    f"interval; {figures.SIGNIFICANCE_NOTE}. "
+                    f"Headline: {analysis.headlines.get(label, '')}"
                 ),
                 Table(_rho_pivot(corr)),
             ]
-            if key in drawn:
-                path = figures.rho_heatmap(corr, out / "figures" / f"rho_{slug}.png", label)
-                figure_paths.append(path)
-                blocks.append(Image(f"figures/{path.name}", f"Spearman ρ heatmap, {label}"))
-        artifact = _select(analysis.artifact, group_by, key)
-        if not artifact.empty:
+            if draw:
+                caption = f"Spearman ρ heatmap, {label}"
+                blocks.append(
+                    _figure(
+                        jobs, out, figures.rho_heatmap, (corr, label), f"rho_{slug}.png", caption
+                    )
+                )
+        artifact = artifact_by.get(key)
+        if artifact is not None and not artifact.empty:
             blocks += [
                 Heading(3, "Averaging artifact"),
                 Paragraph(
@@ -324,58 +371,42 @@ def write_report(
                 ),
                 Table(_artifact_view(artifact)),
             ]
-        sources = _select(analysis.sources, group_by, key)
-        if key in drawn and not sources.empty and dimensions:
-            path = figures.retention_heatmap(
-                sources, dimensions, out / "figures" / f"retention_{slug}.png", label
-            )
-            figure_paths.append(path)
-            blocks.append(Image(f"figures/{path.name}", f"Retention by source, {label}"))
-        mixes = _select(analysis.mixes, group_by, key)
-        if not mixes.empty:
+        sources = sources_by.get(key)
+        if draw and sources is not None and not sources.empty and dimensions:
+            args = (sources, dimensions, label)
+            caption = f"Retention by source, {label}"
+            name = f"retention_{slug}.png"
+            blocks.append(_figure(jobs, out, figures.retention_heatmap, args, name, caption))
+        mixes = mixes_by.get(key)
+        if mixes is not None and not mixes.empty:
             blocks += [Heading(3, "Calibration mixes"), Table(_mix_view(mixes, dimensions))]
-            if key in drawn and len(mixes) >= 2:
-                path = figures.mix_comparison(
-                    mixes, dimensions, out / "figures" / f"mixes_{slug}.png", label
-                )
-                figure_paths.append(path)
-                blocks.append(Image(f"figures/{path.name}", f"Mix comparison, {label}"))
-    figure_paths += _sparsity_figures(analysis, dimensions, out, blocks, max_figure_groups)
-    blocks += [Heading(2, "Notes")] + _notes_blocks(
-        analysis, len(drawn), len(all_keys) - len(drawn)
-    )
-    report_md = out / "report.md"
-    report_md.write_text(render_markdown(blocks), encoding="utf-8")
-    report_html = out / "report.html"
-    report_html.write_text(render_html(blocks, out, "raysweep analysis"), encoding="utf-8")
-    return ReportFiles(out, report_md, report_html, tables, figure_paths)
+            if draw and len(mixes) >= 2:
+                args = (mixes, dimensions, label)
+                caption = f"Mix comparison, {label}"
+                name = f"mixes_{slug}.png"
+                blocks.append(_figure(jobs, out, figures.mix_comparison, args, name, caption))
+    drawn = min(limit, len(keys))
+    return drawn, len(keys) - drawn
 
 
-def _sparsity_figures(
-    analysis: Analysis, dimensions: list[str], out: Path, blocks: list[Block], limit: int
-) -> list[Path]:
+def _sparsity_blocks(
+    analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob], limit: int
+) -> None:
     """Retention vs sparsity, one figure per group of the other keys (needs ``sparsity``)."""
+    dimensions = dimensions_in(ok_trials(analysis.records))
     if "sparsity" not in analysis.group_by or analysis.sources.empty or not dimensions:
-        return []
+        return
     others = tuple(k for k in analysis.group_by if k != "sparsity")
-    paths: list[Path] = []
-    parts = list(_groups(analysis.sources, others))
-    if not parts:
-        return []
+    parts = list(_groups(analysis.sources, others))[:limit]
+    mixes_by = _split(analysis.mixes, others)
     blocks.append(Heading(2, "Retention vs sparsity"))
-    for key, sources in parts[:limit]:
+    for key, sources in parts:
         label = group_label(others, key)
-        mixes = _select(analysis.mixes, others, key)
-        path = figures.retention_vs_sparsity(
-            sources,
-            mixes,
-            dimensions,
-            out / "figures" / f"sparsity_{group_slug(others, key)}.png",
-            label,
-        )
-        paths.append(path)
-        blocks.append(Image(f"figures/{path.name}", f"Retention vs sparsity, {label}"))
-    return paths
+        mixes = mixes_by.get(key, analysis.mixes[:0])
+        args = (sources, mixes, dimensions, label)
+        name = f"sparsity_{group_slug(others, key)}.png"
+        caption = f"Retention vs sparsity, {label}"
+        blocks.append(_figure(jobs, out, figures.retention_vs_sparsity, args, name, caption))
 
 
 def _write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
