@@ -50,11 +50,13 @@ class BrokenLine:
 
 @dataclass(frozen=True)
 class RecordSet:
-    """Every readable record of one file, flattened; ``ok`` holds the rows statistics use."""
+    """The latest record of every trial in one file, flattened; ``ok`` holds the rows
+    statistics use. ``superseded`` counts earlier records of retried trials, left out."""
 
     path: Path
     trials: pd.DataFrame
     broken_lines: tuple[BrokenLine, ...]
+    superseded: int = 0
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -142,7 +144,8 @@ def load_records(path: str | Path, *, warn: bool = True) -> RecordSet:
     """Load a run directory's ``records.jsonl`` (or a records file) into a :class:`RecordSet`.
 
     Unreadable lines are skipped; each is listed in ``broken_lines`` and, with ``warn``, emitted
-    as a :class:`RecordsWarning` naming the file and line number.
+    as a :class:`RecordsWarning` naming the file and line number. Trials recorded more than
+    once keep one record (see :func:`latest_per_trial`).
     """
     path = resolve_records_path(path)
     with open(path, encoding="utf-8", errors="replace") as handle:
@@ -154,7 +157,29 @@ def load_records(path: str | Path, *, warn: bool = True) -> RecordSet:
                 RecordsWarning,
                 stacklevel=2,
             )
-    return RecordSet(path, _frame(flatten_record(r) for r in records), tuple(broken))
+    latest = latest_per_trial(records)
+    frame = _frame(flatten_record(r) for r in latest)
+    return RecordSet(path, frame, tuple(broken), superseded=len(records) - len(latest))
+
+
+def latest_per_trial(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per ``trial_id``: its last ``ok`` record, else its last record; file order
+    is kept. A retried trial (an error, then a success) counts once, and a trial rerun after
+    success is not averaged in twice. Records without a ``trial_id`` are all kept."""
+    chosen: dict[str, int] = {}
+    for position, record in enumerate(records):
+        trial = record.get("trial_id")
+        if trial is None:
+            continue
+        previous = chosen.get(trial)
+        if (
+            previous is None
+            or record.get("status") == "ok"
+            or records[previous].get("status") != "ok"
+        ):
+            chosen[trial] = position
+    keep = set(chosen.values())
+    return [r for i, r in enumerate(records) if i in keep or r.get("trial_id") is None]
 
 
 def ok_trials(records: RecordSet | pd.DataFrame) -> pd.DataFrame:

@@ -216,6 +216,11 @@ def _summary_blocks(analysis: Analysis) -> list[Block]:
             f", {len(records.broken_lines)} unreadable line(s) skipped"
             if records.broken_lines
             else ""
+        )
+        + (
+            f", {records.superseded} earlier record(s) of retried trials left out"
+            if records.superseded
+            else ""
         ),
         "phases (ok trials): " + (", ".join(f"{p} {n}" for p, n in phases.items()) or "none"),
         f"sweep: {', '.join(sweeps) or 'unknown'}; model: {', '.join(models) or 'unknown'}",

@@ -123,3 +123,17 @@ def test_directory_and_file_load_the_same(tmp_path):
     with pytest.warns(RecordsWarning):
         b = load_records(tmp_path)
     pd.testing.assert_frame_equal(a.trials, b.trials)
+
+
+def test_a_retried_trial_counts_once_with_its_latest_ok_record(tmp_path):
+    first, second = (json.loads(line) for line in GOLDEN.read_text().splitlines()[:2])
+    failed = first | {"status": "error", "error": "OOM", "retention": {}}
+    rerun = first | {"retention": first["retention"] | {"general": 0.123}}
+    lines = [failed, first, second, rerun, failed, {"status": "ok", "mix": {}, "mix_name": "x"}]
+    (tmp_path / "records.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    records = load_records(tmp_path)
+    assert records.superseded == 3
+    assert records.trials["trial_id"].tolist()[:2] == ["g002", "g001"]
+    assert records.trials["trial_id"].isna().tolist() == [False, False, True]
+    assert records.trials.loc[1, "retention.general"] == 0.123
+    assert records.n_errors == 0

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import CORRELATION_COLUMNS, load_records, write_report
+from analysis.__main__ import main as cli_main
 from tests.analysis.hand import DATA, GOLDEN, STUDY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,13 +150,24 @@ def test_cli_on_a_file_with_options(tmp_path):
     assert "sparsegpt · 60%: perplexity: " in done.stdout
 
 
-def test_cli_errors_are_messages_not_tracebacks(tmp_path):
-    done = _cli(str(tmp_path))
-    assert done.returncode == 2
-    assert done.stderr.strip() == f"error: no records file at {tmp_path / 'records.jsonl'}"
-    done = _cli(str(STUDY), "--out", str(tmp_path), "--group-by", "method,nonsense")
-    assert done.returncode == 2
-    assert done.stderr.strip() == "error: cannot group by ['nonsense']: not a field of the records"
+def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    assert cli_main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: no records file at {tmp_path / 'records.jsonl'}"
+    )
+    assert cli_main([str(STUDY), "--out", str(tmp_path), "--group-by", "method,nonsense"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: cannot group by ['nonsense']: not a field of the records"
+    )
+
+
+def test_cli_without_grouping_pools_every_trial(tmp_path, capsys):
+    args = [str(STUDY), "--out", str(tmp_path), "--group-by", "", "--resamples", "0"]
+    assert cli_main([*args, "--max-figure-groups", "0"]) == 0
+    assert "  all trials: perplexity: " in capsys.readouterr().out
+    corr = pd.read_csv(tmp_path / "correlations.csv")
+    assert set(corr["method"]) == {"all"} and len(corr) == 5
+    assert not (tmp_path / "figures").exists()
 
 
 def test_analysis_needs_neither_torch_nor_ray_nor_raysweep(tmp_path):
