@@ -295,6 +295,7 @@ def write_report(
     drawn, skipped = _group_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _sparsity_blocks(analysis, out, blocks, jobs, max_figure_groups)
     blocks += [Heading(2, "Notes"), *_notes_blocks(analysis, drawn, skipped)]
+    _remove_stale_figures(out / "figures", {path for _, _, path in jobs})
     figure_paths = _render_figures(jobs, workers)
     report_md = out / "report.md"
     report_md.write_text(render_markdown(blocks), encoding="utf-8")
@@ -315,6 +316,18 @@ def _figure(jobs: list[_FigureJob], out: Path, function, args: tuple, name: str,
 def _call(job: _FigureJob) -> Path:
     function, args, path = job
     return function(*args, path=path)
+
+
+_FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_")
+
+
+def _remove_stale_figures(directory: Path, wanted: set[Path]) -> None:
+    """Drop figures an earlier report wrote here that this one does not, so the folder and
+    the report agree (only this module's own file names are touched)."""
+    if directory.is_dir():
+        for old in directory.glob("*.png"):
+            if old.name.startswith(_FIGURE_PREFIXES) and old not in wanted:
+                old.unlink()
 
 
 def _render_figures(jobs: list[_FigureJob], workers: int | None) -> list[Path]:

@@ -104,9 +104,14 @@ def test_study_report_sets_published_numbers_beside_the_run(tmp_path):
     assert "| total retention, C4 (default) | 40.0% |" in md
 
 
-def test_too_many_groups_for_figures_are_noted(tmp_path):
+def test_too_many_groups_for_figures_are_noted_and_stale_figures_removed(tmp_path, report):
+    shutil.copytree(report.out_dir / "figures", tmp_path / "figures")
+    (tmp_path / "figures" / "mine.png").write_bytes(b"kept")
     with pytest.warns(UserWarning):
         files = write_report(GOLDEN, tmp_path, n_resamples=0, max_figure_groups=1)
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(
+        [p.name for p in files.figures] + ["mine.png"]
+    )
     assert sorted(p.name for p in files.figures) == [
         "mixes_magnitude_unstructured_0.5.png",
         "retention_magnitude_unstructured_0.5.png",
