@@ -100,7 +100,7 @@ def analyse(
         group_label(group_by, key): headline(table) for key, table in _groups(corr.table, group_by)
     }
     study = None
-    if (records.trials.get("sweep") == STUDY_SWEEP).any():
+    if "sweep" in records.trials and (records.trials["sweep"] == STUDY_SWEEP).any():
         study = study_comparison(corr.table, mixes, sources)
     return Analysis(
         records,
@@ -279,7 +279,12 @@ def write_report(
     blocks: list[Block] = [Heading(1, "raysweep analysis"), *_summary_blocks(analysis)]
     blocks += [
         Heading(2, "Headlines: strongest opposite-sign correlation per group"),
-        Bullets(tuple(f"{label}: {text}" for label, text in analysis.headlines.items())),
+        Bullets(tuple(f"{label}: {text}" for label, text in analysis.headlines.items()))
+        if analysis.headlines
+        else Paragraph(
+            "No correlation to report: no single-source grid trial has both calibration "
+            "metrics and retention values."
+        ),
     ]
     if analysis.study is not None:
         blocks += [

@@ -201,3 +201,22 @@ def test_golden_files_are_what_the_generator_writes(tmp_path):
 def test_loader_reads_what_the_generator_intends():
     records = load_records(STUDY)
     assert len(records.trials) == 12 and records.broken_lines == ()
+
+
+def test_empty_and_metric_free_records_still_give_a_report(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "records.jsonl").write_text("")
+    files = write_report(tmp_path / "empty", n_resamples=0)
+    assert files.out_dir == tmp_path / "empty" / "report"
+    assert "- trials: 0 read, 0 ok, 0 failed" in files.report_md.read_text()
+    assert files.figures == []
+    bare = [json.loads(line) for line in STUDY.read_text().splitlines()]
+    for record in bare:
+        del record["calib_metrics"]
+    path = tmp_path / "bare.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in bare))
+    files = write_report(path, tmp_path / "bare", n_resamples=0, max_figure_groups=0)
+    md = files.report_md.read_text()
+    assert "No correlation to report: no single-source grid trial has both" in md
+    assert "| total retention, uniform mix | 58.8% |" in md  # still a study run
+    assert pd.read_csv(files.tables["correlations"]).empty
