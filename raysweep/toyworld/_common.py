@@ -16,9 +16,9 @@ def rng_for(seed: int, stream: str) -> random.Random:
     return random.Random(f"{stream}:{seed}")
 
 
-def is_held_out(key: str) -> bool:
+def is_held_out(key: str, per_mille: int = HELD_OUT_PER_MILLE) -> bool:
     """Stable (process- and platform-independent) membership of ``key`` in the evaluation split."""
-    return zlib.crc32(key.encode("utf-8")) % 1000 < HELD_OUT_PER_MILLE
+    return zlib.crc32(key.encode("utf-8")) % 1000 < per_mille
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""Math: multi-digit arithmetic and word problems with worked solutions.
+"""Math: small-number arithmetic and one- or two-step word problems with worked solutions.
 
-An exercise is identified by its operands and operator; a quarter of all exercises are held out
-and never appear in a training-style text (neither bare nor as a step of a word problem).
+Arithmetic facts (single digits, two digits plus or minus one digit, times tables) appear freely
+in training text, as basic arithmetic does in any pre-training corpus; what is held out is whole
+word problems: a quarter of all problem texts never appear in a training-style text, and the
+math task asks for the last step of those.
 """
 
 from __future__ import annotations
@@ -31,25 +33,18 @@ def _value(a: int, op: str, b: int) -> int:
     return a + b if op == "+" else a - b if op == "-" else a * b
 
 
-def exercise_key(a: int, op: str, b: int) -> str:
-    return f"math:{a}{op}{b}"
-
-
 def _random_exercise(rng: random.Random) -> tuple[int, str, int]:
     op = rng.choice("++--*")
     if op == "*":
-        return rng.randint(11, 99), op, rng.randint(2, 9)
-    a, b = rng.randint(10, 999), rng.randint(10, 999) if rng.random() < 0.5 else rng.randint(10, 99)
+        return rng.randint(2, 9), op, rng.randint(2, 9)
+    a, b = (
+        (rng.randint(1, 9), rng.randint(1, 9))
+        if rng.random() < 0.5
+        else (rng.randint(10, 49), rng.randint(1, 9))
+    )
     if op == "-" and b > a:
         a, b = b, a
     return a, op, b
-
-
-def _training_exercise(rng: random.Random) -> tuple[int, str, int]:
-    while True:
-        a, op, b = _random_exercise(rng)
-        if not is_held_out(exercise_key(a, op, b)):
-            return a, op, b
 
 
 def equations(seed: int) -> Iterator[str]:
@@ -58,30 +53,28 @@ def equations(seed: int) -> Iterator[str]:
     while True:
         lines = []
         for _ in range(rng.randint(6, 10)):
-            a, op, b = _training_exercise(rng)
+            a, op, b = _random_exercise(rng)
             lines.append(f"{a} {op} {b} = {_value(a, op, b)}")
         yield "\n".join(lines)
 
 
 def _word_problem(rng: random.Random, held_out: bool) -> tuple[str, list[str], int]:
-    """A two-step problem: (question, worked steps, answer); its steps are all in one split."""
+    """A one- or two-step problem: (question, worked steps, answer), from the requested split."""
     while True:
         name, thing = rng.choice(FIRST_NAMES), rng.choice(_THINGS)
-        start = rng.randint(12, 99)
-        first_op, second_op = rng.choice("+-"), rng.choice("+-")
-        n1 = rng.randint(5, start - 5) if first_op == "-" else rng.randint(5, 99)
-        mid = _value(start, first_op, n1)
-        n2 = rng.randint(2, mid - 1) if second_op == "-" else rng.randint(5, 99)
-        end = _value(mid, second_op, n2)
-        keys = [exercise_key(start, first_op, n1), exercise_key(mid, second_op, n2)]
-        # Training problems use only training exercises; a held-out problem ends in a held-out one.
-        if (is_held_out(keys[1]) if held_out else any(is_held_out(k) for k in keys)) != held_out:
-            continue
-        step1 = rng.choice(_GAIN if first_op == "+" else _LOSS).format(n=n1)
-        step2 = rng.choice(_GAIN if second_op == "+" else _LOSS).format(n=n2)
-        question = f"{name} has {start} {thing}. {name} {step1}, then {step2}. How many {thing} does {name} have now?"
-        steps = [f"{start} {first_op} {n1} = {mid}.", f"{mid} {second_op} {n2} = {end}."]
-        return question, steps, end
+        value = rng.randint(2, 30)
+        question = f"{name} has {value} {thing}."
+        steps = []
+        for _ in range(rng.randint(1, 2)):
+            op = rng.choice("+-") if value > 2 else "+"
+            n = rng.randint(1, min(9, value - 1)) if op == "-" else rng.randint(1, 9)
+            verb = rng.choice(_GAIN if op == "+" else _LOSS).format(n=n)
+            question += f" {name} {verb}."
+            steps.append(f"{value} {op} {n} = {_value(value, op, n)}.")
+            value = _value(value, op, n)
+        question += f" How many {thing} does {name} have now?"
+        if is_held_out(f"math:{question}") == held_out:
+            return question, steps, value
 
 
 def word_problems(seed: int) -> Iterator[str]:
@@ -101,7 +94,7 @@ def qa(seed: int) -> Iterator[str]:
     while True:
         parts = []
         for _ in range(rng.randint(3, 6)):
-            a, op, b = _training_exercise(rng)
+            a, op, b = _random_exercise(rng)
             parts.append(f"Question: What is {a} {op} {b}?\nAnswer: {_value(a, op, b)}")
         yield "\n\n".join(parts)
 
@@ -111,7 +104,7 @@ def instruct(seed: int) -> Iterator[str]:
     rng = rng_for(seed, "math-instruct")
     while True:
         if rng.random() < 0.5:
-            a, op, b = _training_exercise(rng)
+            a, op, b = _random_exercise(rng)
             yield f"### Instruction:\nCompute {a} {op} {b}.\n\n### Response:\n{a} {op} {b} = {_value(a, op, b)}"
         else:
             question, steps, answer = _word_problem(rng, held_out=False)
@@ -119,7 +112,7 @@ def instruct(seed: int) -> Iterator[str]:
 
 
 def _near_misses(rng: random.Random, answer: int) -> list[str]:
-    deltas = [1, -1, 10, -10, 2, -2] + ([100, -100] if answer >= 100 else [])
+    deltas = [1, -1, 10, -10, 2, -2, 3]
     rng.shuffle(deltas)
     out: list[str] = []
     for d in deltas:
@@ -136,25 +129,16 @@ def _mc(rng: random.Random, context: str, answer: int) -> McItem:
     return McItem(context, tuple(choices), choices.index(str(answer)))
 
 
-def arithmetic_items(seed: int, count: int) -> list[McItem]:
-    """Held-out exercises asked directly; distractors are off by 1, 2, 10 or 100 (chance 0.25)."""
-    rng = rng_for(seed, "math-arith-task")
+def word_items(seed: int, count: int) -> list[McItem]:
+    """Held-out word problems; earlier steps are worked, the model completes the last one."""
+    rng = rng_for(seed, "math-word-task")
     items, seen = [], set()
     while len(items) < count:
-        a, op, b = _random_exercise(rng)
-        if not is_held_out(exercise_key(a, op, b)) or (a, op, b) in seen:
-            continue
-        seen.add((a, op, b))
-        items.append(_mc(rng, f"Question: What is {a} {op} {b}?\nAnswer:", _value(a, op, b)))
-    return items
-
-
-def word_items(seed: int, count: int) -> list[McItem]:
-    """Held-out word problems; the first step is worked, the model completes the second."""
-    rng = rng_for(seed, "math-word-task")
-    items = []
-    while len(items) < count:
         question, steps, answer = _word_problem(rng, held_out=True)
-        last = steps[1].rsplit("=", 1)[0].rstrip()
-        items.append(_mc(rng, f"Question: {question}\nAnswer: {steps[0]} {last} =", answer))
+        if question in seen:
+            continue
+        seen.add(question)
+        last = steps[-1].rsplit("=", 1)[0].rstrip()
+        worked = " ".join([*steps[:-1], last])
+        items.append(_mc(rng, f"Question: {question}\nAnswer: {worked} =", answer))
     return items

@@ -1,5 +1,8 @@
 """General knowledge: a fixed world of invented countries and their facts, told as prose.
 
+Besides, ``reading`` gives passages about freshly invented countries followed by questions
+(an open-book format used as a calibration source only).
+
 The world itself never changes (``WORLD_SEED``); a document seed only chooses which countries a
 text talks about and how it phrases them. Every fact is stated in prose, but a quarter of the
 (country, attribute) pairs are never *asked* as a question in any text: those questions form the
@@ -15,8 +18,11 @@ from functools import cache
 
 from raysweep.toyworld._common import McItem, invent_unique_words, is_held_out, rng_for
 
+# More of the facts are held out here than elsewhere, for a task of >= 150 questions.
+HELD_OUT_PER_MILLE = 400
+
 WORLD_SEED = 20260
-N_COUNTRIES = 240
+N_COUNTRIES = 100
 ATTRIBUTES = ("capital", "language", "currency", "animal")
 
 _ANIMALS = (
@@ -147,7 +153,7 @@ def _pair_key(country: Country, attribute: str) -> str:
 
 
 def asked_in_training(country: Country, attribute: str) -> bool:
-    return not is_held_out(_pair_key(country, attribute))
+    return not is_held_out(_pair_key(country, attribute), HELD_OUT_PER_MILLE)
 
 
 def _describe(rng: random.Random, country: Country) -> str:
@@ -206,8 +212,8 @@ def instruct(seed: int) -> Iterator[str]:
             yield f"### Instruction:\n{QUESTIONS[attribute].format(c=country.name)} Reply in one sentence.\n\n### Response:\n{answer}"
 
 
-def task_items(seed: int, count: int) -> list[McItem]:
-    """Held-out questions with four answers of the same kind (chance 0.25)."""
+def fact_items(seed: int, count: int) -> list[McItem]:
+    """Closed-book: held-out questions with four answers of the same kind (chance 0.25)."""
     rng = rng_for(seed, "general-task")
     countries = world()
     pairs = [(c, a) for c in countries for a in ATTRIBUTES if not asked_in_training(c, a)]
@@ -220,3 +226,47 @@ def task_items(seed: int, count: int) -> list[McItem]:
         context = f"Question: {QUESTIONS[attribute].format(c=country.name)}\nAnswer:"
         items.append(McItem(context, tuple(choices), choices.index(country.value(attribute))))
     return items
+
+
+def _fresh_countries(rng: random.Random, count: int) -> list[Country]:
+    """Countries invented on the spot, never named in the fixed world."""
+    known = {c.name for c in world()} | {c.capital for c in world()}
+    taken = set(known)
+    names = invent_unique_words(rng, count, (2, 3), taken)
+    capitals = invent_unique_words(rng, count, (2, 3), taken)
+    languages = [w + "ish" for w in invent_unique_words(rng, count, (1, 2), taken)]
+    currencies = [w.lower() for w in invent_unique_words(rng, count, (1, 2), taken)]
+    animals = rng.sample(_ANIMALS, count)
+    return [
+        Country(*row) for row in zip(names, capitals, languages, currencies, animals, strict=True)
+    ]
+
+
+def _passage(rng: random.Random, countries: list[Country], attribute: str) -> str:
+    """Two facts per country, always including ``attribute`` (so every country is a distractor)."""
+    sentences = []
+    for country in countries:
+        other = rng.choice([a for a in ATTRIBUTES if a != attribute])
+        pair = [attribute, other] if rng.random() < 0.5 else [other, attribute]
+        sentences += [
+            rng.choice(_STATEMENTS[a]).format(c=country.name, v=country.value(a)) for a in pair
+        ]
+    return " ".join(sentences)
+
+
+def _reading_item(rng: random.Random) -> tuple[str, Country, str, list[Country]]:
+    countries = _fresh_countries(rng, 3)
+    target, attribute = rng.choice(countries), rng.choice(ATTRIBUTES)
+    return _passage(rng, countries, attribute), target, attribute, countries
+
+
+def reading(seed: int) -> Iterator[str]:
+    """Open-book practice: a passage about newly invented countries, then questions about it."""
+    rng = rng_for(seed, "general-reading")
+    while True:
+        passage, target, attribute, countries = _reading_item(rng)
+        questions = [(target, attribute), (rng.choice(countries), attribute)]
+        qa_text = "\n".join(
+            f"Question: {QUESTIONS[a].format(c=c.name)}\nAnswer: {c.value(a)}" for c, a in questions
+        )
+        yield f"Passage: {passage}\n{qa_text}"

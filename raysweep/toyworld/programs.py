@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -21,74 +22,44 @@ _WORDS = ("cat", "dog", "sun", "map", "box", "tree", "red", "blue", "cup", "star
 _OPS = ("+", "-", "*")
 
 
+def _copy(rng: random.Random) -> str:
+    names = rng.sample(_NAMES, rng.randint(2, 4))
+    lines = [f"{n} = {rng.randint(0, 9)}" for n in names]
+    return "\n".join([*lines, f"print({rng.choice(names)})"])
+
+
 def _arith(rng: random.Random) -> str:
-    names = rng.sample(_NAMES, 3)
-    lines = [f"{names[0]} = {rng.randint(1, 9)}"]
-    known = [names[0]]
-    for name in names[1 : rng.randint(2, 3)]:
-        left = rng.choice(known)
-        right = str(rng.randint(1, 9)) if rng.random() < 0.6 else rng.choice(known)
-        lines.append(f"{name} = {left} {rng.choice(_OPS)} {right}")
-        known.append(name)
-    lines.append(
-        f"print({known[-1]} {rng.choice(_OPS)} {rng.randint(1, 5)})"
-        if rng.random() < 0.4
-        else f"print({known[-1]})"
-    )
-    return "\n".join(lines)
-
-
-def _branch(rng: random.Random) -> str:
-    a, b, out = rng.sample(_NAMES, 3)
-    cmp = rng.choice((">", "<", "==", ">="))
-    return (
-        f"{a} = {rng.randint(1, 9)}\n{b} = {rng.randint(1, 9)}\nif {a} {cmp} {b}:\n"
-        f"    {out} = {a} {rng.choice(_OPS)} {rng.randint(1, 4)}\nelse:\n"
-        f"    {out} = {b} {rng.choice(_OPS)} {rng.randint(1, 4)}\nprint({out})"
-    )
-
-
-def _loop(rng: random.Random) -> str:
-    acc = rng.choice(("total", "count", "s", "acc"))
-    body = rng.choice(
-        ("{acc} = {acc} + i", "{acc} = {acc} + {k}", "{acc} = {acc} * 2", "{acc} = {acc} + i * {k}")
-    )
-    start = rng.randint(0, 3) if "* 2" not in body else rng.randint(1, 3)
-    return (
-        f"{acc} = {start}\nfor i in range({rng.randint(2, 5)}):\n    "
-        f"{body.format(acc=acc, k=rng.randint(1, 4))}\nprint({acc})"
-    )
+    a, b, c = rng.sample(_NAMES, 3)
+    lines = [f"{a} = {rng.randint(1, 9)}", f"{b} = {rng.randint(1, 9)}"]
+    rng.shuffle(lines)
+    right = b if rng.random() < 0.5 else str(rng.randint(1, 5))
+    lines.append(f"{c} = {a} {rng.choice(_OPS)} {right}")
+    return "\n".join([*lines, f"print({c})"])
 
 
 def _lists(rng: random.Random) -> str:
     name = rng.choice(("xs", "nums", "items", "vals"))
-    values = [rng.randint(0, 9) for _ in range(rng.randint(3, 5))]
+    values = rng.sample(range(10), rng.randint(3, 5))
     head = f"{name} = {values}"
-    kind = rng.randrange(5)
+    kind = rng.randrange(3)
     if kind == 0:
         return f"{head}\nprint({name}[{rng.randrange(len(values))}])"
     if kind == 1:
-        return f"{head}\n{name}.append({rng.randint(0, 9)})\nprint(len({name}))"
-    if kind == 2:
-        return f"{head}\nprint({rng.choice(('sum', 'max', 'min'))}({name}))"
-    if kind == 3:
-        return f"{head}\nprint({name}[{rng.randrange(len(values))}] + {name}[{rng.randrange(len(values))}])"
-    return f"{head}\nprint({name}[{rng.randint(0, 1)}:{rng.randint(2, len(values))}])"
+        return f"{head}\nprint(len({name}))"
+    return f"{head}\nprint({rng.choice(('max', 'min'))}({name}))"
 
 
 def _strings(rng: random.Random) -> str:
     name = rng.choice(("s", "word", "text", "name"))
     word = rng.choice(_WORDS)
-    kind = rng.randrange(5)
+    kind = rng.randrange(4)
     head = f'{name} = "{word}"'
     if kind == 0:
         return f"{head}\nprint({name}.upper())"
     if kind == 1:
-        return f"{head}\nprint({name} * {rng.randint(2, 3)})"
-    if kind == 2:
         return f'{head}\nprint({name} + "{rng.choice(_WORDS)}")'
-    if kind == 3:
-        return f"{head}\nprint(len({name}) + {rng.randint(1, 5)})"
+    if kind == 2:
+        return f"{head}\nprint(len({name}))"
     return f"{head}\nprint({name}[{rng.randrange(len(word))}])"
 
 
@@ -109,18 +80,10 @@ _FUNCTIONS = (
 def _function(rng: random.Random) -> str:
     fname, _, body = rng.choice(_FUNCTIONS)
     arg = rng.randint(1, 9)
-    call = f"{fname}({arg})" if rng.random() < 0.6 else f"{fname}({arg}) + {rng.randint(1, 5)}"
-    return f"def {fname}(n):\n    {body}\n\nprint({call})"
+    return f"def {fname}(n):\n    {body}\n\nprint({fname}({arg}))"
 
 
-_FAMILIES: tuple[Callable[[random.Random], str], ...] = (
-    _arith,
-    _branch,
-    _loop,
-    _lists,
-    _strings,
-    _function,
-)
+_FAMILIES: tuple[Callable[[random.Random], str], ...] = (_copy, _arith, _lists, _strings, _function)
 
 
 def run_program(program: str) -> str | None:
@@ -155,7 +118,10 @@ def _training_program(rng: random.Random) -> tuple[str, str]:
     while True:
         program = random_program(rng)
         output = run_program(program)
-        if output is not None and not is_held_out(f"code:{program}"):
+        # No line-suffix may be held out either: a held-out program must not appear inside a longer one.
+        lines = program.split("\n")
+        suffixes = ("\n".join(lines[i:]) for i in range(len(lines)))
+        if output is not None and not any(is_held_out(f"code:{s}") for s in suffixes):
             return program, output
 
 
@@ -219,14 +185,14 @@ _SWAPS = {
     "upper": "lower",
     "max": "min",
     "min": "max",
-    "sum": "max",
+    "len": "max",
 }
 
 
 def _mutants(rng: random.Random, program: str) -> Iterator[str]:
     """Near-miss variants of ``program``: one literal nudged, or one operator swapped."""
     literals = list(_LITERAL.finditer(program))
-    ops = list(re.finditer(r"(?<=\s)(==|>=|[+\-*<>])(?=\s)|\b(upper|max|min|sum)\b", program))
+    ops = list(re.finditer(r"(?<=\s)(==|>=|[+\-*<>])(?=\s)|\b(upper|max|min|len)\b", program))
     while True:
         if literals and (not ops or rng.random() < 0.6):
             m = rng.choice(literals)
@@ -239,12 +205,20 @@ def _mutants(rng: random.Random, program: str) -> Iterator[str]:
             return
 
 
+def _confusions(program: str) -> Iterator[str]:
+    """The program printing another of its variables instead (a binding mistake)."""
+    body, last = program.rsplit("\n", 1)
+    if not last.startswith("print("):
+        return
+    for name in dict.fromkeys(re.findall(r"^\s*(\w+) = ", program, flags=re.M)):
+        yield f"{body}\nprint({name})"
+
+
 def _distractors(rng: random.Random, program: str, output: str) -> list[str] | None:
     wrong: list[str] = []
-    for attempt, mutant in enumerate(_mutants(rng, program)):
-        if attempt > 60:
-            break
-        out = run_program(mutant)
+    candidates = itertools.chain(_confusions(program), itertools.islice(_mutants(rng, program), 60))
+    for candidate in candidates:
+        out = run_program(candidate)
         if out is not None and out != output and out not in wrong:
             wrong.append(out)
             if len(wrong) == 3:

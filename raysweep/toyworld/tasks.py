@@ -32,15 +32,13 @@ TOY_TASKS: tuple[ToyTask, ...] = (
     ToyTask("toy_general_facts", "general", 0.25),
     ToyTask("toy_commonsense_materials", "commonsense", 0.25),
     ToyTask("toy_code_output", "code", 0.25),
-    ToyTask("toy_math_arithmetic", "math", 0.25),
     ToyTask("toy_math_word", "math", 0.25),
 )
 
 _ITEMS: dict[str, Callable[[int, int], list[McItem]]] = {
-    "toy_general_facts": general.task_items,
+    "toy_general_facts": general.fact_items,
     "toy_commonsense_materials": commonsense.task_items,
     "toy_code_output": programs.task_items,
-    "toy_math_arithmetic": arithmetic.arithmetic_items,
     "toy_math_word": arithmetic.word_items,
 }
 
