@@ -355,7 +355,19 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         raise ConfigError(f"config {path or 'default'} is not valid YAML: {exc}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config {path or 'default'} must be a mapping at the top level")
-    return validate_config(apply_overrides(tree, overrides))
+    tree = apply_overrides(tree, overrides)
+    if path is not None:
+        _absolutise_include_paths(tree, Path(path).resolve().parent)
+    return validate_config(tree)
+
+
+def _absolutise_include_paths(tree: dict[str, Any], base: Path) -> None:
+    """Inline suites name task folders relative to the config file; Tune trials change cwd."""
+    for section in ("evaluation", "search"):
+        suite = (tree.get(section) or {}).get("suite")
+        if isinstance(suite, dict) and isinstance(suite.get("include_path"), str):
+            p = Path(suite["include_path"]).expanduser()
+            suite["include_path"] = str(p if p.is_absolute() else (base / p).resolve())
 
 
 # --------------------------------------------------------------------------- one trial

@@ -47,6 +47,30 @@ def _task_manager(include_path: str | None, include_defaults: bool) -> TaskManag
     return _TASK_MANAGERS[key]
 
 
+def _env_report_once() -> None:
+    """Compute lm-eval's environment report once per process instead of once per evaluation.
+
+    ``simple_evaluate`` always attaches it, and it shells out to ``pip list`` (~1.5 s, a third
+    of a toy-suite trial). It cannot change within a process, so later calls reuse the first.
+    """
+    import copy
+
+    import lm_eval.evaluator as evaluator
+
+    original = evaluator.add_env_info
+    if getattr(original, "_computed_once", False):
+        return
+    report: dict[str, Any] = {}
+
+    def add_env_info(storage: dict[str, Any]) -> None:
+        if not report:
+            original(report)
+        storage.update(copy.deepcopy(report))
+
+    add_env_info._computed_once = True  # type: ignore[attr-defined]
+    evaluator.add_env_info = add_env_info
+
+
 def _manager_for(suite: Suite) -> TaskManager:
     """The smallest index that knows every task of ``suite`` (stock tasks only when needed)."""
     if suite.include_path is not None:
@@ -265,6 +289,7 @@ def evaluate_capabilities(
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
+    _env_report_once()
     was_training = getattr(model, "training", False)
     task_scores: dict[str, float] = {}
     try:
