@@ -3,7 +3,8 @@
 Per group and dimension (and ``total``, the averaged score), over single-source grid trials:
 ``spread`` = max - min across sources of the seed-averaged retention, with the sources at both
 ends, and ``source_share`` = the share of the variance across all trials (sources x seeds)
-explained by the source, SS_between / SS_total of a one-way layout (eta squared).
+explained by the source, SS_between / SS_total of a one-way layout (eta squared; NaN unless
+some source has at least two trials, since with one trial per source it is trivially 1).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ ARTIFACT_VALUE_COLUMNS = (
 def source_variance_share(values: pd.Series, sources: pd.Series) -> float:
     """Eta squared of a one-way layout: between-source sum of squares over the total."""
     frame = pd.DataFrame({"v": values.to_numpy(float), "s": sources.to_numpy()}).dropna()
-    if frame["s"].nunique() < 2:
+    # With one trial per source every source "explains" all variance: no estimate.
+    if frame["s"].nunique() < 2 or frame["s"].value_counts().max() < 2:
         return float("nan")
     grand = frame["v"].mean()
     total = float(((frame["v"] - grand) ** 2).sum())
@@ -87,7 +89,7 @@ def averaging_artifact(
                     "max_source": str(observed.idxmax()),
                     "max_retention": float(observed.max()),
                 }
-            if observed.size >= 2 and total[column] > 0:
+            if observed.size >= 2 and counts[column].max() >= 2 and total[column] > 0:
                 row["source_share"] = float(between[column] / total[column])
             rows.append(row)
     return pd.DataFrame(rows, columns=[*group_by, *ARTIFACT_VALUE_COLUMNS])

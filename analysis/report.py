@@ -390,7 +390,7 @@ def _group_blocks(
                 Paragraph(
                     "Spread = max − min across sources of seed-averaged retention (points of % "
                     "dense); Total is the averaged score. Variance explained by source: one-way "
-                    "across sources and seeds."
+                    "across sources and seeds (n/a with one trial per source)."
                 ),
                 Table(_artifact_view(artifact)),
             ]

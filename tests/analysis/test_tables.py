@@ -71,6 +71,14 @@ def test_source_share_edge_cases():
     assert source_variance_share(pd.Series([1.0, 3.0, 1.0, 3.0]), s) == 0.0
     assert np.isnan(source_variance_share(pd.Series([2.0] * 4), s))
     assert np.isnan(source_variance_share(pd.Series([1.0, 2.0]), pd.Series(["a", "a"])))
+    assert np.isnan(source_variance_share(pd.Series([1.0, 2.0]), pd.Series(["a", "b"])))
+
+
+def test_one_trial_per_source_has_no_variance_share(golden):
+    once = golden.ok[golden.ok["seed"] == 0]
+    table = averaging_artifact(once)
+    wanda = table[table["method"] == "wanda"]
+    assert wanda["source_share"].isna().all() and (wanda["spread"] > 0).all()
 
 
 def test_mix_comparison_entries_and_values(golden):
