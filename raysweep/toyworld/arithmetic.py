@@ -112,14 +112,11 @@ def instruct(seed: int) -> Iterator[str]:
 
 
 def _near_misses(rng: random.Random, answer: int) -> list[str]:
-    deltas = [1, -1, 10, -10, 2, -2, 3]
-    rng.shuffle(deltas)
+    """One close miss (off by 1 or 2), one further (off by 3 to 5), one off by ten."""
     out: list[str] = []
-    for d in deltas:
-        if answer + d >= 0 and str(answer + d) not in out:
-            out.append(str(answer + d))
-        if len(out) == 3:
-            break
+    for deltas in ((1, -1, 2, -2), (3, -3, 4, -4, 5, -5), (10, -10)):
+        options = [answer + d for d in deltas if answer + d >= 0 and str(answer + d) not in out]
+        out.append(str(rng.choice(options)))
     return out
 
 

@@ -216,6 +216,19 @@ def _confusions(program: str) -> Iterator[str]:
 
 def _distractors(rng: random.Random, program: str, output: str) -> list[str] | None:
     wrong: list[str] = []
+    if output.isalpha():
+        # String results: slips in case or order of the same length (shorter strings would win on
+        # total log-likelihood for reasons unrelated to the program).
+        half = len(output) // 2
+        slips = (
+            output.lower(),
+            output.upper(),
+            output.capitalize(),
+            output[::-1],
+            output[half:] + output[:half],
+        )
+        wrong = [c for c in dict.fromkeys(slips) if c != output][:3]
+        return wrong if len(wrong) == 3 else None
     candidates = itertools.chain(_confusions(program), itertools.islice(_mutants(rng, program), 60))
     for candidate in candidates:
         out = run_program(candidate)
@@ -233,13 +246,18 @@ def _distractors(rng: random.Random, program: str, output: str) -> list[str] | N
     return None
 
 
+# The task's mix of program kinds, from easy (string methods) to hard (variable binding, arithmetic).
+_TASK_FAMILY_WEIGHTS = {_strings: 0.35, _lists: 0.35, _copy: 0.1, _function: 0.1, _arith: 0.1}
+
+
 def task_items(seed: int, count: int) -> list[McItem]:
     """Held-out programs: pick the printed line among outputs of near-miss programs (chance 0.25)."""
     rng = rng_for(seed, "code-task")
+    families, weights = list(_TASK_FAMILY_WEIGHTS), list(_TASK_FAMILY_WEIGHTS.values())
     items: list[McItem] = []
     seen: set[str] = set()
     while len(items) < count:
-        program = random_program(rng)
+        program = rng.choices(families, weights)[0](rng)
         output = run_program(program)
         if output is None or program in seen or not is_held_out(f"code:{program}"):
             continue
