@@ -101,7 +101,8 @@ def find_tradeoffs(table: dict[str, dict[str, list[float]]]) -> list[dict[str, o
     """(A, B, X, Y) with A above B on X and B above A on Y, every seed of the winner above every seed
     of the loser (ranges do not overlap); sorted by the smaller of the two margins."""
     found = []
-    for a, b in itertools.permutations(table, 2):
+    # (A, B, X, Y) and (B, A, Y, X) are the same trade-off: list each once, A before B in the table.
+    for a, b in itertools.combinations(table, 2):
         for x, y in itertools.permutations(DIMENSIONS, 2):
             gap_x = min(table[a][x]) - max(table[b][x])
             gap_y = min(table[b][y]) - max(table[a][y])

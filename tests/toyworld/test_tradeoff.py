@@ -60,14 +60,8 @@ def test_find_tradeoffs_requires_non_overlapping_seed_ranges():
             "margin_x": 0.16,
             "margin_y": 0.185,
             "range_gap": 0.1,
-        },
-        {
-            "A": "b",
-            "B": "a",
-            "X": "math",
-            "Y": "general",
-            "margin_x": 0.185,
-            "margin_y": 0.16,
-            "range_gap": 0.1,
-        },
+        }
     ]
+    # Overlapping seed ranges on either side: no trade-off.
+    table["b"]["general"] = [0.7, 0.9]
+    assert find_tradeoffs(table) == []
