@@ -126,6 +126,12 @@ TOY_SOURCES: tuple[ToySource, ...] = (
         "toy_general_qa", "general", "Question/answer pairs about invented countries.", general.qa
     ),
     ToySource(
+        "toy_general_reading",
+        "general",
+        "Passages about unseen countries followed by questions (not in the training mix).",
+        general.reading,
+    ),
+    ToySource(
         "toy_general_instruct",
         "general",
         "Instructions to describe countries or state a fact.",

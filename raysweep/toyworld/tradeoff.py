@@ -115,8 +115,24 @@ def find_tradeoffs(table: dict[str, dict[str, list[float]]]) -> list[dict[str, o
     return sorted(found, key=lambda r: -r["range_gap"])
 
 
+def _prune(model, windows: torch.Tensor, sparsity: float, engine: str) -> None:
+    if engine == "builtin":
+        wanda_prune(model, windows, sparsity)
+    elif engine == "raysweep":
+        from raysweep.pruning import prune_model
+
+        prune_model(model, windows, "wanda", sparsity)
+    else:
+        raise ValueError(f"unknown engine {engine!r}; use 'builtin' or 'raysweep'")
+
+
 def run(
-    source_names: Sequence[str], seeds: Sequence[int], sparsity: float, n_windows: int, seqlen: int
+    source_names: Sequence[str],
+    seeds: Sequence[int],
+    sparsity: float,
+    n_windows: int,
+    seqlen: int,
+    engine: str = "builtin",
 ) -> dict:
     torch.set_num_threads(1)
     model_dir = ensure_toy_model()
@@ -135,7 +151,7 @@ def run(
             started = time.perf_counter()
             dense_model.load_state_dict(state)
             windows = calibration_windows(tokenizer, SOURCES_BY_NAME[name], seed, n_windows, seqlen)
-            wanda_prune(dense_model, windows, sparsity)
+            _prune(dense_model, windows, sparsity, engine)
             scores = task_scores(dense_model, tokenizer, items)
             dims = dimension_scores(scores)
             for d in DIMENSIONS:
@@ -143,7 +159,7 @@ def run(
             raw.append({"source": name, "seed": seed, "task_scores": scores})
             print(f"{name:26s} seed {seed}  " + "  ".join(f"{d} {dims[d] / dense_dims[d]:.3f}" for d in DIMENSIONS)
                   + f"  ({time.perf_counter() - started:.1f}s)", flush=True)  # fmt: skip
-    return {"sparsity": sparsity, "seeds": list(seeds), "n_windows": n_windows, "seqlen": seqlen,
+    return {"sparsity": sparsity, "engine": engine, "seeds": list(seeds), "n_windows": n_windows, "seqlen": seqlen,
             "dense_task_scores": dense, "dense_dimension_scores": dense_dims,
             "retention": table, "runs": raw, "tradeoffs": find_tradeoffs(table)}  # fmt: skip
 
@@ -166,9 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sparsity", type=float, default=0.7)
     parser.add_argument("--windows", type=int, default=64)
     parser.add_argument("--seqlen", type=int, default=128)
+    parser.add_argument("--engine", choices=("builtin", "raysweep"), default="builtin",
+                        help="this module's Wanda, or raysweep.pruning.prune_model(..., 'wanda', ...)")  # fmt: skip
     parser.add_argument("--output", type=Path, default=None, help="write the full result as JSON")
     args = parser.parse_args(argv)
-    result = run(args.sources, args.seeds, args.sparsity, args.windows, args.seqlen)
+    result = run(args.sources, args.seeds, args.sparsity, args.windows, args.seqlen, args.engine)
     print(
         f"\nretention at {args.sparsity:.0%} unstructured Wanda (mean ± half range over seeds {args.seeds})"
     )
