@@ -1,6 +1,17 @@
 """Calibration data: the source table, packing into fixed windows, exact mixing, information metrics."""
 
 from .build import build_calibration_set, source_seed, source_windows
+from .generated import (
+    GENERATED_SOURCES,
+    IGSP,
+    SGS,
+    IGSPResult,
+    SelfCal,
+    SGSResult,
+    generated_source,
+    generated_source_from_spec,
+)
+from .igsp_select import IGSPSelection, select_igsp
 from .metrics import information_metrics
 from .mixing import allocate_counts, normalize_mix
 from .packing import pack_windows
@@ -10,6 +21,16 @@ from .sources import DIMENSIONS, CalibrationSource, file_source, source_from_spe
 
 __all__ = [
     "DIMENSIONS",
+    "GENERATED_SOURCES",
+    "IGSP",
+    "SGS",
+    "IGSPResult",
+    "IGSPSelection",
+    "SGSResult",
+    "SelfCal",
+    "generated_source",
+    "generated_source_from_spec",
+    "select_igsp",
     "HUB_PRESETS",
     "SOURCES",
     "CalibrationSource",

@@ -11,7 +11,14 @@ import numpy as np
 import torch
 
 from ..paths import cache_dir as default_cache_root
-from .cache import build_lock, cache_key, cache_path, load_windows, save_windows
+from .cache import (
+    build_lock,
+    cache_key,
+    cache_path,
+    generated_cache_key,
+    load_windows,
+    save_windows,
+)
 from .loading import iter_documents
 from .mixing import allocate_counts, normalize_mix
 from .packing import pack_windows, require_eos, tokenize_documents
@@ -59,6 +66,30 @@ def _generate(
     return windows
 
 
+def _cached_generation(
+    tokenizer: Any,
+    source: CalibrationSource,
+    count: int,
+    seqlen: int,
+    seed: int,
+    model: Any,
+    root: Path,
+) -> torch.Tensor:
+    # Keyed by model weights, generator knobs and code, tokenizer, seed, count and seqlen.
+    path = cache_path(root, generated_cache_key(model, tokenizer, source, seqlen, seed, count))
+    cached = load_windows(path)
+    if cached is not None:
+        return cached
+    with build_lock(path):
+        cached = load_windows(path)
+        if cached is not None:
+            return cached
+        windows = _generate(tokenizer, source, count, seqlen, seed, model)
+        meta = {"source": source.name, "generated": True, "seqlen": seqlen, "seed": seed}
+        save_windows(path, windows, meta)
+    return windows
+
+
 def _pack_source(
     tokenizer: Any, source: CalibrationSource, count: int, seqlen: int, seed: int
 ) -> torch.Tensor:
@@ -101,18 +132,26 @@ def source_windows(
     tokens, joined with EOS and cut into consecutive windows. Results are cached on disk under
     ``cache_dir`` (default: ``raysweep.paths.cache_dir() / "calibration"``) keyed by tokenizer,
     source, revision, seqlen, seed and count; concurrent callers on one node build a key once.
+
+    Generated sources are written by ``model`` (a ``torch.nn.Module``; anything else is generated
+    without caching) and cached keyed by the model's fingerprint (``cache.model_fingerprint``),
+    the generator's knobs and code, tokenizer, seqlen, seed and count.
     """
     _check_positive("count", count)
     _check_positive("seqlen", seqlen)
     source = get_source(source, extra_sources)
     _require_model(source, model)
+    root = Path(cache_dir) if cache_dir is not None else None
     if source.kind == "generated":
-        return _generate(tokenizer, source, count, seqlen, seed, model)
+        if not use_cache or not isinstance(model, torch.nn.Module):
+            return _generate(tokenizer, source, count, seqlen, seed, model)
+        root = root or default_cache_root() / "calibration"
+        return _cached_generation(tokenizer, source, count, seqlen, seed, model, root)
     require_eos(tokenizer)
     if not use_cache:
         return _pack_source(tokenizer, source, count, seqlen, seed)
 
-    root = Path(cache_dir) if cache_dir is not None else default_cache_root() / "calibration"
+    root = root or default_cache_root() / "calibration"
     key = cache_key(tokenizer, source, seqlen, seed, count)
     path = cache_path(root, key)
     cached = load_windows(path)

@@ -109,6 +109,66 @@ def cache_key(tokenizer: Any, source: CalibrationSource, seqlen: int, seed: int,
     return _sha256(json.dumps(payload, sort_keys=True))
 
 
+# Bump when generation (sampling, scoring, selection) changes in a way the code hashes miss.
+GENERATION_VERSION = 1
+
+# Parameters whose values are hashed into a model's fingerprint, and elements sampled from each.
+_FINGERPRINT_TENSORS = 8
+_FINGERPRINT_ELEMENTS = 4096
+
+
+def model_fingerprint(model: Any) -> dict[str, Any]:
+    """What identifies a model's weights: its config's ``name_or_path`` and revision (commit hash
+    when loaded from the Hub), the names, shapes and dtypes of all parameters, and a hash of up to
+    4096 evenly spaced values of each of 8 parameters spread over the model (first and last
+    included). Cheap on any device; computed on every call because weights change in place."""
+    config = getattr(model, "config", None)
+    params = list(model.named_parameters())
+    digest = hashlib.sha256()
+    for name, p in params:
+        digest.update(f"{name}:{tuple(p.shape)}:{p.dtype};".encode())
+    picks = sorted({round(i * (len(params) - 1) / max(_FINGERPRINT_TENSORS - 1, 1))
+                    for i in range(_FINGERPRINT_TENSORS)}) if params else []  # fmt: skip
+    with torch.no_grad():
+        for i in picks:
+            flat = params[i][1].detach().reshape(-1)
+            idx = torch.linspace(0, flat.numel() - 1, min(_FINGERPRINT_ELEMENTS, flat.numel()))
+            values = flat[idx.round().long().to(flat.device)].float().cpu()
+            digest.update(values.numpy().tobytes())
+    return {
+        "class": type(model).__qualname__,
+        "name_or_path": str(getattr(config, "name_or_path", "") or ""),
+        "revision": getattr(config, "_commit_hash", None),
+        "weights": digest.hexdigest(),
+    }
+
+
+def generator_fingerprint(generator: Any, model: Any) -> Any:
+    """A generator's own key part: its ``cache_fingerprint(model)`` (knobs and code) when it has
+    one, else the name and module hash of the callable."""
+    method = getattr(generator, "cache_fingerprint", None)
+    if callable(method):
+        return method(model)
+    return _callable_fingerprint(generator)
+
+
+def generated_cache_key(
+    model: Any, tokenizer: Any, source: CalibrationSource, seqlen: int, seed: int, count: int
+) -> str:
+    """Hex key of the windows a generated source gives for this model and these arguments."""
+    payload = {
+        "generation_version": GENERATION_VERSION,
+        "raysweep": __version__,
+        "tokenizer": tokenizer_fingerprint(tokenizer),
+        "model": model_fingerprint(model),
+        "generator": generator_fingerprint(source.generator, model),
+        "seqlen": seqlen,
+        "seed": seed,
+        "count": count,
+    }
+    return _sha256(json.dumps(payload, sort_keys=True, default=str))
+
+
 def cache_path(root: Path, key: str) -> Path:
     return root / key[:2] / f"{key}.pt"
 

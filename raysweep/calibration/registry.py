@@ -40,7 +40,8 @@ def _toy_sources() -> tuple[CalibrationSource, ...]:
 
 
 class SourceTable(Mapping[str, CalibrationSource]):
-    """Read-only ``name -> CalibrationSource``: the Hub presets, then the toy sources (loaded lazily).
+    """Read-only ``name -> CalibrationSource``: the Hub presets, the model-generated sources
+    (``self_cal``, ``sgs``, ``igsp``), then the toy sources (loaded lazily).
 
     If the toy world cannot be imported the table holds the presets only; asking for a ``toy_`` name
     then raises an error that says why.
@@ -52,7 +53,10 @@ class SourceTable(Mapping[str, CalibrationSource]):
 
     def _table(self) -> dict[str, CalibrationSource]:
         if self._rows is None:
+            from .generated import GENERATED_SOURCES  # imports build helpers lazily itself
+
             rows = {s.name: s for s in HUB_PRESETS}
+            rows.update((s.name, s) for s in GENERATED_SOURCES)
             try:
                 rows.update((s.name, s) for s in _toy_sources())
             except ToySourcesUnavailable as err:
@@ -91,7 +95,8 @@ def get_source(
     if name.startswith("toy_") and SOURCES.toy_error:
         raise ValueError(f"unknown calibration source {name!r}: {SOURCES.toy_error}")
     known = sorted({*SOURCES, *(extra or {})})
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    # 0.6: short names (sgs, igsp) share a letter pair with many typos; keep only real look-alikes.
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
     hint = f"; close names: {', '.join(close)}" if close else ""
     raise ValueError(
         f"unknown calibration source {name!r}{hint} "

@@ -206,8 +206,14 @@ def source_from_spec(
     string over row fields, e.g. ``"Q: {question}\\nA: {answer}"``); ``contiguous``, ``dimension``,
     ``offline``, ``description``. ``based_on: <preset>`` starts from a preset and overrides the keys
     given (e.g. point ``gsm8k`` at a local mirror with ``dataset: json`` and ``data_files``).
-    ``presets`` defaults to the source table.
+    ``presets`` defaults to the source table. ``generator: self_cal|sgs|igsp`` makes a
+    model-generated source whose other keys are that generator's knobs (see
+    ``raysweep.calibration.generated``).
     """
+    if "generator" in spec:
+        from .generated import generated_source_from_spec
+
+        return generated_source_from_spec(name, spec)
     unknown = sorted(set(spec) - set(_SPEC_KEYS))
     if unknown:
         raise ValueError(

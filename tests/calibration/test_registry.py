@@ -8,7 +8,13 @@ import types
 
 import pytest
 
-from raysweep.calibration import CalibrationSource, get_source, source_from_spec, source_windows
+from raysweep.calibration import (
+    GENERATED_SOURCES,
+    CalibrationSource,
+    get_source,
+    source_from_spec,
+    source_windows,
+)
 from raysweep.calibration.cli import main
 from raysweep.calibration.registry import SourceTable
 
@@ -21,7 +27,8 @@ def test_toy_sources_join_the_table_lazily(monkeypatch):
     monkeypatch.setitem(sys.modules, "raysweep.toyworld.sources", fake)
     table = SourceTable()
     assert table._rows is None  # nothing imported until the table is read
-    assert list(table)[:15][0] == "c4" and len(table) == 15 + len(TOY_LIKE)
+    assert list(table)[:15][0] == "c4"
+    assert len(table) == 15 + len(GENERATED_SOURCES) + len(TOY_LIKE)
     toy = table["toy_math"]
     assert (toy.kind, toy.offline, toy.dimension, toy.texts) == (
         "builtin",
@@ -36,7 +43,7 @@ def test_missing_toy_world_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "raysweep.toyworld.sources", None)  # import fails
     table = SourceTable()
     monkeypatch.setattr("raysweep.calibration.registry.SOURCES", table)
-    assert len(table) == 15
+    assert len(table) == 15 + len(GENERATED_SOURCES)
     with pytest.raises(
         ValueError,
         match=r"^unknown calibration source 'toy_math': the toy world's sources are unavailable "
