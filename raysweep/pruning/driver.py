@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,10 @@ from raysweep.pruning.wanda import accumulate_sqnorm, new_sqnorm
 
 class _StopForward(Exception):
     """Raised by the last layer's stub: nothing after the decoder stack is needed."""
+
+
+class _LayerStatisticsComplete(Exception):
+    """Raised once every prunable module of the layer has seen its input in this call."""
 
 
 @dataclass
@@ -116,6 +120,10 @@ def _on_device(modules: list[nn.Module], device: torch.device) -> Iterator[None]
                 module.to(home)
 
 
+class _NotChained(Exception):
+    """A layer was not handed the object the previous layer returned."""
+
+
 def capture_layer_calls(
     model: nn.Module,
     stack: DecoderStack,
@@ -123,41 +131,57 @@ def capture_layer_calls(
     batch_size: int,
     device: torch.device,
 ) -> Activations:
-    """Record the inputs and calls of every decoder layer for each calibration batch."""
+    """Record the inputs and calls of every decoder layer for each calibration batch.
+
+    Stubs return their input hidden states unchanged, as a tensor (what current transformers
+    layers return) or, if the model unpacks ``output[0]``, as a 1-tuple. Each stub checks that it
+    receives exactly what the previous one returned: the driver relies on layer i+1 reading
+    layer i's output as is.
+    """
     layers = stack.layers
     last = len(layers) - 1
     calls: list[list[LayerCall]] = [[] for _ in layers]
     hidden: list[torch.Tensor] = []
-    output_tail: list[tuple[Any, ...] | None] = []  # extra outputs of a tuple-returning layer
+    returned: list[Any] = [None]
+    as_tuple = [False]
 
-    def make_stub(index: int, layer: nn.Module) -> Callable[..., Any]:
-        real_forward = layer.forward
-
+    def make_stub(index: int) -> Callable[..., Any]:
         def stub(*args: Any, **kwargs: Any) -> Any:
             h, call = _record(args, kwargs)
+            if index > 0 and h is not returned[0]:
+                raise _NotChained
             calls[index].append(call)
             if index == 0:
                 hidden.append(h)
             if index == last:
                 raise _StopForward
-            if not output_tail:
-                # Learn once whether layers return a tensor or a tuple (the model unpacks it).
-                out = real_forward(*args, **kwargs)
-                output_tail.append(None if isinstance(out, torch.Tensor) else tuple(out[1:]))
-            tail = output_tail[0]
-            return h if tail is None else (h, *tail)
+            returned[0] = h
+            return (h,) if as_tuple[0] else h
 
         return stub
 
     outside = list(_outside_stack(model, layers))
     for index, layer in enumerate(layers):
-        layer.forward = make_stub(index, layer)  # type: ignore[method-assign]
+        layer.forward = make_stub(index)  # type: ignore[method-assign]
     try:
         with _on_device(outside, device):
-            for start in range(0, calibration.shape[0], batch_size):
+            for batch, start in enumerate(range(0, calibration.shape[0], batch_size)):
                 ids = calibration[start : start + batch_size].to(device)
-                with suppress(_StopForward):
-                    model(input_ids=ids, use_cache=False)
+                while True:
+                    try:
+                        model(input_ids=ids, use_cache=False)
+                    except _StopForward:
+                        break
+                    except _NotChained:
+                        if as_tuple[0]:
+                            raise ValueError(
+                                f"the decoder layers of {type(model).__name__} do not feed each "
+                                "other's outputs directly; layer-by-layer pruning cannot replay them"
+                            ) from None
+                        as_tuple[0] = True
+                        del hidden[batch:]
+                        for records in calls:
+                            del records[batch:]
     finally:
         for layer in layers:
             del layer.forward
@@ -169,33 +193,41 @@ class _Collector:
     """Forward pre-hooks that add each prunable module's input statistics (fp32)."""
 
     kind: StatisticsKind
+    expected: int  # prunable modules in the layer
+    stop_when_complete: bool  # skip the rest of the layer once all statistics are in
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
     # Inputs seen in the current layer call, by identity: modules fed the same tensor share stats.
     _seen: dict[int, tuple[str, torch.Tensor]] = field(default_factory=dict)
+    _called: set[str] = field(default_factory=set)
 
     def hook(self, name: str) -> Callable[..., None]:
         def pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
-            x = args[0]
-            seen = self._seen.get(id(x))
-            if seen is not None and seen[1] is x:
-                self.groups.setdefault(name, seen[0])
-                return
-            key = self.groups.setdefault(name, name)
-            self._seen[id(x)] = (key, x)
-            if key not in self.sums:
-                width = x.shape[-1]
-                new = new_hessian if self.kind == "hessian" else new_sqnorm
-                self.sums[key] = new(width, x.device)
-            if self.kind == "hessian":
-                accumulate_hessian(self.sums[key], x)
-            else:
-                accumulate_sqnorm(self.sums[key], x)
+            self._add(name, args[0])
+            self._called.add(name)
+            if self.stop_when_complete and len(self._called) == self.expected:
+                raise _LayerStatisticsComplete
 
         return pre_hook
 
+    def _add(self, name: str, x: torch.Tensor) -> None:
+        seen = self._seen.get(id(x))
+        if seen is not None and seen[1] is x:
+            self.groups.setdefault(name, seen[0])
+            return
+        key = self.groups.setdefault(name, name)
+        self._seen[id(x)] = (key, x)
+        if key not in self.sums:
+            new = new_hessian if self.kind == "hessian" else new_sqnorm
+            self.sums[key] = new(x.shape[-1], x.device)
+        if self.kind == "hessian":
+            accumulate_hessian(self.sums[key], x)
+        else:
+            accumulate_sqnorm(self.sums[key], x)
+
     def end_call(self) -> None:
         self._seen.clear()
+        self._called.clear()
 
 
 def _statistics_pass(
@@ -206,11 +238,15 @@ def _statistics_pass(
     kind: StatisticsKind,
     update: bool,
 ) -> LayerStatistics:
-    collector = _Collector(kind)
+    # Without ``update`` the layer's output is not needed: stop at the last module's input.
+    collector = _Collector(kind, expected=len(modules), stop_when_complete=not update)
     handles = [m.register_forward_pre_hook(collector.hook(name)) for name, m in modules.items()]
     try:
         for b, call in enumerate(acts.calls[index]):
-            out = call(layer, acts.hidden[b])
+            try:
+                out = call(layer, acts.hidden[b])
+            except _LayerStatisticsComplete:
+                out = None
             collector.end_call()
             if update:
                 acts.hidden[b] = out

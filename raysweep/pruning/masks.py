@@ -50,11 +50,21 @@ def check_sparsity(sparsity: float, nm: NMStructure | None) -> None:
 
 
 def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Mask of the ``k`` lowest entries along the last dimension (stable order breaks ties)."""
-    mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-    if k > 0:
-        order = torch.sort(scores, dim=-1, stable=True).indices[..., :k]
-        mask.scatter_(-1, order, True)
+    """Mask of the ``k`` lowest entries along the last dimension.
+
+    Same selection as a stable ascending sort (ties go to the lower index), found with a linear
+    time ``kthvalue`` instead: everything below the k-th value, then the first tied entries.
+    """
+    n = scores.shape[-1]
+    if k <= 0:
+        return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    if k >= n:
+        return torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    kth = torch.kthvalue(scores, k, dim=-1, keepdim=True).values
+    mask = scores < kth
+    ties = scores == kth
+    missing = k - mask.sum(-1, keepdim=True)
+    mask |= ties & (ties.cumsum(-1) <= missing)
     return mask
 
 

@@ -33,10 +33,27 @@ def new_hessian(in_features: int, device: torch.device | str | None = None) -> t
     return torch.zeros(in_features, in_features, dtype=torch.float32, device=device)
 
 
+_HESSIAN_PANELS = 4
+_PANEL_MIN_FEATURES = 256
+
+
 def accumulate_hessian(hessian: torch.Tensor, inputs: torch.Tensor) -> None:
-    """Add ``X^T X`` of ``inputs`` (..., in_features) to ``hessian`` (in, in) in place."""
+    """Add ``X^T X`` of ``inputs`` (..., in_features) to ``hessian`` (in, in) in place.
+
+    X^T X is symmetric: for wide inputs only the row panels right of the diagonal are
+    multiplied (about 5/8 of the flops with 4 panels) and mirrored into the lower triangle.
+    """
     x = inputs.reshape(-1, inputs.shape[-1]).float()
-    hessian.addmm_(x.t(), x)
+    width = x.shape[1]
+    if width < _PANEL_MIN_FEATURES:
+        hessian.addmm_(x.t(), x)
+        return
+    step = -(-width // _HESSIAN_PANELS)
+    edges = [*range(0, width, step), width]
+    for a0, a1 in zip(edges[:-1], edges[1:], strict=True):
+        hessian[a0:a1, a0:].addmm_(x[:, a0:a1].t(), x[:, a0:])
+    for a0, a1 in zip(edges[:-1], edges[1:], strict=True):
+        hessian[a1:, a0:a1] = hessian[a0:a1, a1:].t()
 
 
 def inverse_cholesky_upper(

@@ -139,3 +139,29 @@ def test_cholesky_gives_up_after_three_retries_naming_the_layer():
         r"dampening 0\.01, 0\.1, 1, 10 x mean\(diag\)",
     ):
         sparsegpt_prune(torch.randn(4, 8), h, 0.5, name="model.layers.3.mlp.down_proj")
+
+
+@pytest.mark.parametrize("width", [40, 300])
+def test_hessian_accumulation_is_x_transpose_x(width):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 50, width, generator=g)
+    h = new_hessian(width)
+    accumulate_hessian(h, x[:2])
+    accumulate_hessian(h, x[2])
+    flat = x.reshape(-1, width).double()
+    torch.testing.assert_close(h.double(), flat.t() @ flat, rtol=1e-5, atol=1e-3)
+    assert torch.equal(h, h.t())
+
+
+def test_lowest_k_mask_matches_a_stable_sort_even_with_ties():
+    from raysweep.pruning.masks import lowest_k_mask
+
+    g = torch.Generator().manual_seed(4)
+    for scores in (
+        torch.randint(0, 3, (6, 20), generator=g).float(),
+        torch.rand(6, 20, generator=g),
+    ):
+        for k in range(21):
+            expected = torch.zeros(6, 20, dtype=torch.bool)
+            expected.scatter_(1, torch.sort(scores, dim=1, stable=True).indices[:, :k], True)
+            assert torch.equal(lowest_k_mask(scores, k), expected), k
