@@ -162,6 +162,8 @@ def worker_fastpath(job: dict[str, Any]) -> dict[str, Any]:
     dense = {k: v.clone() for k, v in model.state_dict().items()}
     wall, cpu = time.perf_counter(), time.process_time()
     sources = [LayerStatistics.load(p) for p in job["stats"]]
+    if job["method"] == "wanda":
+        sources = [s.diagonal() for s in sources]  # Wanda needs only the diagonals
     per_mix = []
     for weights in job["mixes"]:
         t = time.perf_counter()
@@ -305,7 +307,7 @@ def _mixes(count: int) -> list[list[float]]:
     return (w / w.sum(1, keepdim=True)).tolist()
 
 
-def _compare(model_dir: Path, stats_path: Path, ours: str, theirs: str) -> dict[str, float]:
+def _compare(model_dir: Path, stats_path: Path, ours: str, theirs: str) -> dict[str, Any]:
     """Layer-0 mask agreement and mean relative reconstruction error ||dW X||^2 / ||W X||^2 of
     both pruned models, X the dense model's calibration inputs (from its Hessians)."""
     from safetensors.torch import load_file
@@ -318,17 +320,18 @@ def _compare(model_dir: Path, stats_path: Path, ours: str, theirs: str) -> dict[
         if ".layers." in k and k.endswith("proj.weight")
     }
     stats = LayerStatistics.load(stats_path)
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     for label, path in (("ours", ours), ("theirs", theirs)):
         pruned = load_file(path)
-        errors = []
+        per_layer: dict[str, list[float]] = {}
         for name, w in dense.items():
             h = stats.for_module(name.removesuffix(".weight")).double()
             delta = (w - pruned[name]).double()
-            errors.append(
-                float(((delta @ h) * delta).sum() / ((w.double() @ h) * w.double()).sum())
-            )
-        out[f"err_{label}"] = sum(errors) / len(errors)
+            err = float(((delta @ h) * delta).sum() / ((w.double() @ h) * w.double()).sum())
+            per_layer.setdefault(name.split(".layers.")[1].split(".")[0], []).append(err)
+        layer_means = [sum(v) / len(v) for v in per_layer.values()]
+        out[f"err_{label}"] = sum(layer_means) / len(layer_means)
+        out[f"err_{label}_per_layer"] = layer_means
     a, b = load_file(ours), load_file(theirs)
     layer0 = [k for k in dense if ".layers.0." in k]
     agree = sum(int(((a[k] == 0) == (b[k] == 0)).sum()) for k in layer0)
