@@ -9,7 +9,9 @@
    with the current hidden states: a statistics pass with pre-hooks on the layer's prunable
    modules, then the caller's ``process`` (prune, or keep the statistics), then, unless the
    statistics pass already produced them, a propagation pass whose outputs are the next layer's
-   inputs. Activations stay in the model dtype; statistics are fp32.
+   inputs. A statistics pass whose outputs are not needed stops as soon as the last prunable
+   module has seen its input (the rest of the layer is never computed); the last layer is not
+   propagated. Activations stay in the model dtype; statistics are fp32.
 """
 
 from __future__ import annotations
