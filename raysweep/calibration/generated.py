@@ -223,7 +223,8 @@ def pick_tokens(
         )
         logits = torch.where(seen, penalised, logits)
     if banned:
-        logits[:, banned] = -math.inf
+        ids = torch.tensor(banned, device=logits.device)
+        logits = logits.index_fill(1, ids, -math.inf)
     logits = logits / temperature
     probs = torch.softmax(logits, dim=-1)
     ranked, order = _ranked(probs, sampling.top_k, sampling.top_p)
@@ -639,12 +640,16 @@ class IGSP(Sampling):
     3. Select ``count`` windows greedily to minimise the set's ``ngram4_aggregation``, with equal
        counts per dimension and each dimension's mean perplexity within ``[median / (1 +
        ppl_tolerance), median * (1 + ppl_tolerance)]`` of the pool's median
-       (``raysweep.calibration.igsp_select.select_igsp``).
+       (``raysweep.calibration.igsp_select.select_igsp``). When some dimension cannot reach
+       that band (its cues lead to text the model finds much easier or harder than the rest),
+       ``widen_band`` (default) raises the tolerance to the smallest feasible one, with a logged
+       warning; ``widen_band: false`` makes it an error instead.
     """
 
     top_p: float = 0.95
     pool_factor: float = 4.0
     ppl_tolerance: float = 0.25
+    widen_band: bool = True
     cues: tuple[tuple[str, tuple[str, ...]], ...] = field(default=DEFAULT_CUES)
 
     kind = "igsp"
@@ -657,6 +662,8 @@ class IGSP(Sampling):
             raise ValueError(
                 f"igsp: ppl_tolerance must be a number >= 0, got {self.ppl_tolerance!r}"
             )
+        if not isinstance(self.widen_band, bool):
+            raise ValueError(f"igsp: widen_band must be true or false, got {self.widen_band!r}")
         object.__setattr__(self, "cues", _cue_table(self.cues))
 
     def plan(self, count: int) -> list[tuple[str, str, int]]:
@@ -695,7 +702,18 @@ class IGSP(Sampling):
             ppl = window_perplexities(model, pool, self.score_batch_size)
         finally:
             progress.close()
-        selection = select_igsp(pool, ppl.tolist(), labels, count, self.ppl_tolerance)
+        selection = select_igsp(
+            pool, ppl.tolist(), labels, count, self.ppl_tolerance, widen=self.widen_band
+        )
+        if selection.tolerance > self.ppl_tolerance:
+            log.warning(
+                "igsp: a cue dimension cannot reach the perplexity band at ppl_tolerance %.3g; "
+                "widened to %.3g (mean perplexity per dimension: %s, pool median %.4g)",
+                self.ppl_tolerance,
+                selection.tolerance,
+                {d: round(v, 3) for d, v in selection.mean_perplexity.items()},
+                selection.median,
+            )
         return IGSPResult(
             windows=pool[sorted(selection.indices)],
             pool=pool,

@@ -29,6 +29,7 @@ class IGSPSelection:
     """What ``select_igsp`` chose: pool indices in selection order, and the constraints it met."""
 
     indices: tuple[int, ...]
+    tolerance: float
     band: tuple[float, float]
     median: float
     quotas: dict[str, int]
@@ -133,6 +134,8 @@ def select_igsp(
     labels: Sequence[str],
     n_samples: int,
     tolerance: float = 0.25,
+    *,
+    widen: bool = False,
 ) -> IGSPSelection:
     """Choose ``n_samples`` candidate windows (see the module docstring for the objective).
 
@@ -140,7 +143,9 @@ def select_igsp(
     length); ``perplexities[i]`` and ``labels[i]`` belong to ``candidates[i]``. Each step adds the
     candidate that gives the lowest aggregation of the set so far among those whose label still has
     room and can still end inside the band (ties: lowest index). Raises ``ValueError`` when the
-    pool cannot meet the constraints.
+    pool cannot meet the constraints, unless ``widen``: then a tolerance too small for some label
+    to reach the band is raised to the smallest one at which every label can (that label then
+    gets the windows closest to the band); ``IGSPSelection.tolerance`` records the one used.
     """
     ppl = np.asarray(perplexities, dtype=np.float64)
     labels = [str(label) for label in labels]
@@ -154,10 +159,11 @@ def select_igsp(
         raise ValueError("IGSP selection: perplexities must be finite")
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    low, high, median = perplexity_band(ppl, tolerance)
     names = sorted(set(labels))
     quotas = allocate_counts(dict.fromkeys(names, 1.0), n_samples)
     label_idx = np.array([names.index(label) for label in labels], dtype=np.int64)
+    median = float(np.median(ppl))
+    reach = {}  # label -> (mean of its q lowest, mean of its q highest perplexities)
     for d, name in enumerate(names):
         values = np.sort(ppl[label_idx == d])
         q = quotas[name]
@@ -165,11 +171,22 @@ def select_igsp(
             raise ValueError(
                 f"IGSP selection: label {name!r} has {len(values)} candidates, {q} are needed"
             )
-        if q and (values[:q].mean() > high or values[-q:].mean() < low):
+        if q:
+            reach[name] = (float(values[:q].mean()), float(values[-q:].mean()))
+    if widen:
+        # The smallest tolerance at which every label's reachable means meet the band.
+        needed = max(
+            [max(lo_mean / median, median / hi_mean) - 1.0 for lo_mean, hi_mean in reach.values()]
+        )
+        tolerance = max(tolerance, needed * (1 + 1e-9) + 1e-12)  # rounding margin
+    low, high, median = perplexity_band(ppl, tolerance)
+    for name, (lo_mean, hi_mean) in reach.items():
+        if lo_mean > high or hi_mean < low:
+            q = quotas[name]
             raise ValueError(
                 f"IGSP selection: label {name!r} cannot reach the perplexity band "
                 f"[{low:.4g}, {high:.4g}] around the pool median {median:.4g} (its {q} lowest "
-                f"average {values[:q].mean():.4g}, its {q} highest {values[-q:].mean():.4g}); "
+                f"average {lo_mean:.4g}, its {q} highest {hi_mean:.4g}); "
                 "raise the tolerance or the pool size"
             )
 
@@ -211,4 +228,6 @@ def select_igsp(
 
     means = {name: float(sums[d] / counts[d]) for d, name in enumerate(names) if counts[d] > 0}
     aggregation = float("nan") if total == 0 else 1.0 - distinct / total
-    return IGSPSelection(tuple(chosen), (low, high), median, quotas, means, aggregation)
+    return IGSPSelection(
+        tuple(chosen), float(tolerance), (low, high), median, quotas, means, aggregation
+    )
