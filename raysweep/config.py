@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -317,6 +318,11 @@ def _check_registries(cfg: SweepConfig) -> None:
         names += [("search.sources", s) for s in cfg.search.sources or ()]
         names += [("search.reference", s) for s in [cfg.search.reference] if s]
     for where, name in names:
+        if name.startswith("file:"):
+            # Resolved where the trial runs: on a cluster the file may live only on the workers.
+            if not Path(name[5:]).expanduser().exists():
+                warnings.warn(f"{where}: {name!r} does not exist on this machine", stacklevel=2)
+            continue
         try:
             get_source(name, extra=extra)
         except ValueError as exc:

@@ -96,7 +96,8 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
     assert records.exists(), proc.stdout.read().decode()[-3000:] if proc.stdout else ""
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env)
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env)
     done_before = len(read_records(records, warn=False).records)
     second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]

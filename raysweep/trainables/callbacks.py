@@ -73,9 +73,8 @@ class RecordWriter(Callback):
 class ProgressLine(Callback):
     """``[raysweep] grid 12/96 done, 2 running, 1 failed, 3 retried, ETA 3m20s`` as trials move."""
 
-    def __init__(self, phase: str, total: int, stream: Any = None) -> None:
+    def __init__(self, phase: str, total: int) -> None:
         self.phase, self.total = phase, total
-        self.stream = stream or sys.stdout
         self.start = time.monotonic()
         self.done = self.failed = self.retried = 0
         self.running: set[str] = set()
@@ -90,7 +89,7 @@ class ProgressLine(Callback):
         print(
             f"[raysweep] {self.phase} {finished}/{self.total} done, {len(self.running)} running, "
             f"{self.failed} failed, {self.retried} retried, elapsed {elapsed:.0f}s, ETA {eta}",
-            file=self.stream,
+            file=sys.stdout,  # looked up per call: Tune pickles callbacks with its state
             flush=True,
         )
 
