@@ -161,7 +161,8 @@ def run_trial(
     stage("calibrating")
     t0 = time.perf_counter()
     calib = _calibrate(trial, loaded, device)
-    metrics = information_metrics(calib, model=loaded.model)
+    # The one-shot path exists to skip calibration forward passes, perplexity's included.
+    metrics = information_metrics(calib, model=None if trial.mode == "oneshot" else loaded.model)
     t_cal = time.perf_counter() - t0
 
     stage(f"pruning ({trial.method}, {trial.structure}, {trial.sparsity:g})")

@@ -150,7 +150,7 @@ def _report(out: Path) -> None:
         from analysis import write_report
 
         report = write_report(out)
-        print(f"[raysweep] report: {report}", flush=True)
+        print(f"[raysweep] report: {report.report_md} (and report.html)", flush=True)
     except Exception as exc:  # the records are the product; a failed report must not hide them
         print(f"[raysweep] analysis report failed: {exc!r}", file=sys.stderr, flush=True)
 

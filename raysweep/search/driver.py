@@ -168,18 +168,27 @@ def _row(r: TrialRecord | None) -> dict[str, Any] | None:
 
 
 def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  # noqa: ANN001
+    """Best mix beside the baselines, on the search's suite and on the sweep's full suite."""
     s = cfg.search
     rows = [r for r in read_records(records, warn=False).records if r.status == "ok"
             and r.method == base.method and r.structure == base.structure
             and abs(r.sparsity - base.sparsity) < 1e-9]  # fmt: skip
-    searched = [r for r in rows if r.phase == "search"]
     key = s.objective
 
     def best_of(cands: list[TrialRecord]) -> TrialRecord | None:
         return max(cands, key=lambda r: objective_value(r.model_dump(), key), default=None)
 
-    singles = [r for r in searched if len(r.mix) == 1]
-    ref_name = s.reference
+    def baselines(phase_rows: list[TrialRecord]) -> dict[str, Any]:
+        singles = [r for r in phase_rows if len(r.mix) == 1 and next(iter(r.mix)) in sources]
+        ref = s.reference
+        return {
+            "uniform": _row(best_of([r for r in phase_rows if r.mix_name == "uniform"])),
+            "best_single_source": _row(best_of(singles)),
+            "reference": _row(best_of([r for r in phase_rows if r.mix == {ref: 1.0}])) if ref else None,
+        }
+
+    searched = [r for r in rows if r.phase == "search"]
+    full = [r for r in rows if r.phase == "grid"]
     return {
         "search": f"{base.method} {base.structure} {base.sparsity:g}",
         "method": base.method,
@@ -187,15 +196,13 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
         "sparsity": base.sparsity,
         "objective": key,
         "sources": sources,
+        "search_suite": {"suite": base.evaluation.suite, "limit": base.evaluation.limit},
         "n_trials": res.n_trials,
         "wall_s": round(res.wall_s, 1),
         "best_weights": res.best_weights,
         "best_value": res.best_value,
-        "best_in_search": _row(best_of([r for r in searched if r.mix_name == "search"] or searched)),
-        "best_confirmed": _row(confirmed),
-        "uniform": _row(best_of([r for r in searched if r.mix_name == "uniform"])),
-        "best_single_source": _row(best_of(singles)),
-        "reference": _row(best_of([r for r in rows if r.mix == {ref_name: 1.0}])) if ref_name else None,
+        "search_suite_rows": {"best_mix": _row(best_of(searched)), **baselines(searched)},
+        "full_suite_rows": {"best_mix": _row(confirmed), **baselines(full)},
         "pareto": res.pareto,
         "storage": res.storage_url,
     }
@@ -211,26 +218,31 @@ def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
     tmp.write_text(json.dumps(summaries, indent=1))
     os.replace(tmp, folder / "summary.json")
     lines = ["# Mix-weight search", ""]
+    labels = {"best_mix": "best mix", "uniform": "uniform mix",
+              "best_single_source": "best single source", "reference": "reference source"}  # fmt: skip
     for sm in summaries:
         lines += [f"## {sm['search']} — objective `{sm['objective']}`", "",
                   f"{sm['n_trials']} trials in {sm['wall_s']} s; Optuna study `{sm['storage']}`.", "",
                   "best weights: " + ", ".join(f"{k} {v:.3f}" for k, v in sm["best_weights"].items() if v > 0),
                   ""]  # fmt: skip
-        dims = sorted({d for key in ("best_in_search", "best_confirmed", "uniform", "best_single_source",
-                                     "reference") if sm.get(key) for d in sm[key]["retention"]})  # fmt: skip
-        lines.append("| mix | " + " | ".join(dims) + " | total | worst |")
-        lines.append("|---" * (len(dims) + 3) + "|")
-        for key, label in (("best_in_search", "best mix (search suite)"),
-                           ("best_confirmed", "best mix (confirmed, full suite)"),
-                           ("uniform", "uniform mix"), ("best_single_source", "best single source"),
-                           ("reference", "reference source")):  # fmt: skip
-            row = sm.get(key)
-            if not row:
+        ss = sm["search_suite"]
+        for block, title in (("search_suite_rows",
+                              f"inside the search (suite `{ss['suite']}`, limit {ss['limit']})"),
+                             ("full_suite_rows", "confirmed on the sweep's full suite (best mix: "
+                              "one sequential trial; baselines: the grid's records)")):  # fmt: skip
+            table = {k: v for k, v in sm[block].items() if v}
+            if not table:
                 continue
-            name = label if key not in ("best_single_source", "reference") else f"{label} ({next(iter(row['mix']))})"
-            lines.append(f"| {name} | " + " | ".join(_fmt(row["retention"].get(d)) for d in dims)
-                         + f" | {_fmt(row['total_retention'])} | {_fmt(row['worst_retention'])} |")  # fmt: skip
-        lines.append("")
+            dims = sorted({d for row in table.values() for d in row["retention"]})
+            lines += [f"**{title}**", "", "| mix | " + " | ".join(dims) + " | total | worst |",
+                      "|---" * (len(dims) + 3) + "|"]  # fmt: skip
+            for k, row in table.items():
+                name = labels[k]
+                if k in ("best_single_source", "reference"):
+                    name += f" ({next(iter(row['mix']))})"
+                lines.append(f"| {name} | " + " | ".join(_fmt(row["retention"].get(d)) for d in dims)
+                             + f" | {_fmt(row['total_retention'])} | {_fmt(row['worst_retention'])} |")  # fmt: skip
+            lines.append("")
     tmp = folder / "summary.md.tmp"
     tmp.write_text("\n".join(lines))
     os.replace(tmp, folder / "summary.md")
