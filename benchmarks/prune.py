@@ -360,6 +360,12 @@ def main() -> None:
         "--llmc-batch-size", type=int, default=1, help="llm-compressor batch size (its default: 1)"
     )
     parser.add_argument("--skip-llmcompressor", action="store_true")
+    parser.add_argument("--skip-fast-path", action="store_true")
+    parser.add_argument(
+        "--variants",
+        default=",".join(f"{m} {s}" for m, s in VARIANTS),
+        help="comma-separated 'method structure' pairs to time (default: all four)",
+    )
     parser.add_argument(
         "--repeats",
         type=int,
@@ -411,8 +417,8 @@ def main() -> None:
             [_run_worker(me, "floor", dict(base), tmp) for _ in range(args.repeats)]
         )
         rows = {}
-        for method, structure in VARIANTS:
-            label = f"{method} {structure}"
+        for label in args.variants.split(","):
+            method, structure = label.split()
             tag = f"{method}-{structure.replace(':', '_')}"
             ours_path, theirs_path = (
                 tmp / f"ours-{tag}.safetensors",
@@ -438,7 +444,7 @@ def main() -> None:
         results["variants"] = rows
         mixes = _mixes(N_MIXES)
         fast = {}
-        for method in args.methods.split(","):
+        for method in [] if args.skip_fast_path else args.methods.split(","):
             print(f"fast path {method}: {N_MIXES} mixes from cached statistics ...", flush=True)
             cached = _run_worker(
                 me,
@@ -501,6 +507,8 @@ def _print_table(r: dict[str, Any], run_llmc: bool) -> None:
             )
         print(line)
     stats = r["stats"]
+    if not r["fast_path"]:
+        return
     print(
         f"fast path: statistics of 3 sources once: wall {stats['wall_s']:.1f} s (peak RSS {stats['peak_rss_bytes'] / gib:.2f} GiB)"
     )
