@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -83,25 +84,41 @@ def test_failing_trial_is_retried_then_recorded_as_error(ray_local, tmp_path):
     assert len(recs) == 2
 
 
+def _kill_session(tmpdir: Path) -> None:
+    """SIGKILL every process of the driver's private Ray (found by its unique temp dir)."""
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            blob = " ".join(proc.info["cmdline"] or []) + str((proc.info["environ"] or {}).get("RAY_TMPDIR"))
+            if str(tmpdir) in blob and proc.pid != os.getpid():
+                proc.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+
+
 def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "raysweep.run", "--config", str(_write_cfg(tmp_path, out))]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rs-kill-", dir="/tmp"))
+    # A private Ray for the child driver: it must neither join nor take down the test's own Ray.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": str(ray_tmp)}
+    env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
     records = out / "records.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (records.exists() and records.read_text().strip()):
         time.sleep(0.5)
-    assert records.exists(), proc.stdout.read().decode()[-3000:] if proc.stdout else ""
+    assert records.exists()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env)
+    _kill_session(ray_tmp)
     done_before = len(read_records(records, warn=False).records)
     second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=400)
+    _kill_session(ray_tmp)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert f"already done" in second.stdout
+    assert "already done" in second.stdout
     recs = read_records(records, warn=False).records
     ids = [r.trial_id for r in recs]
     assert len(ids) == len(set(ids)) == 4
