@@ -81,6 +81,9 @@ def start_ray(cfg: SweepConfig) -> None:
     if ray.is_initialized():  # embedded use (tests, notebooks): join the running Ray
         return
     env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
+    # A trial owns `resources.cpu` cores; thread pools beyond torch's must not oversubscribe them.
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("OMP_NUM_THREADS", str(cfg.resources.torch_threads))
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:
         ctx = ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
