@@ -50,3 +50,29 @@ def test_same_seed_same_proposals_and_resume(ray_local, tmp_path):
     assert again.proposals == a.proposals
     more = _search(tmp_path, "a", n_trials=10, max_concurrent=1, seed=7)
     assert more.n_trials == 10 and more.proposals[:8] == a.proposals
+
+
+def test_multi_objective_search_reports_a_pareto_front(ray_local, tmp_path):
+    metrics = [f"retention_{i}" for i in range(4)]
+    res = run_mix_search(
+        analytic.trainable,
+        sources=analytic.SOURCES,
+        base_config={},
+        study_dir=tmp_path / "mo",
+        study_name="mo",
+        n_trials=10,
+        max_concurrent=2,
+        seed=0,
+        metrics=metrics,
+        storage_path=str(tmp_path / "tune"),
+    )
+    assert res.n_trials == 10 and res.pareto
+    front = [analytic.scores(p["weights"]) for p in res.pareto]
+    # every single source is on the front: it is the best possible on its own dimension
+    for i, s in enumerate(analytic.SOURCES):
+        assert any(p["weights"][s] == 1.0 for p in res.pareto)
+        assert max(f[i] for f in front) == max(analytic.A[i])
+    # no member of the front is dominated by another member
+    for a in front:
+        assert not any((b >= a).all() and (b > a).any() for b in front)
+    assert res.best_value == max(min(f) for f in front)
