@@ -25,7 +25,9 @@ SOURCES = ("toy_general_prose", "toy_commonsense_stories", "toy_code_programs", 
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--mixes", type=int, default=8)
     p.add_argument("--method", default="sparsegpt")
     p.add_argument("--sparsity", type=float, default=0.7)
@@ -60,14 +62,23 @@ def main() -> int:
         full_t.append(time.perf_counter() - t0)
         fast_w.append(a.worst_retention)
         full_w.append(b.worst_retention)
-        print(f"mix {i}: fast {fast_t[-1]:5.2f}s worst {a.worst_retention:.3f} | "
-              f"full {full_t[-1]:5.2f}s worst {b.worst_retention:.3f}", flush=True)
+        print(
+            f"mix {i}: fast {fast_t[-1]:5.2f}s worst {a.worst_retention:.3f} | "
+            f"full {full_t[-1]:5.2f}s worst {b.worst_retention:.3f}",
+            flush=True,
+        )
     ratio = statistics.mean(fast_t) / statistics.mean(full_t)
-    print(f"\nsearch trial (oneshot stats, limit {args.search_limit}): {statistics.mean(fast_t):.2f} s mean")
-    print(f"full sequential trial (limit {args.full_limit}):          {statistics.mean(full_t):.2f} s mean")
+    print(
+        f"\nsearch trial (oneshot stats, limit {args.search_limit}): {statistics.mean(fast_t):.2f} s mean"
+    )
+    print(
+        f"full sequential trial (limit {args.full_limit}):          {statistics.mean(full_t):.2f} s mean"
+    )
     print(f"ratio fast/full: {ratio:.2f}x (target <= 0.3x)")
-    print(f"worst-retention agreement over {len(mixes)} mixes: Pearson r = "
-          f"{pearsonr(fast_w, full_w)[0]:+.2f}, Spearman rho = {spearmanr(fast_w, full_w)[0]:+.2f}")
+    print(
+        f"worst-retention agreement over {len(mixes)} mixes: Pearson r = "
+        f"{pearsonr(fast_w, full_w)[0]:+.2f}, Spearman rho = {spearmanr(fast_w, full_w)[0]:+.2f}"
+    )
     return 0
 
 

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("run_dir", nargs="?", default=str(ROOT / "runs" / "default"))
     p.add_argument("--run", action="store_true", help="run the smoke sweep into run_dir first")
     args = p.parse_args()
@@ -41,14 +43,20 @@ def main() -> int:
     loads = [r.timings.get("load_s", 0.0) for r in recs]
     share = [(w - k) / w for w, k in zip(walls, work, strict=True)]
     print(f"trials: {len(recs)} (from {run_dir / 'records.jsonl'})")
-    print(f"trial wall time (driver)  mean {statistics.mean(walls):6.2f} s  median {statistics.median(walls):6.2f} s")
+    print(
+        f"trial wall time (driver)  mean {statistics.mean(walls):6.2f} s  median {statistics.median(walls):6.2f} s"
+    )
     print(f"calibrate+prune+eval      mean {statistics.mean(work):6.2f} s")
     print(f"  of which model restore  mean {statistics.mean(loads):6.2f} s (counted as overhead)")
-    print(f"overhead share            mean {statistics.mean(share):6.1%}  median {statistics.median(share):6.1%}"
-          f"  (target <= 10%)")
+    print(
+        f"overhead share            mean {statistics.mean(share):6.1%}  median {statistics.median(share):6.1%}"
+        f"  (target <= 10%)"
+    )
     first = sorted(recs, key=lambda r: r.started_at)[:2]
-    print("first trials of each worker pay the process start: "
-          + ", ".join(f"{r.timings['trial_wall_s']:.1f}s" for r in first))
+    print(
+        "first trials of each worker pay the process start: "
+        + ", ".join(f"{r.timings['trial_wall_s']:.1f}s" for r in first)
+    )
     return 0
 
 

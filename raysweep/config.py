@@ -148,7 +148,9 @@ class PruningConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
-    suite: str | dict[str, Any] = Field("toy", description="'study', 'fast', 'toy' or an inline suite")
+    suite: str | dict[str, Any] = Field(
+        "toy", description="'study', 'fast', 'toy' or an inline suite"
+    )
     limit: int | None = Field(None, gt=0, description="items per task (None: all)")
     batch_size: int = Field(8, gt=0)
     seed: int = 0

@@ -167,7 +167,9 @@ def run_trial(
 
     stage(f"pruning ({trial.method}, {trial.structure}, {trial.sparsity:g})")
     t0 = time.perf_counter()
-    options = {"damp": trial.damp, "block_size": trial.block_size} if trial.method == "sparsegpt" else {}
+    options = (
+        {"damp": trial.damp, "block_size": trial.block_size} if trial.method == "sparsegpt" else {}
+    )
     prune_device = torch.device(trial.pruning_device) if trial.pruning_device else device
     if trial.mode == "oneshot":
         stats = _oneshot_statistics(trial, loaded, prune_device)

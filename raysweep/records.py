@@ -116,7 +116,9 @@ def read_records(path: str | Path, *, warn: bool = True) -> RecordsRead:
             reason = str(exc).splitlines()[0]
             out.bad_lines.append((lineno, reason))
             if warn:
-                warnings.warn(f"{path}:{lineno}: skipped unreadable record ({reason})", stacklevel=2)
+                warnings.warn(
+                    f"{path}:{lineno}: skipped unreadable record ({reason})", stacklevel=2
+                )
     return out
 
 

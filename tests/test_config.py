@@ -27,13 +27,19 @@ def _tree(**sections):
 @pytest.mark.parametrize(
     ("override", "needles"),
     [
-        ("pruning.sparsityz=[0.5]", ["pruning.sparsityz", "unknown key", "did you mean 'sparsities'"]),
+        (
+            "pruning.sparsityz=[0.5]",
+            ["pruning.sparsityz", "unknown key", "did you mean 'sparsities'"],
+        ),
         ("pruning.sparsities=[0.5,1.0]", ["pruning.sparsities", "sparsity 1.0 is outside [0, 1)"]),
         ("pruning.sparsities=[-0.1]", ["pruning.sparsities", "outside [0, 1)"]),
         ("pruning.structures=['3:2']", ["pruning.structures", "'3:2' is impossible", "1 <= N < M"]),
         ("pruning.structures=['2:0']", ["pruning.structures", "'2:0' is impossible"]),
         ("pruning.structures=['2-4']", ["pruning.structures", "not 'unstructured' or an 'N:M'"]),
-        ("pruning.methods=['obs']", ["pruning.methods.0", "'magnitude', 'wanda' or 'sparsegpt'", "'obs'"]),
+        (
+            "pruning.methods=['obs']",
+            ["pruning.methods.0", "'magnitude', 'wanda' or 'sparsegpt'", "'obs'"],
+        ),
         ("calibration.seqlen=0", ["calibration.seqlen", "greater than 0", "got 0"]),
         ("calibration.n_samples=-3", ["calibration.n_samples", "greater than 0"]),
         (

@@ -90,7 +90,9 @@ def _kill_session(tmpdir: Path) -> None:
 
     for proc in psutil.process_iter(["cmdline", "environ"]):
         try:
-            blob = " ".join(proc.info["cmdline"] or []) + str((proc.info["environ"] or {}).get("RAY_TMPDIR"))
+            blob = " ".join(proc.info["cmdline"] or []) + str(
+                (proc.info["environ"] or {}).get("RAY_TMPDIR")
+            )
             if str(tmpdir) in blob and proc.pid != os.getpid():
                 proc.kill()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -139,7 +141,9 @@ def test_multi_node_trials_land_on_different_gpu_nodes(tmp_path):
 
     if ray.is_initialized():
         ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
     try:
         for _ in range(2):
             cluster.add_node(num_cpus=1, num_gpus=1)

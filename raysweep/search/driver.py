@@ -126,8 +126,11 @@ def run_search(
         res = run_mix_search(
             search_trial,
             sources=sources,
-            base_config={"point": base.model_dump(mode="json"), "dense": search_dense.to_dict(),
-                         "objective": s.objective},  # fmt: skip
+            base_config={
+                "point": base.model_dump(mode="json"),
+                "dense": search_dense.to_dict(),
+                "objective": s.objective,
+            },  # fmt: skip
             study_dir=out / "search",
             study_name=name,
             n_trials=n_trials,
@@ -184,7 +187,9 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
         return {
             "uniform": _row(best_of([r for r in phase_rows if r.mix_name == "uniform"])),
             "best_single_source": _row(best_of(singles)),
-            "reference": _row(best_of([r for r in phase_rows if r.mix == {ref: 1.0}])) if ref else None,
+            "reference": _row(best_of([r for r in phase_rows if r.mix == {ref: 1.0}]))
+            if ref
+            else None,
         }
 
     searched = [r for r in rows if r.phase == "search"]

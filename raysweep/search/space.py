@@ -8,8 +8,8 @@ faces of the simplex are reachable; weights below ``min_weight`` are rounded to 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 _U_LOW = 1e-6  # -log(1e-6) = 13.8: a source can dominate without an infinite weight

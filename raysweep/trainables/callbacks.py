@@ -45,7 +45,9 @@ class RecordWriter(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._started.pop(trial.trial_id, None)
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
         raw = result.get(RECORD_KEY)
         if raw is None:
             return

@@ -29,7 +29,9 @@ def compute_dense(point: TrialConfig, cache_dir: Path) -> DenseBaseline:
     """The dense baseline as one Ray task with a trial's resources (cached on disk by key)."""
     res = point.resources
     task = ray.remote(num_cpus=res.cpu, num_gpus=res.gpu, max_retries=2)(_dense_task)
-    return DenseBaseline.from_dict(ray.get(task.remote(point.model_dump(mode="json"), str(cache_dir))))
+    return DenseBaseline.from_dict(
+        ray.get(task.remote(point.model_dump(mode="json"), str(cache_dir)))
+    )
 
 
 def _dense_task(point: dict[str, Any], cache_dir: str) -> dict[str, Any]:

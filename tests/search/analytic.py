@@ -37,4 +37,6 @@ def trainable(config: dict) -> None:
     from ray import tune
 
     s = scores(config["weights"])
-    tune.report({"objective": float(s.min()), **{f"retention_{i}": float(v) for i, v in enumerate(s)}})
+    tune.report(
+        {"objective": float(s.min()), **{f"retention_{i}": float(v) for i, v in enumerate(s)}}
+    )

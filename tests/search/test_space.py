@@ -17,9 +17,13 @@ def test_u_equal_one_gives_exact_zero_and_all_ones_is_uniform():
 
 
 def test_small_weights_round_to_zero_and_renormalise():
-    w = weights_from_u({"a": math.exp(-10), "b": math.exp(-0.1), "c": math.exp(-10)}, min_weight=0.05)
+    w = weights_from_u(
+        {"a": math.exp(-10), "b": math.exp(-0.1), "c": math.exp(-10)}, min_weight=0.05
+    )
     assert w == {"a": 0.5, "b": 0.0, "c": 0.5}
-    w = weights_from_u({"a": math.exp(-1), "b": math.exp(-1), "c": math.exp(-0.05)}, min_weight=0.05)
+    w = weights_from_u(
+        {"a": math.exp(-1), "b": math.exp(-1), "c": math.exp(-0.05)}, min_weight=0.05
+    )
     assert w["c"] == 0.0 and w["a"] == pytest.approx(0.5)
 
 
