@@ -50,6 +50,8 @@ def resolve(args: argparse.Namespace) -> SweepConfig:
         from raysweep.smoke import smoke_config
 
         cfg = smoke_config(cfg)
+    if args.mode == "search" and cfg.search is None:
+        raise ConfigError("--mode search: the config has no 'search' section")
     if args.resume and not (Path(cfg.output_dir) / RECORDS_FILE).exists():
         raise ConfigError(f"--resume: {cfg.output_dir} holds no {RECORDS_FILE} to continue")
     return cfg
