@@ -27,9 +27,9 @@ def uniform_mix(sources: list[str], dimension_of: Mapping[str, str | None]) -> d
 
 
 def source_dimensions(cfg: SweepConfig) -> dict[str, str | None]:
-    from raysweep.calibration import get_source, source_from_spec
+    from raysweep.calibration import get_source, sources_from_specs
 
-    extra = {n: source_from_spec(n, s) for n, s in cfg.calibration.custom_sources.items()}
+    extra = sources_from_specs(cfg.calibration.custom_sources)
     return {s: get_source(s, extra=extra).dimension for s in cfg.calibration.sources}
 
 

@@ -101,10 +101,9 @@ def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> D
                          dict(scores.perplexity))  # fmt: skip
 
 
-def _calibrate(trial: TrialConfig, loaded: Any, device: torch.device) -> torch.Tensor:
-    from raysweep.calibration import build_calibration_set, source_from_spec
+def _calibrate(trial: TrialConfig, loaded: Any, extra: Mapping[str, Any]) -> torch.Tensor:
+    from raysweep.calibration import build_calibration_set
 
-    extra = {n: source_from_spec(n, s) for n, s in trial.custom_sources.items()}
     return build_calibration_set(
         loaded.tokenizer,
         trial.mix,
@@ -116,14 +115,16 @@ def _calibrate(trial: TrialConfig, loaded: Any, device: torch.device) -> torch.T
     )
 
 
-def _oneshot_statistics(trial: TrialConfig, loaded: Any, device: torch.device) -> Any:
+def _oneshot_statistics(
+    trial: TrialConfig, loaded: Any, extra: Mapping[str, Any], device: torch.device
+) -> Any:
     """Per-source statistics (cached on disk) combined in the mix's sample proportions."""
     from raysweep.calibration import allocate_counts
     from raysweep.statistics_cache import source_statistics
 
     counts = allocate_counts(trial.mix, trial.n_samples)
     parts = {
-        source_statistics(trial, loaded, source, count, device): count / trial.n_samples
+        source_statistics(trial, loaded, source, count, extra, device): count / trial.n_samples
         for source, count in counts.items()
         if count > 0
     }
@@ -140,7 +141,7 @@ def run_trial(
     attempts: int = 1,
 ) -> TrialRecord:
     """Run one trial end to end and return its record (exceptions propagate to the caller)."""
-    from raysweep.calibration import information_metrics
+    from raysweep.calibration import information_metrics, sources_from_specs
     from raysweep.evaluation import evaluate_capabilities, get_suite, score_retention
     from raysweep.models import load_dense
     from raysweep.pruning import prune_model
@@ -160,7 +161,8 @@ def run_trial(
 
     stage("calibrating")
     t0 = time.perf_counter()
-    calib = _calibrate(trial, loaded, device)
+    extra = sources_from_specs(trial.custom_sources)
+    calib = _calibrate(trial, loaded, extra)
     # The one-shot path exists to skip calibration forward passes, perplexity's included.
     metrics = information_metrics(calib, model=None if trial.mode == "oneshot" else loaded.model)
     t_cal = time.perf_counter() - t0
@@ -172,7 +174,7 @@ def run_trial(
     )
     prune_device = torch.device(trial.pruning_device) if trial.pruning_device else device
     if trial.mode == "oneshot":
-        stats = _oneshot_statistics(trial, loaded, prune_device)
+        stats = _oneshot_statistics(trial, loaded, extra, prune_device)
         report = prune_model(
             loaded.model, None, trial.method, trial.sparsity, structure=trial.structure,
             mode="oneshot", device=prune_device, statistics=stats, **options,

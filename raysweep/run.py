@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from raysweep.atomic import write_text_atomic
 from raysweep.config import ConfigError, SweepConfig, TrialConfig, load_config
 from raysweep.records import RECORDS_FILE, finished_ids, read_records
 
@@ -97,12 +98,6 @@ def start_ray(cfg: SweepConfig) -> None:
           flush=True)  # fmt: skip
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def dense_for(point: TrialConfig, out: Path):  # -> DenseBaseline
     """The sweep's dense baseline: read from ``dense/`` or computed once as a Ray task."""
     from raysweep.pipeline import DenseBaseline
@@ -118,15 +113,14 @@ def dense_for(point: TrialConfig, out: Path):  # -> DenseBaseline
         return DenseBaseline.from_dict(json.loads(path.read_text()))
     print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
     dense = compute_dense(point, out / "dense" / "cache")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps(dense.to_dict(), indent=1))
+    write_text_atomic(path, json.dumps(dense.to_dict(), indent=1))
     return dense
 
 
 def run_sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str = "all") -> int:
     out = Path(cfg.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "config.yaml", cfg.to_yaml())
+    write_text_atomic(out / "config.yaml", cfg.to_yaml())
     records = out / RECORDS_FILE
     storage = cfg.ray.storage_path or str(out / "tune")
     start_ray(cfg)

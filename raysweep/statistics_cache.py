@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from raysweep.atomic import atomic_path
 from raysweep.config import TrialConfig
 from raysweep.paths import cache_dir
 
@@ -36,28 +36,25 @@ def statistics_path(trial: TrialConfig, source: str, count: int) -> Path:
 
 
 def source_statistics(
-    trial: TrialConfig, loaded: Any, source: str, count: int, device: torch.device
+    trial: TrialConfig,
+    loaded: Any,
+    source: str,
+    count: int,
+    extra: Mapping[str, Any],
+    device: torch.device,
 ) -> Any:
     """Statistics of ``count`` windows of one source (the same windows the mix would draw)."""
-    from raysweep.calibration import build_calibration_set, source_from_spec
+    from raysweep.calibration import build_calibration_set
     from raysweep.pruning import LayerStatistics, collect_statistics
 
     path = statistics_path(trial, source, count)
     if path.exists():
         return LayerStatistics.load(path)
-    extra = {n: source_from_spec(n, s) for n, s in trial.custom_sources.items()}
     windows = build_calibration_set(
         loaded.tokenizer, {source: 1.0}, count, trial.seqlen, trial.seed,
         model=loaded.model, extra_sources=extra,
     )  # fmt: skip
     stats = collect_statistics(loaded.model, windows, device=device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         stats.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return stats

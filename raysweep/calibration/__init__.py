@@ -17,7 +17,13 @@ from .mixing import allocate_counts, normalize_mix
 from .packing import pack_windows
 from .presets import HUB_PRESETS
 from .registry import SOURCES, get_source
-from .sources import DIMENSIONS, CalibrationSource, file_source, source_from_spec
+from .sources import (
+    DIMENSIONS,
+    CalibrationSource,
+    file_source,
+    source_from_spec,
+    sources_from_specs,
+)
 
 __all__ = [
     "DIMENSIONS",
@@ -42,6 +48,7 @@ __all__ = [
     "normalize_mix",
     "pack_windows",
     "source_from_spec",
+    "sources_from_specs",
     "source_seed",
     "source_windows",
 ]

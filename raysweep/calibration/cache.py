@@ -6,8 +6,6 @@ import contextlib
 import hashlib
 import inspect
 import json
-import os
-import tempfile
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import torch
 
 from .. import __version__
+from ..atomic import atomic_path
 from .sources import CalibrationSource
 
 # Bump when packing or document order changes, so stale windows are never reused.
@@ -186,16 +185,8 @@ def load_windows(path: Path) -> torch.Tensor | None:
 
 def save_windows(path: Path, windows: torch.Tensor, meta: dict[str, Any]) -> None:
     """Write atomically: a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"input_ids": windows.contiguous(), "meta": json.dumps(meta)}, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save({"input_ids": windows.contiguous(), "meta": json.dumps(meta)}, handle)
 
 
 @contextlib.contextmanager

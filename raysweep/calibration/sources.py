@@ -252,3 +252,8 @@ def source_from_spec(
     elif "text_field" in options:
         options.update(format=None, fields=())
     return replace(base, **options)
+
+
+def sources_from_specs(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, CalibrationSource]:
+    """User-defined sources by name (``calibration.custom_sources``), for ``extra_sources``."""
+    return {name: source_from_spec(name, spec) for name, spec in specs.items()}

@@ -9,7 +9,6 @@ sweep's own suite, and ``search/summary.json`` / ``summary.md`` put it beside th
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from raysweep.atomic import write_text_atomic
 from raysweep.config import SweepConfig, TrialConfig, structure_sparsity
 from raysweep.pipeline import DenseBaseline, run_trial
 from raysweep.records import RECORDS_FILE, TrialRecord, read_records
@@ -218,10 +218,7 @@ def _fmt(v: Any) -> str:
 
 
 def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "summary.json.tmp"
-    tmp.write_text(json.dumps(summaries, indent=1))
-    os.replace(tmp, folder / "summary.json")
+    write_text_atomic(folder / "summary.json", json.dumps(summaries, indent=1))
     lines = ["# Mix-weight search", ""]
     labels = {"best_mix": "best mix", "uniform": "uniform mix",
               "best_single_source": "best single source", "reference": "reference source"}  # fmt: skip
@@ -248,6 +245,4 @@ def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
                 lines.append(f"| {name} | " + " | ".join(_fmt(row["retention"].get(d)) for d in dims)
                              + f" | {_fmt(row['total_retention'])} | {_fmt(row['worst_retention'])} |")  # fmt: skip
             lines.append("")
-    tmp = folder / "summary.md.tmp"
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, folder / "summary.md")
+    write_text_atomic(folder / "summary.md", "\n".join(lines))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from raysweep.atomic import write_text_atomic
 from raysweep.toyworld import arithmetic, commonsense, general, programs
 from raysweep.toyworld._common import McItem
 
@@ -115,15 +114,7 @@ def ensure_toy_tasks(root: Path | None = None) -> Path:
         return root
     root.mkdir(parents=True, exist_ok=True)
     for task in TOY_TASKS:
-        _write_atomic(root / f"{task.name}.jsonl", _rendered_items()[task.name])
-        _write_atomic(root / f"{task.name}.yaml", _yaml(task, root / f"{task.name}.jsonl"))
+        # Concurrent writers (parallel trials) produce identical bytes.
+        write_text_atomic(root / f"{task.name}.jsonl", _rendered_items()[task.name])
+        write_text_atomic(root / f"{task.name}.yaml", _yaml(task, root / f"{task.name}.jsonl"))
     return root
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # Concurrent writers (parallel trials) produce identical bytes; readers never see half a file.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
