@@ -74,11 +74,11 @@ def load_dense(spec: ModelConfig, device: torch.device) -> LoadedModel:
 
 
 def model_fingerprint(spec: ModelConfig) -> str:
-    """A cache-key component naming the model weights (path or hub id, and revision)."""
+    """A cache-key component naming the model weights (path or hub id, revision, dtype)."""
     path = resolve_model_path(spec)
     p = Path(path)
     stamp = ""
     if p.is_dir():
         weights = sorted(p.glob("*.safetensors")) or sorted(p.glob("*.bin"))
         stamp = ",".join(f"{w.name}:{w.stat().st_size}" for w in weights)
-    return f"{spec.path}@{spec.revision or 'main'}[{stamp}]"
+    return f"{spec.path}@{spec.revision or 'main'}:{spec.dtype}[{stamp}]"

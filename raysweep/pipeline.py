@@ -73,12 +73,32 @@ def trial_device(trial: TrialConfig) -> torch.device:
     return resolve_device(trial.model.device, want_gpu=trial.resources.gpu > 0)
 
 
+def dense_key(trial: TrialConfig) -> str:
+    """The evaluation cache's key for the trial's dense baseline (model, suite, limit, seed, …)."""
+    from raysweep.evaluation import dense_cache_key
+    from raysweep.models import model_fingerprint
+
+    ev = trial.evaluation
+    return dense_cache_key(model_fingerprint(trial.model), trial.model.revision, ev.suite,
+                           ev.limit, ev.seed, max_length=ev.max_length,
+                           perplexity=ev.perplexity)  # fmt: skip
+
+
+def _baseline(scores: Any, key: str) -> DenseBaseline:
+    return DenseBaseline(dict(scores.task_scores), dict(scores.dimension_scores), key,
+                         dict(scores.perplexity))  # fmt: skip
+
+
 def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> DenseBaseline:
     """Score the dense model on the trial's suite (cached on disk per model/suite/limit/seed)."""
     from raysweep.evaluation import dense_baseline as _cached_dense
-    from raysweep.evaluation import get_suite
+    from raysweep.evaluation import get_suite, load_dense_baseline
     from raysweep.models import load_dense, model_fingerprint
 
+    key = dense_key(trial)
+    hit = load_dense_baseline(key, cache_dir)
+    if hit is not None:  # no need to load the model at all
+        return _baseline(hit, key)
     torch.set_num_threads(trial.resources.torch_threads)
     device = trial_device(trial)
     loaded = load_dense(trial.model, device)
@@ -97,8 +117,7 @@ def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> D
         perplexity=ev.perplexity,
         cache_dir=cache_dir,
     )
-    return DenseBaseline(dict(scores.task_scores), dict(scores.dimension_scores), key,
-                         dict(scores.perplexity))  # fmt: skip
+    return _baseline(scores, key)
 
 
 def _calibrate(trial: TrialConfig, loaded: Any, extra: Mapping[str, Any]) -> torch.Tensor:

@@ -8,7 +8,6 @@ Rerunning the same command resumes: points that already have an ``ok`` record ar
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -100,19 +99,17 @@ def start_ray(cfg: SweepConfig) -> None:
 
 def dense_for(point: TrialConfig, out: Path):  # -> DenseBaseline
     """The sweep's dense baseline: read from ``dense/`` or computed once as a Ray task."""
-    from raysweep.pipeline import DenseBaseline
+    from raysweep.pipeline import DenseBaseline, dense_key
     from raysweep.trainables.grid import compute_dense
 
-    ev = point.evaluation
-    key = {"model": point.model.model_dump(mode="json"), "suite": ev.suite, "limit": ev.limit,
-           "seed": ev.seed, "max_length": ev.max_length}  # fmt: skip
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = out / "dense" / f"dense-{digest}.json"
+    # The evaluation cache's own key: the sweep's copy under dense/ and the node-local cache
+    # the Ray task consults can never disagree about what they hold.
+    path = out / "dense" / f"{dense_key(point)}.json"
     if path.exists():
         print(f"[raysweep] dense baseline: reused {path.name}", flush=True)
         return DenseBaseline.from_dict(json.loads(path.read_text()))
     print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
-    dense = compute_dense(point, out / "dense" / "cache")
+    dense = compute_dense(point)
     write_text_atomic(path, json.dumps(dense.to_dict(), indent=1))
     return dense
 

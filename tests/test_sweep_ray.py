@@ -60,8 +60,8 @@ def test_sweep_writes_one_ok_record_per_point_and_resumes(ray_local, tmp_path):
     assert r.node_id and r.timings["eval_s"] > 0 and r.dense_cache_key
     assert r.calib_metrics["ngram4_aggregation"] >= 0 and r.calib_metrics["perplexity"] > 1
     assert (tmp_path / "run" / "config.yaml").exists()
-    dense_files = list((tmp_path / "run" / "dense").glob("dense-*.json"))
-    assert len(dense_files) == 1
+    dense_files = list((tmp_path / "run" / "dense").iterdir())
+    assert [f.name for f in dense_files] == [f"{r.dense_cache_key}.json"]
     # rerun: nothing new runs and nothing is duplicated
     before = (tmp_path / "run" / "records.jsonl").read_text()
     assert _run(cfg) == 0

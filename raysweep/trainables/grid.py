@@ -25,17 +25,15 @@ class GridOutcome:
     wall_s: float = 0.0
 
 
-def compute_dense(point: TrialConfig, cache_dir: Path) -> DenseBaseline:
-    """The dense baseline as one Ray task with a trial's resources (cached on disk by key)."""
+def compute_dense(point: TrialConfig) -> DenseBaseline:
+    """The dense baseline as one Ray task with a trial's resources (node-local disk cache)."""
     res = point.resources
     task = ray.remote(num_cpus=res.cpu, num_gpus=res.gpu, max_retries=2)(_dense_task)
-    return DenseBaseline.from_dict(
-        ray.get(task.remote(point.model_dump(mode="json"), str(cache_dir)))
-    )
+    return DenseBaseline.from_dict(ray.get(task.remote(point.model_dump(mode="json"))))
 
 
-def _dense_task(point: dict[str, Any], cache_dir: str) -> dict[str, Any]:
-    return dense_baseline(TrialConfig.model_validate(point), cache_dir=cache_dir).to_dict()
+def _dense_task(point: dict[str, Any]) -> dict[str, Any]:
+    return dense_baseline(TrialConfig.model_validate(point)).to_dict()
 
 
 def _label(trial: Any) -> str:
