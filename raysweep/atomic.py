@@ -1,8 +1,9 @@
-"""Crash-safe file writes: readers see either the old file or the complete new one."""
+"""Crash-safe file writes and node-wide build locks for the caches trials share on one node."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
@@ -33,3 +34,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: str | Path) -> Iterator[None]:
+    """Exclusive advisory lock on ``lock_path`` (created if missing) for the ``with`` block.
+
+    Concurrent trials on a node take it before building a shared cache entry, so the entry is
+    built once; readers never need it, since entries are written atomically.
+    """
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..atomic import atomic_path
+from ..atomic import atomic_path, file_lock
 from .sources import CalibrationSource
 
 # Bump when packing or document order changes, so stale windows are never reused.
@@ -191,19 +191,6 @@ def save_windows(path: Path, windows: torch.Tensor, meta: dict[str, Any]) -> Non
 
 @contextlib.contextmanager
 def build_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock for ``path`` so concurrent trials on a node build it once.
-
-    Where ``fcntl`` is missing the lock is a no-op; atomic writes still keep readers safe.
-    """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
+    """Hold an exclusive lock for ``path`` so concurrent trials on a node build it once."""
+    with file_lock(path.with_suffix(".lock")):
         yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
