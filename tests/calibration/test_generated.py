@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from raysweep.calibration import (
     IGSP,
@@ -31,6 +31,7 @@ from raysweep.calibration.generated import (
 )
 from raysweep.calibration.loading import iter_documents
 from raysweep.toyworld.model import DEFAULT_MODEL_DIR
+from tests.tiny import tiny_llama
 
 from .conftest import build_tokenizer
 
@@ -46,19 +47,9 @@ def lm():
         model = AutoModelForCausalLM.from_pretrained(DEFAULT_MODEL_DIR)
     else:
         tokenizer = build_tokenizer()
-        torch.manual_seed(0)
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=128,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        model = LlamaForCausalLM(config)
+        model = tiny_llama(len(tokenizer), 0, max_position_embeddings=128,
+                           eos_token_id=tokenizer.eos_token_id,
+                           pad_token_id=tokenizer.pad_token_id)  # fmt: skip
     return model.eval(), tokenizer
 
 

@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from raysweep.calibration import information_metrics
+from tests.tiny import tiny_llama
 
 # Row 0 4-grams: 1234 2341 3412 4123 1234; row 1: 1234 2345 3455 4555 5555.
 # 10 occurrences, 8 distinct (1234 three times). Across the row boundary (3,4,1,2 ... ) nothing counts.
@@ -61,17 +62,7 @@ def test_bad_shape():
 
 
 def _tiny_llama(seed: int = 0, vocab: int = 50) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(vocab, seed)
 
 
 def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():

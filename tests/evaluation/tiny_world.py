@@ -8,9 +8,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+from tests.tiny import tiny_llama
 
 COLOURS = ["red", "blue", "green", "yellow", "black", "white", "orange", "purple"]
 THINGS = ["apple", "river", "stone", "cloud", "lamp", "horse", "boat", "tree", "bell", "coin"]
@@ -178,22 +179,9 @@ def build_tokenizer(root: Path) -> PreTrainedTokenizerFast:
 
 
 def build_model(vocab_size: int, seed: int) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=256,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
-    )
     # Larger-than-default init spreads the log-likelihoods, so different seeds give different answers.
-    config.initializer_range = 0.5
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(vocab_size, seed, max_position_embeddings=256, bos_token_id=1,
+                      eos_token_id=2, pad_token_id=3, initializer_range=0.5)  # fmt: skip
 
 
 @dataclass
