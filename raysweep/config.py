@@ -249,7 +249,7 @@ def default_config_text() -> str:
     return resources.files("raysweep").joinpath("configs/default.yaml").read_text()
 
 
-def _format_error(err: ValidationError, tree: Mapping[str, Any]) -> str:
+def _format_error(err: ValidationError) -> str:
     lines = [f"invalid configuration ({err.error_count()} problem(s)):"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
@@ -296,7 +296,7 @@ def validate_config(tree: Mapping[str, Any]) -> SweepConfig:
     try:
         cfg = SweepConfig.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, tree)) from None
+        raise ConfigError(_format_error(err)) from None
     _check_registries(cfg)
     return cfg
 
