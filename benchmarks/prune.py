@@ -354,7 +354,10 @@ def main() -> None:
         "--quick", action="store_true", help="tiny workload (smoke test of the script)"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=16, help="samples per raysweep forward batch"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="samples per raysweep (and floor) forward batch; default: prune_model's CPU default",
     )
     parser.add_argument(
         "--llmc-batch-size", type=int, default=1, help="llm-compressor batch size (its default: 1)"
@@ -388,6 +391,10 @@ def main() -> None:
         return
 
     shape = QUICK if args.quick else WORKLOAD
+    if args.batch_size is None:
+        from raysweep.pruning import default_batch_size
+
+        args.batch_size = default_batch_size(shape["seqlen"], "cpu")
     llmc_python = LLMC_VENV / "bin" / "python"
     run_llmc = not args.skip_llmcompressor
     if run_llmc and not llmc_python.exists():

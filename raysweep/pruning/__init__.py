@@ -10,6 +10,7 @@ from raysweep.pruning.prune import (
     MODES,
     PruneReport,
     collect_statistics,
+    default_batch_size,
     measure_sparsity,
     prune_model,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "NMStructure",
     "PruneReport",
     "collect_statistics",
+    "default_batch_size",
     "find_decoder_stack",
     "iter_prunable",
     "measure_sparsity",

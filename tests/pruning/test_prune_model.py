@@ -14,6 +14,7 @@ from raysweep.pruning import (
     HessianNotPositiveDefinite,
     LayerStatistics,
     collect_statistics,
+    default_batch_size,
     measure_sparsity,
     prune_model,
 )
@@ -214,3 +215,13 @@ def test_import_needs_only_torch_and_transformers():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_default_batch_is_about_512_tokens_on_cpu_and_8192_on_accelerators():
+    # Whole samples, at least one; measured in benchmarks/prune.py (CPU: cache-sized batches).
+    assert default_batch_size(128, "cpu") == 4
+    assert default_batch_size(512, "cpu") == 1
+    assert default_batch_size(2048, "cpu") == 1
+    assert default_batch_size(512, "cuda") == 16
+    assert default_batch_size(128, torch.device("cuda", 0)) == 64
+    assert default_batch_size(16384, "cuda") == 1
