@@ -191,6 +191,9 @@ class SearchConfig(_Strict):
     mode: Literal["sequential", "oneshot_stats"] = "oneshot_stats"
     suite: str | dict[str, Any] | None = Field(None, description="suite for search trials")
     limit: int | None = Field(None, gt=0)
+    perplexity: bool = Field(
+        False, description="record held-out perplexity in search trials (no objective reads it)"
+    )
     reference: str | None = Field(None, description="reference source shown beside the best mix")
     confirm: bool = True
     methods: list[Literal["magnitude", "wanda", "sparsegpt"]] | None = None

@@ -80,7 +80,11 @@ def _search_points(cfg: SweepConfig) -> list[TrialConfig]:
     assert s is not None
     sources = search_sources(cfg)
     ev = cfg.evaluation.model_copy(
-        update={"suite": s.suite or cfg.evaluation.suite, "limit": s.limit or cfg.evaluation.limit}
+        update={
+            "suite": s.suite or cfg.evaluation.suite,
+            "limit": s.limit or cfg.evaluation.limit,
+            "perplexity": s.perplexity,
+        }
     )
     seen: dict[tuple[str, str, float], TrialConfig] = {}
     for method in s.methods or cfg.pruning.methods:

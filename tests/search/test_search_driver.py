@@ -1,0 +1,68 @@
+"""The search phase end to end on the toy world: grid, one-shot search, confirm, summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from raysweep.config import validate_config
+from raysweep.grid import trial_points
+from raysweep.records import read_records
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+SOURCES = ["toy_general_prose", "toy_math_word"]
+
+
+def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_local, tmp_path):
+    from raysweep.run import run_sweep
+
+    out = tmp_path / "run"
+    cfg = validate_config({
+        "name": "s", "output_dir": str(out),
+        "model": {"path": "raysweep-toy", "device": "cpu"},
+        "calibration": {"sources": SOURCES, "uniform_mix": True, "n_samples": 8, "seqlen": 64},
+        "pruning": {"methods": ["wanda"], "sparsities": [0.7]},
+        "evaluation": {"suite": "toy", "limit": 24, "batch_size": 32, "max_length": 256,
+                       "perplexity": True},
+        "search": {"n_trials": 5, "max_concurrent": 2, "limit": 12, "reference": "toy_math_word"},
+        "ray": {"max_failures": 1, "dashboard": False},
+        "analysis": False,
+    })  # fmt: skip
+    assert run_sweep(cfg, trial_points(cfg), mode="all") == 0
+
+    recs = read_records(out / "records.jsonl").records
+    by_phase: dict[str, list] = {}
+    for r in recs:
+        by_phase.setdefault(r.phase, []).append(r)
+    assert {r.mix_name for r in by_phase["grid"]} == {*SOURCES, "uniform"}
+    search = by_phase["search"]
+    assert len(search) == 5 and all(r.status == "ok" for r in search)
+    # Search trials: one-shot statistics, the search's item limit, no held-out perplexity.
+    assert all(r.config["mode"] == "oneshot" and r.config["evaluation"]["limit"] == 12
+               and r.perplexity == {} for r in search)  # fmt: skip
+    # The baselines come first: the uniform mix and each single source.
+    first = sorted(search, key=lambda r: r.started_at)[:3]
+    assert sorted(r.mix_name for r in first) == sorted([*SOURCES, "uniform"])
+    (summary,) = json.loads((out / "search" / "summary.json").read_text())
+    inside = summary["search_suite_rows"]
+    best = max(search, key=lambda r: r.worst_retention)
+    assert inside["best_mix"]["worst_retention"] == pytest.approx(best.worst_retention)
+    for baseline in ("uniform", "best_single_source", "reference"):
+        assert inside["best_mix"]["worst_retention"] >= inside[baseline]["worst_retention"]
+    # The confirmation is a full sequential trial on the sweep's suite; when the best mix is a
+    # baseline the grid already ran that exact trial, and it is not run twice.
+    confirmed = summary["full_suite_rows"]["best_mix"]
+    (confirm,) = [r for r in recs if r.phase != "search" and r.mix == confirmed["mix"]]
+    assert confirm.phase == ("grid" if confirm.mix_name in (*SOURCES, "uniform") else "confirm")
+    assert confirm.config["mode"] == "sequential" and confirm.config["evaluation"]["limit"] == 24
+    assert confirm.perplexity and confirm.status == "ok"
+    assert confirm.worst_retention == pytest.approx(confirmed["worst_retention"])
+    assert summary["full_suite_rows"]["reference"]["mix"] == {"toy_math_word": 1.0}
+    assert summary["n_trials"] == 5
+    assert {k for k, v in summary["best_weights"].items() if v > 0} == set(confirm.mix)
+    md = (out / "search" / "summary.md").read_text()
+    assert "best mix" in md and "uniform mix" in md and "toy_math_word" in md
+    assert Path(summary["storage"].removeprefix("sqlite:///")).exists()
