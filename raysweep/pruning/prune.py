@@ -36,8 +36,8 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 # residual adds, statistics) is bound by memory bandwidth: about 512 tokens keep a layer's
 # intermediates near the core's L2 cache, which made a Wanda prune of a 33 M-parameter Llama
 # about 1.2x faster than batches of 8192 tokens (benchmarks/prune.py).
-_TOKENS_PER_BATCH = {"cpu": 512}
-_TOKENS_PER_BATCH_ACCELERATOR = 8192
+_CPU_TOKENS_PER_BATCH = 512
+_ACCELERATOR_TOKENS_PER_BATCH = 8192
 
 
 @dataclass
@@ -88,7 +88,8 @@ def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torc
 
 def default_batch_size(seqlen: int, device: torch.device | str) -> int:
     """Calibration samples per forward batch when none is given: whole samples, at least one."""
-    tokens = _TOKENS_PER_BATCH.get(torch.device(device).type, _TOKENS_PER_BATCH_ACCELERATOR)
+    cpu = torch.device(device).type == "cpu"
+    tokens = _CPU_TOKENS_PER_BATCH if cpu else _ACCELERATOR_TOKENS_PER_BATCH
     return max(1, tokens // max(1, seqlen))
 
 
