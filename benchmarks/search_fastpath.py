@@ -20,7 +20,6 @@ Spearman correlations of worst-case and per-dimension retention between the vari
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import statistics
 import time
@@ -30,18 +29,16 @@ from scipy.stats import pearsonr, spearmanr
 
 from raysweep.config import EvaluationConfig, ModelConfig, TrialConfig
 from raysweep.pipeline import dense_baseline, run_trial
+from raysweep.search.space import weights_from_u
 
 SOURCES = ("toy_general_prose", "toy_commonsense_stories", "toy_code_programs", "toy_math_word")
 DIMENSIONS = ("general", "commonsense", "code", "math")
 
 
 def _mixes(count: int) -> list[dict[str, float]]:
+    """Seeded random mixes, drawn like the search's own proposals (``-log u`` normalised)."""
     rng = random.Random(0)
-    mixes = []
-    for _ in range(count):
-        raw = [-math.log(rng.random() or 1e-9) for _ in SOURCES]
-        mixes.append({s: w / sum(raw) for s, w in zip(SOURCES, raw, strict=True)})
-    return mixes
+    return [weights_from_u({s: rng.random() for s in SOURCES}) for _ in range(count)]
 
 
 def _corr(a: list[float], b: list[float]) -> str:
