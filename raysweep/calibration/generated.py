@@ -423,6 +423,17 @@ def _check_sizes(kind: str, count: int, seqlen: int, prompt_len: int) -> None:
 # ---------------------------------------------------------------- self_cal
 
 
+class _BuiltWindows:
+    """Generators whose ``build`` returns the windows together with their provenance."""
+
+    def __call__(
+        self, *, model: Any, tokenizer: Any, count: int, seqlen: int, seed: int
+    ) -> torch.Tensor:
+        return self.build(  # type: ignore[attr-defined]
+            model=model, tokenizer=tokenizer, count=count, seqlen=seqlen, seed=seed
+        ).windows
+
+
 @dataclass(frozen=True)
 class SelfCal(Sampling):
     """Self-Cal (Williams, Chrysostomou & Aletras, NAACL 2025): the model writes each window from the
@@ -475,7 +486,7 @@ class SGSResult:
 
 
 @dataclass(frozen=True)
-class SGS(Sampling):
+class SGS(_BuiltWindows, Sampling):
     """SGS, "self-generating then sampling" (Ji et al., ICLR 2025): short prefixes from a text
     source are continued by the model to ``seqlen``; from a pool of ``ceil(count / (1 -
     drop_share))`` windows the ``pool - count`` with the highest perplexity are dropped.
@@ -588,13 +599,6 @@ class SGS(Sampling):
             prefix_source=self.resolved_prefix_source(model),
         )
 
-    def __call__(
-        self, *, model: Any, tokenizer: Any, count: int, seqlen: int, seed: int
-    ) -> torch.Tensor:
-        return self.build(
-            model=model, tokenizer=tokenizer, count=count, seqlen=seqlen, seed=seed
-        ).windows
-
 
 # ---------------------------------------------------------------- igsp
 
@@ -629,7 +633,7 @@ def _cue_table(cues: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 @dataclass(frozen=True)
-class IGSP(Sampling):
+class IGSP(_BuiltWindows, Sampling):
     """IGSP, information-guided self-calibration: raysweep's reading of the study's protocol (the
     protocol is described in prose only; these steps and defaults are raysweep's choices).
 
@@ -722,13 +726,6 @@ class IGSP(Sampling):
             perplexities=ppl,
             selection=selection,
         )
-
-    def __call__(
-        self, *, model: Any, tokenizer: Any, count: int, seqlen: int, seed: int
-    ) -> torch.Tensor:
-        return self.build(
-            model=model, tokenizer=tokenizer, count=count, seqlen=seqlen, seed=seed
-        ).windows
 
 
 # ---------------------------------------------------------------- sources

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .presets import HUB_PRESETS
 from .sources import CalibrationSource, file_source
@@ -25,17 +26,20 @@ def _toy_sources() -> tuple[CalibrationSource, ...]:
         raise ToySourcesUnavailable(
             f"the toy world's sources are unavailable ({_TOY_MODULE} failed to import: {err})"
         ) from err
-    return tuple(
-        CalibrationSource(
-            name=toy.name,
-            kind="builtin",
-            text_field=None,
-            dimension=toy.dimension,
-            offline=True,
-            description=toy.description,
-            texts=toy.texts,
-        )
-        for toy in module.TOY_SOURCES
+    return tuple(builtin_source(toy) for toy in module.TOY_SOURCES)
+
+
+def builtin_source(toy: Any) -> CalibrationSource:
+    """The calibration source of an offline generator with ``name``, ``dimension``,
+    ``description`` and ``texts(seed)`` (a :class:`raysweep.toyworld.sources.ToySource`)."""
+    return CalibrationSource(
+        name=toy.name,
+        kind="builtin",
+        text_field=None,
+        dimension=toy.dimension,
+        offline=True,
+        description=toy.description,
+        texts=toy.texts,
     )
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from raysweep.calibration import CalibrationSource
+from raysweep.calibration.registry import builtin_source
+from raysweep.toyworld.sources import ToySource
 
 WORDS = {
     "general": [
@@ -82,16 +83,6 @@ def tokenizer() -> PreTrainedTokenizerFast:
     return build_tokenizer()
 
 
-@dataclass(frozen=True)
-class ToySource:
-    """Shaped like raysweep.toyworld.sources.ToySource."""
-
-    name: str
-    dimension: str | None
-    description: str
-    texts: Callable[[int], Iterator[str]]
-
-
 def word_texts(domain: str, limit: int | None = None) -> Callable[[int], Iterator[str]]:
     def texts(seed: int) -> Iterator[str]:
         rng = random.Random(f"{domain}:{seed}")
@@ -111,21 +102,9 @@ TOY_LIKE = (
 )
 
 
-def as_source(toy: ToySource) -> CalibrationSource:
-    return CalibrationSource(
-        name=toy.name,
-        kind="builtin",
-        text_field=None,
-        dimension=toy.dimension,
-        offline=True,
-        description=toy.description,
-        texts=toy.texts,
-    )
-
-
 @pytest.fixture
 def toy_sources() -> dict[str, CalibrationSource]:
-    return {toy.name: as_source(toy) for toy in TOY_LIKE}
+    return {toy.name: builtin_source(toy) for toy in TOY_LIKE}
 
 
 @pytest.fixture
