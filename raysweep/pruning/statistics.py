@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +30,9 @@ class LayerStatistics:
     sums: dict[str, torch.Tensor]  # entry key -> (in, in) or (in,)
     groups: dict[str, str]  # module name -> entry key
     num_tokens: float
+    # entry key -> tokens that entry accumulated, where fewer than ``num_tokens`` (the routed
+    # experts of an MoE block each see only the tokens sent to them); absent keys saw them all.
+    counts: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -37,6 +40,10 @@ class LayerStatistics:
         missing = sorted(set(self.groups.values()) - set(self.sums))
         if missing:
             raise ValueError(f"groups refer to missing entries: {missing}")
+
+    def count(self, key: str) -> float:
+        """Calibration tokens behind entry ``key``."""
+        return float(self.counts.get(key, self.num_tokens))
 
     def for_module(self, name: str) -> torch.Tensor:
         try:
@@ -49,7 +56,8 @@ class LayerStatistics:
         if self.kind == "sqnorm":
             return self
         sums = {k: torch.diagonal(v).clone() for k, v in self.sums.items()}
-        return LayerStatistics("sqnorm", sums, dict(self.groups), self.num_tokens)
+        return LayerStatistics("sqnorm", sums, dict(self.groups), self.num_tokens,
+                               dict(self.counts))  # fmt: skip
 
     @staticmethod
     def combine(weights: Mapping[LayerStatistics, float]) -> LayerStatistics:
@@ -77,15 +85,19 @@ class LayerStatistics:
         total_weight = sum(w for _, w in parts)
         total_tokens = sum(s.num_tokens for s, _ in parts)
         sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, float] = {}
         for key in parts[0][0].sums:
             acc = torch.zeros_like(parts[0][0].sums[key])
+            count = 0.0
             for stats, w in parts:
                 if w > 0:
-                    acc.add_(
-                        stats.sums[key], alpha=w / total_weight * total_tokens / stats.num_tokens
-                    )
+                    scale = w / total_weight * total_tokens / stats.num_tokens
+                    acc.add_(stats.sums[key], alpha=scale)
+                    count += scale * stats.count(key)
             sums[key] = acc
-        return LayerStatistics(kind, sums, dict(groups), total_tokens)
+            if any(key in stats.counts for stats, _ in parts):
+                counts[key] = count
+        return LayerStatistics(kind, sums, dict(groups), total_tokens, counts)
 
     def save(self, path: str | Path) -> None:
         """Write one safetensors file (tensors by entry key, the rest as metadata)."""
@@ -94,6 +106,7 @@ class LayerStatistics:
             "kind": self.kind,
             "num_tokens": repr(float(self.num_tokens)),
             "groups": json.dumps(self.groups),
+            "counts": json.dumps(self.counts),
         }
         tensors = {
             k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.sums.items()
@@ -116,4 +129,5 @@ class LayerStatistics:
             sums=sums,
             groups=json.loads(metadata["groups"]),
             num_tokens=float(metadata["num_tokens"]),
+            counts={k: float(v) for k, v in json.loads(metadata.get("counts", "{}")).items()},
         )
