@@ -26,7 +26,13 @@ import torch
 from torch import nn
 from transformers.cache_utils import Cache
 
-from raysweep.pruning.architecture import DecoderStack, find_decoder_stack, prunable_modules
+from raysweep.pruning.architecture import (
+    DecoderStack,
+    Unit,
+    find_decoder_stack,
+    prunable_modules,
+)
+from raysweep.pruning.experts import ExpertMatrix, recording_routed_inputs
 from raysweep.pruning.sparsegpt import accumulate_hessian, new_hessian
 from raysweep.pruning.statistics import LayerStatistics, StatisticsKind
 from raysweep.pruning.wanda import accumulate_sqnorm, new_sqnorm
@@ -192,13 +198,15 @@ def capture_layer_calls(
 
 @dataclass
 class _Collector:
-    """Forward pre-hooks that add each prunable module's input statistics (fp32)."""
+    """Adds each prunable unit's input statistics (fp32): forward pre-hooks on linears, a
+    recorder for routed experts (each sees only the tokens its router sends it)."""
 
     kind: StatisticsKind
-    expected: int  # prunable modules in the layer
+    expected: int  # linears plus experts modules in the layer
     stop_when_complete: bool  # skip the rest of the layer once all statistics are in
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)  # routed experts only
     # Inputs seen in the current layer call, by identity: modules fed the same tensor share stats.
     _seen: dict[int, tuple[str, torch.Tensor]] = field(default_factory=dict)
     _called: set[str] = field(default_factory=set)
@@ -206,11 +214,41 @@ class _Collector:
     def hook(self, name: str) -> Callable[..., None]:
         def pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:
             self._add(name, args[0])
-            self._called.add(name)
-            if self.stop_when_complete and len(self._called) == self.expected:
-                raise _LayerStatisticsComplete
+            self._done(name)
 
         return pre_hook
+
+    def experts_done(self, name: str) -> Callable[..., None]:
+        def post_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            self._done(name)
+
+        return post_hook
+
+    def routed(self, names: dict[tuple[int, int, str], str]) -> Callable[..., None]:
+        """The recorder of ``experts.recording_routed_inputs``: unit names by (module, expert,
+        projection)."""
+
+        def record(experts: nn.Module, index: int, projection: str, rows: torch.Tensor) -> None:
+            key = names[(id(experts), index, projection)]
+            self.groups.setdefault(key, key)
+            self._accumulate(key, rows)
+            self.counts[key] = self.counts.get(key, 0.0) + rows.shape[0]
+
+        return record
+
+    def _done(self, name: str) -> None:
+        self._called.add(name)
+        if self.stop_when_complete and len(self._called) == self.expected:
+            raise _LayerStatisticsComplete
+
+    def _accumulate(self, key: str, x: torch.Tensor) -> None:
+        if key not in self.sums:
+            new = new_hessian if self.kind == "hessian" else new_sqnorm
+            self.sums[key] = new(x.shape[-1], x.device)
+        if self.kind == "hessian":
+            accumulate_hessian(self.sums[key], x)
+        else:
+            accumulate_sqnorm(self.sums[key], x)
 
     def _add(self, name: str, x: torch.Tensor) -> None:
         seen = self._seen.get(id(x))
@@ -219,13 +257,16 @@ class _Collector:
             return
         key = self.groups.setdefault(name, name)
         self._seen[id(x)] = (key, x)
-        if key not in self.sums:
-            new = new_hessian if self.kind == "hessian" else new_sqnorm
-            self.sums[key] = new(x.shape[-1], x.device)
-        if self.kind == "hessian":
-            accumulate_hessian(self.sums[key], x)
-        else:
-            accumulate_sqnorm(self.sums[key], x)
+        self._accumulate(key, x)
+
+    def unreached(self, units: dict[str, ExpertMatrix], device: torch.device) -> None:
+        """Zero statistics (and a zero count) for routed experts that saw no token."""
+        new = new_hessian if self.kind == "hessian" else new_sqnorm
+        for name, unit in units.items():
+            if name not in self.sums:
+                self.groups[name] = name
+                self.sums[name] = new(unit.weight.shape[1], device)
+                self.counts[name] = 0.0
 
     def end_call(self) -> None:
         self._seen.clear()
@@ -236,29 +277,39 @@ def _statistics_pass(
     acts: Activations,
     index: int,
     layer: nn.Module,
-    modules: dict[str, nn.Module],
+    modules: dict[str, Unit],
     kind: StatisticsKind,
     update: bool,
 ) -> LayerStatistics:
-    # Without ``update`` the layer's output is not needed: stop at the last module's input.
-    collector = _Collector(kind, expected=len(modules), stop_when_complete=not update)
-    handles = [m.register_forward_pre_hook(collector.hook(name)) for name, m in modules.items()]
+    linears = {n: m for n, m in modules.items() if isinstance(m, nn.Module)}
+    routed = {n: u for n, u in modules.items() if isinstance(u, ExpertMatrix)}
+    experts = {id(u.experts): u.experts for u in routed.values()}
+    # Without ``update`` the layer's output is not needed: stop at the last unit's input.
+    collector = _Collector(kind, len(linears) + len(experts), stop_when_complete=not update)
+    handles = [m.register_forward_pre_hook(collector.hook(name)) for name, m in linears.items()]
+    handles += [m.register_forward_hook(collector.experts_done(f"experts@{key}"))
+                for key, m in experts.items()]  # fmt: skip
+    names = {(id(u.experts), u.index, u.projection): n for n, u in routed.items()}
     try:
-        for b, call in enumerate(acts.calls[index]):
-            try:
-                out = call(layer, acts.hidden[b])
-            except _LayerStatisticsComplete:
-                out = None
-            collector.end_call()
-            if update:
-                acts.hidden[b] = out
+        with recording_routed_inputs(list(experts.values()), collector.routed(names)):
+            for b, call in enumerate(acts.calls[index]):
+                try:
+                    out = call(layer, acts.hidden[b])
+                except _LayerStatisticsComplete:
+                    out = None
+                collector.end_call()
+                if update:
+                    acts.hidden[b] = out
     finally:
         for handle in handles:
             handle.remove()
-    missing = sorted(set(modules) - set(collector.groups))
+    missing = sorted(set(linears) - set(collector.groups))
     if missing:
         raise RuntimeError(f"prunable modules never called during the layer forward: {missing}")
-    return LayerStatistics(kind, collector.sums, collector.groups, float(acts.num_tokens))
+    collector.unreached(routed, acts.hidden[0].device if acts.hidden else torch.device("cpu"))
+    return LayerStatistics(
+        kind, collector.sums, collector.groups, float(acts.num_tokens), collector.counts
+    )
 
 
 @dataclass
@@ -276,7 +327,7 @@ class PhaseTimer:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-LayerProcess = Callable[[int, dict[str, nn.Module], LayerStatistics | None], None]
+LayerProcess = Callable[[int, dict[str, Unit], LayerStatistics | None], None]
 
 
 def walk_layers(

@@ -10,8 +10,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from raysweep.pruning.architecture import iter_prunable, weight_matrix
+from raysweep.pruning.architecture import (
+    Unit,
+    decoder_matrices,
+    iter_prunable,
+    unprunable_matrices,
+    weight_matrix,
+)
 from raysweep.pruning.driver import PhaseTimer, walk_layers
+from raysweep.pruning.experts import EXPERT_FALLBACKS, ExpertMatrix
 from raysweep.pruning.magnitude import magnitude_mask
 from raysweep.pruning.masks import NMStructure, check_sparsity, parse_structure
 from raysweep.pruning.memory import track_peak_memory
@@ -26,11 +33,14 @@ _STATISTICS_KIND: dict[str, StatisticsKind | None] = {
     "wanda": "sqnorm",
     "sparsegpt": "hessian",
 }
+_EXPERT_OPTIONS = ("min_expert_tokens", "expert_fallback")
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "magnitude": (),
-    "wanda": (),
-    "sparsegpt": ("damp", "block_size"),
+    "wanda": _EXPERT_OPTIONS,
+    "sparsegpt": ("damp", "block_size", *_EXPERT_OPTIONS),
 }
+# Routed experts reached by fewer calibration tokens fall back (``experts.EXPERT_FALLBACKS``).
+DEFAULT_MIN_EXPERT_TOKENS = 16
 # Tokens per forward batch when batch_size is not given. A GPU wants large batches (efficient
 # matmuls, few kernel launches). On a CPU the elementwise work of a layer (norms, RoPE, SiLU,
 # residual adds, statistics) is bound by memory bandwidth: about 512 tokens keep a layer's
@@ -57,14 +67,15 @@ class PruneReport:
 
 
 def measure_sparsity(model: nn.Module) -> dict[str, Any]:
-    """Fraction of exact zeros per prunable module and over all of them.
+    """Fraction of exact zeros per decoder weight matrix and over all of them.
 
-    Returns ``{"total": float, "per_module": {name: float}, "zeros": int, "weights": int}``.
+    Counts every matrix of the decoder layers: prunable linears, each routed expert's projections
+    (one entry per expert) and the matrices left dense by design (routers). Returns
+    ``{"total": float, "per_module": {name: float}, "zeros": int, "weights": int}``.
     """
     per_module: dict[str, float] = {}
     zeros = total = 0
-    for name, module in iter_prunable(model).items():
-        weight = module.weight
+    for name, weight in decoder_matrices(model).items():
         z = int((weight == 0).sum())
         per_module[name] = z / weight.numel()
         zeros += z
@@ -75,6 +86,21 @@ def measure_sparsity(model: nn.Module) -> dict[str, Any]:
         "zeros": zeros,
         "weights": total,
     }
+
+
+class UnprunableWeights(ValueError):
+    """The decoder holds weight matrices that no method can prune: a sparsity would be a lie."""
+
+
+def check_prunable(model: nn.Module) -> None:
+    """Raise :class:`UnprunableWeights` naming decoder matrices that pruning would skip."""
+    names = unprunable_matrices(model)
+    if names:
+        raise UnprunableWeights(
+            f"{type(model).__name__} has {len(names)} weight matrices in its decoder layers that "
+            f"no pruning method handles (e.g. {names[:3]}); its achieved sparsity would not "
+            "reach the target"
+        )
 
 
 def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
@@ -122,52 +148,117 @@ def _method_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"{method} takes options {list(_OPTIONS[method])}, got unknown {unknown}")
     resolved = dict(options)
+    if method != "magnitude":
+        resolved.setdefault("min_expert_tokens", DEFAULT_MIN_EXPERT_TOKENS)
+        resolved.setdefault("expert_fallback", "layer")
+        if resolved["expert_fallback"] not in EXPERT_FALLBACKS:
+            raise ValueError(
+                f"expert_fallback must be one of {EXPERT_FALLBACKS}, "
+                f"got {resolved['expert_fallback']!r}"
+            )
     if method == "sparsegpt":
         resolved.setdefault("damp", DEFAULT_DAMP)
         resolved.setdefault("block_size", DEFAULT_BLOCK_SIZE)
     return resolved
 
 
+def _pool_key(name: str, unit: Unit) -> str | None:
+    """``<block>.experts.*.<projection>`` for a routed expert's unit, None for a linear."""
+    if not isinstance(unit, ExpertMatrix):
+        return None
+    head, _, _ = name.rpartition(f".{unit.index}.{unit.projection}")
+    return f"{head}.*.{unit.projection}"
+
+
+def _expert_fallbacks(
+    modules: dict[str, Unit], stats: LayerStatistics | None, options: Mapping[str, Any]
+) -> dict[str, str]:
+    """Routed experts' units whose expert saw fewer than ``min_expert_tokens``: unit -> policy."""
+    if stats is None:
+        return {}
+    floor = options["min_expert_tokens"]
+    return {
+        name: options["expert_fallback"]
+        for name, unit in modules.items()
+        if isinstance(unit, ExpertMatrix) and stats.count(stats.groups[name]) < floor
+    }
+
+
+def _pooled(modules: dict[str, Unit], stats: LayerStatistics, key: str) -> torch.Tensor:
+    """Statistics of a projection pooled over all experts of its block: every token entering
+    the block (``top_k`` times over) for the first projection, every routed token's
+    intermediate activation for the down projection."""
+    members = [stats.for_module(n) for n, u in modules.items() if _pool_key(n, u) == key]
+    pooled = members[0].clone()
+    for part in members[1:]:
+        pooled.add_(part)
+    return pooled
+
+
 def _prune_layer(
-    modules: dict[str, nn.Module],
+    modules: dict[str, Unit],
     stats: LayerStatistics | None,
     method: str,
     sparsity: float,
     nm: NMStructure | None,
     options: Mapping[str, Any],
-) -> None:
-    """Prune one decoder layer's modules in place (weights stay in their dtype and device)."""
-    if method == "sparsegpt":
+) -> dict[str, int]:
+    """Prune one decoder layer's units in place (weights stay in their dtype and device).
+
+    Returns ``{"experts": routed experts in the layer, "fallback": experts that fell back}``.
+    """
+    fallbacks = _expert_fallbacks(modules, stats, options)
+    experts = sum(
+        1 for n, u in modules.items() if isinstance(u, ExpertMatrix) and u.projection != "down_proj"
+    )
+    summary = {
+        "experts": experts,
+        "fallback": sum(1 for n in fallbacks if not n.endswith(".down_proj")),
+    }
+    pooled: dict[str, torch.Tensor] = {}
+
+    def evidence(name: str) -> tuple[str, torch.Tensor]:
+        """(key, statistics) this unit is pruned from."""
         assert stats is not None
-        # Modules sharing an input share a Hessian: walk them stacked, masks still per module.
-        by_key: dict[str, list[str]] = {}
-        for name in modules:
-            by_key.setdefault(stats.groups[name], []).append(name)
-        for key, names in by_key.items():
-            views = [weight_matrix(modules[n]) for n in names]
-            device = views[0].device
-            stacked = torch.cat([v.detach().float() for v in views]) if len(views) > 1 else views[0]
-            pruned = sparsegpt_prune(
-                stacked,
-                stats.sums[key].to(device),
-                sparsity,
-                nm,
-                block_size=options["block_size"],
-                damp=options["damp"],
-                segments=[v.shape[0] for v in views],
-                name=", ".join(names),
-            )
-            for view, part in zip(views, pruned.split([v.shape[0] for v in views]), strict=True):
-                view.copy_(part)
-        return
-    for name, module in modules.items():
-        view = weight_matrix(module)
-        if method == "magnitude":
-            mask = magnitude_mask(view, sparsity, nm)
+        if fallbacks.get(name) != "layer":
+            return stats.groups[name], stats.for_module(name)
+        key = _pool_key(name, modules[name])
+        assert key is not None
+        if key not in pooled:
+            pooled[key] = _pooled(modules, stats, key)
+        return key, pooled[key]
+
+    by_key: dict[str, list[str]] = {}
+    for name, unit in modules.items():
+        view = weight_matrix(unit)
+        policy = fallbacks.get(name)
+        if policy == "dense":
+            continue
+        if method == "magnitude" or policy == "magnitude":
+            view.masked_fill_(magnitude_mask(view, sparsity, nm), 0.0)
+        elif method == "wanda":
+            mask = wanda_mask(view, evidence(name)[1].to(view.device), sparsity, nm)
+            view.masked_fill_(mask, 0.0)
         else:
-            assert stats is not None
-            mask = wanda_mask(view, stats.for_module(name).to(view.device), sparsity, nm)
-        view.masked_fill_(mask, 0.0)
+            by_key.setdefault(evidence(name)[0], []).append(name)
+    # SparseGPT: units sharing an input share a Hessian: solved stacked, masks still per unit.
+    for names in by_key.values():
+        views = [weight_matrix(modules[n]) for n in names]
+        device = views[0].device
+        stacked = torch.cat([v.detach().float() for v in views]) if len(views) > 1 else views[0]
+        pruned = sparsegpt_prune(
+            stacked,
+            evidence(names[0])[1].to(device),
+            sparsity,
+            nm,
+            block_size=options["block_size"],
+            damp=options["damp"],
+            segments=[v.shape[0] for v in views],
+            name=", ".join(names),
+        )
+        for view, part in zip(views, pruned.split([v.shape[0] for v in views]), strict=True):
+            view.copy_(part)
+    return summary
 
 
 def collect_statistics(
@@ -255,6 +346,7 @@ def prune_model(
       available); the model itself may stay on the CPU.
     """
     options = _method_options(method, method_options)
+    check_prunable(model)
     nm = parse_structure(structure)
     check_sparsity(sparsity, nm)
     if mode not in MODES:
@@ -266,8 +358,11 @@ def prune_model(
     start = time.perf_counter()
     num_tokens = 0 if calibration is None or kind is None else int(calibration.numel())
 
-    def prune(index: int, modules: dict[str, nn.Module], stats: LayerStatistics | None) -> None:
-        _prune_layer(modules, stats, method, sparsity, nm, options)
+    experts = {"experts": 0, "fallback": 0}
+
+    def prune(index: int, modules: dict[str, Unit], stats: LayerStatistics | None) -> None:
+        for k, v in _prune_layer(modules, stats, method, sparsity, nm, options).items():
+            experts[k] += v
 
     with track_peak_memory(target) as peak, _eval_no_grad(model):
         if kind is not None and mode == "oneshot":
@@ -319,7 +414,18 @@ def prune_model(
         sparsity=sparsity,
         mode=mode,
         num_tokens=num_tokens,
+        extra=_experts_extra(experts, options) if experts["experts"] else {},
     )
+
+
+def _experts_extra(experts: Mapping[str, int], options: Mapping[str, Any]) -> dict[str, Any]:
+    """What the report says of routed experts: how many, how many fell back and how."""
+    return {
+        "experts": int(experts["experts"]),
+        "experts_fallback": int(experts["fallback"]),
+        "expert_fallback": options.get("expert_fallback", "none"),
+        "min_expert_tokens": int(options.get("min_expert_tokens", 0)),
+    }
 
 
 def _usable_statistics(
