@@ -130,6 +130,14 @@ class PruningConfig(_Strict):
     damp: float = Field(0.01, gt=0, description="SparseGPT dampening, fraction of mean diag(H)")
     block_size: int = Field(128, gt=0, description="SparseGPT column block size")
     device: str | None = Field(None, description="where each decoder layer is computed")
+    min_expert_tokens: int = Field(
+        16, ge=0, description="MoE: calibration tokens a routed expert needs for its own statistics"
+    )
+    expert_fallback: Literal["layer", "magnitude", "dense"] = Field(
+        "layer",
+        description="MoE experts below min_expert_tokens: 'layer' (statistics pooled over the "
+        "block's experts: all tokens entering it), 'magnitude', or 'dense' (left unpruned)",
+    )
 
     @field_validator("sparsities")
     @classmethod
@@ -384,6 +392,9 @@ def _absolutise_include_paths(tree: dict[str, Any], base: Path) -> None:
 # --------------------------------------------------------------------------- one trial
 
 
+_MOE_OPTIONS = ("min_expert_tokens", "expert_fallback")
+
+
 class TrialConfig(_Strict):
     """One point of a sweep: everything a trial needs, exactly reproducible from its record."""
 
@@ -403,6 +414,8 @@ class TrialConfig(_Strict):
     damp: float = Field(0.01, gt=0)
     block_size: int = Field(128, gt=0)
     pruning_device: str | None = None
+    min_expert_tokens: int = Field(16, ge=0)
+    expert_fallback: Literal["layer", "magnitude", "dense"] = "layer"
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
@@ -422,6 +435,10 @@ class TrialConfig(_Strict):
         d = self.model_dump(mode="json", exclude={"phase", "mix_name", "resources", "sweep"})
         used = set(self.mix)
         d["custom_sources"] = {k: v for k, v in d["custom_sources"].items() if k in used}
+        # Options that only MoE models read leave the id of every other trial as it always was.
+        for name in _MOE_OPTIONS:
+            if d[name] == TrialConfig.model_fields[name].default:
+                del d[name]
         return d
 
     @property

@@ -67,6 +67,8 @@ def trial_points(cfg: SweepConfig, phase: str = "grid") -> list[TrialConfig]:
             damp=pr.damp,
             block_size=pr.block_size,
             pruning_device=pr.device,
+            min_expert_tokens=pr.min_expert_tokens,
+            expert_fallback=pr.expert_fallback,
             evaluation=cfg.evaluation,
             resources=cfg.resources,
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -139,3 +140,53 @@ def recording_routed_inputs(experts_modules: list[nn.Module], recorder: Recorder
             config._experts_implementation = saved[key]
         for module in experts_modules:
             delattr(module, _RECORDER)
+
+
+@dataclass
+class RoutingCounts:
+    """Tokens routed to each (MoE layer, expert), accumulated over forward passes."""
+
+    layers: list[str]  # experts modules, in model order
+    tokens: torch.Tensor  # (layers, experts) int64
+
+    def metrics(self, min_tokens: int) -> dict[str, float]:
+        """``expert_coverage``: share of (layer, expert) pairs with at least ``min_tokens``;
+        ``routing_entropy``: mean over layers of the expert-load entropy over log(experts)."""
+        if not self.layers:
+            return {}
+        load = self.tokens.double()
+        share = load / load.sum(dim=1, keepdim=True).clamp_min(1)
+        entropy = -(share * share.clamp_min(1e-300).log()).sum(dim=1)
+        experts = self.tokens.shape[1]
+        norm = torch.log(torch.tensor(float(experts))) if experts > 1 else torch.tensor(1.0)
+        return {
+            "expert_coverage": float((self.tokens >= min_tokens).double().mean()),
+            "routing_entropy": float((entropy / norm).mean()),
+        }
+
+
+@contextmanager
+def counting_routed_tokens(model: nn.Module) -> Iterator[RoutingCounts]:
+    """Count, during the block, the tokens each routed expert of ``model`` is sent."""
+    modules = [(n, m) for n, m in model.named_modules() if is_fused_experts(m)]
+    width = max((num_experts(m) for _, m in modules), default=0)
+    counts = RoutingCounts(
+        [n for n, _ in modules], torch.zeros(len(modules), width, dtype=torch.long)
+    )
+
+    def hook(row: int) -> Callable[..., None]:
+        def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            index = [*args, *kwargs.values()][1].reshape(-1)  # (hidden, top_k_index, weights)
+            index = index[(index >= 0) & (index < width)]
+            counts.tokens[row] += torch.bincount(index.cpu(), minlength=width)
+
+        return pre_hook
+
+    handles = [
+        m.register_forward_pre_hook(hook(i), with_kwargs=True) for i, (_, m) in enumerate(modules)
+    ]
+    try:
+        yield counts
+    finally:
+        for handle in handles:
+            handle.remove()

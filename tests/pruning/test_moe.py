@@ -9,7 +9,13 @@ from transformers import AutoModelForCausalLM
 
 from raysweep.pruning import iter_prunable, prune_model
 from raysweep.pruning.architecture import find_decoder_stack
-from raysweep.pruning.experts import ExpertMatrix, is_fused_experts, recording_routed_inputs
+from raysweep.pruning.experts import (
+    ExpertMatrix,
+    RoutingCounts,
+    counting_routed_tokens,
+    is_fused_experts,
+    recording_routed_inputs,
+)
 from raysweep.pruning.prune import UnprunableWeights
 from tests.pruning.tiny_moe import EXPERTS, FAMILIES, VOCAB, build_moe
 
@@ -235,3 +241,22 @@ def test_a_decoder_matrix_no_method_prunes_is_a_loud_error():
     layer.register_parameter("mystery", nn.Parameter(torch.ones(4, 4)))
     with pytest.raises(UnprunableWeights, match=r"model\.layers\.0\.mystery"):
         prune_model(model, _ids(), "magnitude", 0.5)
+
+
+def test_routing_counts_and_coverage_metrics():
+    model = build_moe("olmoe")
+    ids = _ids(3, 10)
+    with torch.no_grad(), counting_routed_tokens(model) as counts:
+        model(ids)
+    routing = _routing(model, ids)
+    assert counts.layers == list(routing)
+    for row, name in enumerate(counts.layers):
+        expected = torch.bincount(routing[name][1].flatten(), minlength=EXPERTS)
+        assert torch.equal(counts.tokens[row], expected)
+    assert int(counts.tokens.sum()) == len(counts.layers) * ids.numel() * 2
+
+    hand = RoutingCounts(["a", "b"], torch.tensor([[5, 5, 5, 5], [20, 0, 0, 0]]))
+    metrics = hand.metrics(min_tokens=5)
+    assert metrics["expert_coverage"] == pytest.approx(5 / 8)
+    assert metrics["routing_entropy"] == pytest.approx(0.5)  # 1 (uniform) and 0 (one expert)
+    assert RoutingCounts([], torch.zeros(0, 0, dtype=torch.long)).metrics(16) == {}
