@@ -220,3 +220,44 @@ def mix_comparison(mix_rows: pd.DataFrame, dimensions: list[str], title: str, pa
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(figure, path)
+
+
+def expert_load(loads: list, path: Path) -> Path:
+    """One panel per calibration source: MoE layer x expert, log10 of the routed tokens;
+    cells under the coverage threshold are crossed out."""
+    columns = min(4, len(loads))
+    rows = -(-len(loads) // columns)
+    layers, experts = loads[0].tokens.shape
+    panel_w, panel_h = max(1.6, 0.22 * experts), max(1.0, 0.22 * layers)
+    gap_w, gap_h = 0.5, 0.55
+    figure, rect = _figure(
+        columns * panel_w + (columns - 1) * gap_w, rows * panel_h + (rows - 1) * gap_h,
+        0.6, 1.2, 0.5, 0.8,
+    )  # fmt: skip
+    width_in, height_in = figure.get_figwidth(), figure.get_figheight()
+    top = max(float(np.log10(1 + load.tokens).max()) for load in loads)
+    image = None
+    for k, load in enumerate(loads):
+        r, c = divmod(k, columns)
+        x0 = rect[0] + c * (panel_w + gap_w) / width_in
+        y0 = rect[1] + (rows - 1 - r) * (panel_h + gap_h) / height_in
+        axes = figure.add_axes((x0, y0, panel_w / width_in, panel_h / height_in))
+        values = np.log10(1 + load.tokens)
+        image = axes.imshow(values, cmap="magma", vmin=0, vmax=top, aspect="auto")
+        for i, j in load.uncovered:
+            axes.text(j, i, "×", ha="center", va="center", color="cyan", fontsize=7)
+        axes.set_title(f"{load.source} ({100 * load.coverage:.0f}%)", fontsize=7)
+        axes.set_xticks([])
+        axes.set_yticks(range(layers) if layers <= 8 else [])
+        axes.tick_params(labelsize=6)
+        if c == 0:
+            axes.set_ylabel("layer", fontsize=7)
+    assert image is not None
+    cax = figure.add_axes((1 - 0.9 / width_in, rect[1], 0.15 / width_in, rect[3]))
+    figure.colorbar(image, cax=cax, label="log10(1 + routed tokens)")
+    figure.suptitle(
+        f"Routed calibration tokens per expert (columns) and MoE layer (rows); "
+        f"× = under {loads[0].min_tokens} tokens; title: expert coverage",
+        fontsize=9,
+    )
+    return _save(figure, path)

@@ -20,6 +20,7 @@ import pandas as pd
 from analysis import figures
 from analysis.artifact import averaging_artifact
 from analysis.correlations import CorrelationResult, correlations
+from analysis.experts import coverage_table, expert_loads
 from analysis.headlines import dimension_title, headline
 from analysis.markup import (
     Block,
@@ -299,6 +300,7 @@ def write_report(
         ]
     drawn, skipped = _group_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _sparsity_blocks(analysis, out, blocks, jobs, max_figure_groups)
+    _expert_blocks(analysis, out, blocks, jobs)
     blocks += [Heading(2, "Notes"), *_notes_blocks(analysis, drawn, skipped)]
     _remove_stale_figures(out / "figures", {path for _, _, path in jobs})
     figure_paths = _render_figures(jobs, workers)
@@ -323,7 +325,7 @@ def _call(job: _FigureJob) -> Path:
     return function(*args, path=path)
 
 
-_FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_")
+_FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_", "experts_")
 
 
 def _remove_stale_figures(directory: Path, wanted: set[Path]) -> None:
@@ -430,6 +432,43 @@ def _sparsity_blocks(
         name = f"sparsity_{group_slug(others, key)}.png"
         caption = f"Retention vs sparsity, {label}"
         blocks.append(_figure(jobs, out, figures.retention_vs_sparsity, args, name, caption))
+
+
+def _expert_blocks(
+    analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob]
+) -> None:
+    """MoE models: which experts each calibration source reaches, and whether it matters."""
+    loads = expert_loads(analysis.records)
+    if not loads:
+        return
+    blocks += [
+        Heading(2, "Expert coverage (mixture-of-experts)"),
+        Paragraph(
+            "Routed calibration tokens per (MoE layer, expert), counted on the dense model. An "
+            f"expert reached by fewer than {loads[0].min_tokens} tokens is uncovered: it is "
+            "pruned by the fallback the trial names (records: experts_fallback, expert_fallback)."
+        ),
+        Table(coverage_table(loads)),
+        _figure(jobs, out, figures.expert_load, (loads,), "experts_load.png",
+                "Routed tokens per expert and layer, by calibration source"),
+    ]  # fmt: skip
+    table = analysis.correlations.table
+    rows = table[table["metric"].isin(["expert_coverage", "routing_entropy"])]
+    if rows.empty:
+        blocks.append(Paragraph("No correlation of expert coverage with retention: too few "
+                                "single-source trials or a constant coverage."))  # fmt: skip
+        return
+    view = rows.assign(
+        dimension=[dimension_title(d) for d in rows["dimension"]],
+        rho=[_signed(v) for v in rows["rho"]],
+        q_value=[f"{v:.3f}" if pd.notna(v) else "n/a" for v in rows["q_value"]],
+    )
+    keep = [*analysis.group_by, "metric", "dimension", "n", "rho", "q_value"]
+    blocks += [
+        Paragraph("Spearman ρ of expert coverage and routing entropy with retention, per group "
+                  "(BH q-values within each group, as in the correlation tables above)."),
+        Table(view[[c for c in keep if c in view.columns]].reset_index(drop=True)),
+    ]  # fmt: skip
 
 
 def _write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
