@@ -35,7 +35,8 @@ _NUMERIC_MAPPINGS = (
     "timings",
     "mix",
 )
-_NUMERIC_FIELDS = ("sparsity", "achieved_sparsity", "total_retention", "worst_retention")
+_NUMERIC_FIELDS = ("sparsity", "achieved_sparsity", "total_retention", "worst_retention",
+                   "peak_host_bytes", "peak_device_bytes")  # fmt: skip
 
 
 class RecordsWarning(UserWarning):
@@ -99,6 +100,13 @@ def flatten_record(record: Mapping[str, Any]) -> dict[str, Any]:
             row[key] = value
     mix = record.get("mix")
     mix = mix if isinstance(mix, Mapping) else {}
+    if "peak_memory_bytes" in row and "peak_host_bytes" not in row:
+        # Before host and device peaks were recorded apart, one field held max(host, device).
+        # On a CPU trial that is the host peak; on CUDA which of the two it was is unknown.
+        legacy = row.pop("peak_memory_bytes")
+        on_cpu = str(record.get("device", "")).startswith("cpu")
+        row["peak_host_bytes"] = legacy if on_cpu else None
+        row["peak_device_bytes"] = None
     row["n_sources"] = len(mix)
     row["source"] = next(iter(mix)) if len(mix) == 1 else record.get("mix_name")
     return row

@@ -1,8 +1,10 @@
 """Load a causal LM + tokenizer from a :class:`ModelConfig`, once per process.
 
-A sweep runs many trials in one worker process (Tune reuses actors on CPU). Each trial needs the
-*dense* weights, so the first load keeps a pristine CPU copy of the state dict and later trials
-restore it in place: one disk read per worker instead of one per trial.
+A CPU sweep runs many trials in one worker process (Tune reuses actors, see
+:func:`reuses_actors`). Each trial needs the *dense* weights, so there the first load keeps a
+pristine CPU copy of the state dict and later trials restore it in place: one disk read per worker
+instead of one per trial. A GPU trial gets a fresh process, so the copy (16 GB for an 8B model in
+bf16) would never be read: it is not made, and a second load in such a process reads the disk.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from raysweep.config import TOY_MODEL, ModelConfig
+from raysweep.config import TOY_MODEL, ModelConfig, ResourcesConfig
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -29,7 +31,8 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     model_id: str  # what records call the model (the path as configured)
     path: str  # where it was loaded from
-    pristine: dict[str, torch.Tensor]  # dense weights on CPU, restored before each trial
+    # Dense weights on CPU, restored before each trial; None when the process runs one trial.
+    pristine: dict[str, torch.Tensor] | None
 
 
 _CACHE: dict[tuple[str, str | None, str, str], LoadedModel] = {}
@@ -49,13 +52,28 @@ def resolve_device(spec_device: str, want_gpu: bool) -> torch.device:
     return torch.device(spec_device)
 
 
-def load_dense(spec: ModelConfig, device: torch.device) -> LoadedModel:
-    """The dense model on ``device``, with weights restored to the pristine copy if cached."""
+def reuses_actors(resources: ResourcesConfig) -> bool:
+    """Whether Ray Tune runs several trials in one worker process (its ``reuse_actors``).
+
+    Only CPU trials share a worker: with GPUs a fresh process per trial is the safe choice (no
+    CUDA state or allocator fragmentation carried from one trial to the next).
+    """
+    return resources.gpu == 0
+
+
+def load_dense(spec: ModelConfig, device: torch.device, *, keep_pristine: bool) -> LoadedModel:
+    """The dense model on ``device``.
+
+    With ``keep_pristine`` (the process will run more trials) the model stays cached with a CPU
+    copy of its weights, and the next call restores them in place instead of reading the disk.
+    Without it nothing is kept: the model is the caller's to prune, and the next call reloads it.
+    """
     key = (spec.path, spec.revision, spec.dtype, str(device))
     hit = _CACHE.get(key)
-    if hit is not None:
+    if hit is not None and hit.pristine is not None:
         hit.model.load_state_dict(hit.pristine)
         return hit
+    _CACHE.clear()  # one dense model per process: a worker serves one sweep
     path = resolve_model_path(spec)
     dtype = "auto" if spec.dtype == "auto" else _DTYPES[spec.dtype]
     tok = AutoTokenizer.from_pretrained(
@@ -66,9 +84,10 @@ def load_dense(spec: ModelConfig, device: torch.device) -> LoadedModel:
     )
     model.to(device).eval()
     model.config.use_cache = False
+    if not keep_pristine:
+        return LoadedModel(model, tok, spec.path, path, pristine=None)
     pristine = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     loaded = LoadedModel(model, tok, spec.path, path, pristine)
-    _CACHE.clear()  # one dense model per process: a worker serves one sweep
     _CACHE[key] = loaded
     return loaded
 

@@ -67,6 +67,50 @@ def _peak_host_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def _peak_device_bytes(device: torch.device) -> int | None:
+    """CUDA's allocation high-water mark on ``device`` since its last reset; None off CUDA."""
+    if device.type != "cuda":
+        return None
+    return int(torch.cuda.max_memory_allocated(device))
+
+
+# PruneReport phases -> record timing keys ("prune" there is the per-layer sparsify step).
+_PRUNE_PHASES = {"capture": "capture_s", "statistics": "statistics_s", "prune": "sparsify_s",
+                 "propagate": "propagate_s"}  # fmt: skip
+
+
+def _trial_timings(
+    stages: Mapping[str, float],
+    prune_s: float,
+    report: Any,
+    total_s: float,
+    *,
+    statistics_before_prune: bool,
+) -> dict[str, float]:
+    """The record's ``timings``: stage totals and the pruning stage's phases, in seconds.
+
+    ``load_s``, ``calibrate_s`` (building the set and its metrics), ``prune_s`` and ``eval_s``
+    cover the trial's stages; ``calib_metrics_s`` is the metrics' share of ``calibrate_s``
+    (perplexity's forward passes included); ``capture_s``, ``statistics_s``, ``sparsify_s`` and
+    ``propagate_s`` are ``prune_model``'s phases. With ``statistics_before_prune`` (one-shot
+    with statistics: the per-source statistics are read or built before ``prune_model``),
+    ``statistics_s`` also counts the time the pruning stage spent outside ``prune_model``.
+    """
+    out = {f"{name}_s": stages[name] for name in ("load", "calibrate", "calib_metrics")
+           if name in stages}  # fmt: skip
+    out["prune_s"] = prune_s
+    phases = dict(report.timings)
+    inside = phases.pop("total", prune_s)
+    for name, seconds in phases.items():
+        key = _PRUNE_PHASES.get(name, f"{name}_s")
+        out[key if key not in out else f"prune_{key}"] = seconds
+    if statistics_before_prune:
+        out["statistics_s"] = out.get("statistics_s", 0.0) + max(0.0, prune_s - inside)
+    out.update({f"{name}_s": seconds for name, seconds in stages.items() if f"{name}_s" not in out})
+    out["total_s"] = total_s
+    return out
+
+
 def trial_device(trial: TrialConfig) -> torch.device:
     from raysweep.models import resolve_device
 
@@ -93,7 +137,7 @@ def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> D
     """Score the dense model on the trial's suite (cached on disk per model/suite/limit/seed)."""
     from raysweep.evaluation import dense_baseline as _cached_dense
     from raysweep.evaluation import get_suite, load_dense_baseline
-    from raysweep.models import load_dense, model_fingerprint
+    from raysweep.models import load_dense, model_fingerprint, reuses_actors
 
     key = dense_key(trial)
     hit = load_dense_baseline(key, cache_dir)
@@ -101,7 +145,7 @@ def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> D
         return _baseline(hit, key)
     torch.set_num_threads(trial.resources.torch_threads)
     device = trial_device(trial)
-    loaded = load_dense(trial.model, device)
+    loaded = load_dense(trial.model, device, keep_pristine=reuses_actors(trial.resources))
     ev = trial.evaluation
     scores, key = _cached_dense(
         loaded.model,
@@ -162,11 +206,13 @@ def run_trial(
     """Run one trial end to end and return its record (exceptions propagate to the caller)."""
     from raysweep.calibration import information_metrics, sources_from_specs
     from raysweep.evaluation import evaluate_capabilities, get_suite, score_retention
-    from raysweep.models import load_dense
+    from raysweep.models import load_dense, reuses_actors
     from raysweep.pruning import prune_model
+    from raysweep.pruning.driver import PhaseTimer
 
     started = _now()
     t_all = time.perf_counter()
+    timer = PhaseTimer()
     torch.set_num_threads(trial.resources.torch_threads)
     device = trial_device(trial)
     if device.type == "cuda":
@@ -174,17 +220,18 @@ def run_trial(
     suite = get_suite(trial.evaluation.suite)
 
     stage("loading model")
-    t0 = time.perf_counter()
-    loaded = load_dense(trial.model, device)
-    t_load = time.perf_counter() - t0
+    with timer.phase("load"):
+        loaded = load_dense(trial.model, device, keep_pristine=reuses_actors(trial.resources))
 
     stage("calibrating")
-    t0 = time.perf_counter()
-    extra = sources_from_specs(trial.custom_sources)
-    calib = _calibrate(trial, loaded, extra)
-    # The one-shot path exists to skip calibration forward passes, perplexity's included.
-    metrics = information_metrics(calib, model=None if trial.mode == "oneshot" else loaded.model)
-    t_cal = time.perf_counter() - t0
+    with timer.phase("calibrate"):
+        extra = sources_from_specs(trial.custom_sources)
+        calib = _calibrate(trial, loaded, extra)
+        with timer.phase("calib_metrics"):
+            # The one-shot path exists to skip calibration forward passes, perplexity's included.
+            scorer = None if trial.mode == "oneshot" else loaded.model
+            metrics = information_metrics(calib, model=scorer)
+    peak_before_prune = _peak_device_bytes(device)  # prune_model resets CUDA's peak counter
 
     stage(f"pruning ({trial.method}, {trial.structure}, {trial.sparsity:g})")
     t0 = time.perf_counter()
@@ -206,28 +253,28 @@ def run_trial(
     t_prune = time.perf_counter() - t0
 
     stage("evaluating")
-    t0 = time.perf_counter()
     ev = trial.evaluation
-    scores = evaluate_capabilities(
-        loaded.model,
-        loaded.tokenizer,
-        suite,
-        limit=ev.limit,
-        batch_size=ev.batch_size,
-        seed=ev.seed,
-        max_length=ev.max_length,
-        allow_code_execution=ev.allow_code_execution,
-        perplexity=ev.perplexity,
-    )
-    t_eval = time.perf_counter() - t0
+    with timer.phase("eval"):
+        scores = evaluate_capabilities(
+            loaded.model,
+            loaded.tokenizer,
+            suite,
+            limit=ev.limit,
+            batch_size=ev.batch_size,
+            seed=ev.seed,
+            max_length=ev.max_length,
+            allow_code_execution=ev.allow_code_execution,
+            perplexity=ev.perplexity,
+        )
 
     from raysweep.evaluation import CapabilityScores
 
     dense_scores = CapabilityScores(dict(dense.task_scores), dict(dense.dimension_scores))
     ret = score_retention(scores, dense_scores, suite)
-    peak = _peak_host_bytes()
-    if device.type == "cuda":
-        peak = max(peak, int(torch.cuda.max_memory_allocated(device)))
+    device_peaks = [peak_before_prune, _peak_device_bytes(device)]
+    if prune_device.type == "cuda":
+        device_peaks.append(int(report.peak_memory_bytes["device"]))
+    measured = [p for p in device_peaks if p is not None]
     stage("done")
     return TrialRecord(
         trial_id=trial.trial_id,
@@ -255,14 +302,15 @@ def run_trial(
         retention_above_chance=dict(ret.retention_above_chance),
         total_retention=ret.total_retention,
         worst_retention=ret.worst_retention,
-        timings={
-            "load_s": t_load,
-            "calibrate_s": t_cal,
-            "prune_s": t_prune,
-            "eval_s": t_eval,
-            "total_s": time.perf_counter() - t_all,
-        },
-        peak_memory_bytes=peak,
+        timings=_trial_timings(
+            timer.seconds,
+            t_prune,
+            report,
+            time.perf_counter() - t_all,
+            statistics_before_prune=trial.mode == "oneshot" and trial.method != "magnitude",
+        ),
+        peak_host_bytes=_peak_host_bytes(),
+        peak_device_bytes=max(measured) if measured else None,
         host=platform.node(),
         device=str(device),
         dense_cache_key=dense.cache_key,

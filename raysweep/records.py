@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 RECORDS_FILE = "records.jsonl"
 
@@ -29,6 +29,18 @@ def trial_id_for(point: Mapping[str, Any]) -> str:
 
 
 class TrialRecord(BaseModel):
+    """One trial's row.
+
+    What the hardware did: ``timings`` holds seconds per stage (``load_s``, ``calibrate_s``,
+    ``prune_s``, ``eval_s``, ``total_s``) and per phase inside them (``calib_metrics_s``;
+    pruning's ``capture_s``, ``statistics_s``, ``sparsify_s``, ``propagate_s``; a phase that did
+    not run is absent); see ``raysweep.pipeline``. ``peak_host_bytes`` is the worker process's
+    RSS high-water mark, ``peak_device_bytes`` the trial's peak CUDA allocation (None without a
+    CUDA device). Records written before the two were separate carry ``peak_memory_bytes``,
+    max(host RSS, CUDA allocation): read, never written, and not split (which one it was is
+    unknown).
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     trial_id: str
@@ -58,7 +70,11 @@ class TrialRecord(BaseModel):
     total_retention: float | None = None
     worst_retention: float | None = None
     timings: dict[str, float] = Field(default_factory=dict)
-    peak_memory_bytes: int = 0
+    peak_host_bytes: int | None = None
+    peak_device_bytes: int | None = None
+    peak_memory_bytes: int | None = Field(
+        None, description="deprecated: max(host, device) in records before the split; read only"
+    )
     host: str = ""
     node_id: str = ""
     device: str = ""
@@ -69,8 +85,25 @@ class TrialRecord(BaseModel):
     finished_at: str = ""
     config: dict[str, Any] = Field(default_factory=dict, description="the trial's full config")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_peak(cls, data: Any) -> Any:
+        # A legacy peak of a CPU trial was its host peak; on CUDA it stays unsplit.
+        if (
+            isinstance(data, dict)
+            and data.get("peak_memory_bytes") is not None
+            and "peak_host_bytes" not in data
+            and str(data.get("device", "")).startswith("cpu")
+        ):
+            data = {**data, "peak_host_bytes": data["peak_memory_bytes"]}
+        return data
+
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=False, allow_nan=True)
+        # The deprecated field is written back only by a record that was read with it.
+        skip = {"peak_memory_bytes"} if self.peak_memory_bytes is None else set()
+        return json.dumps(
+            self.model_dump(mode="json", exclude=skip), sort_keys=False, allow_nan=True
+        )
 
 
 @dataclass

@@ -68,3 +68,33 @@ def test_record_rejects_unknown_fields():
     data["surprise"] = 1
     with pytest.raises(ValueError, match="surprise"):
         TrialRecord.model_validate(data)
+
+
+def _legacy(device: str) -> dict:
+    """A record as written before host and device peaks were separate fields."""
+    data = json.loads(_record(0).to_json())
+    del data["peak_host_bytes"], data["peak_device_bytes"]
+    return data | {"peak_memory_bytes": 123_456, "device": device}
+
+
+def test_new_records_write_separate_peaks_and_no_legacy_field():
+    data = json.loads(_record(0).model_copy(update={"peak_host_bytes": 7}).to_json())
+    assert data["peak_host_bytes"] == 7 and data["peak_device_bytes"] is None
+    assert "peak_memory_bytes" not in data
+
+
+def test_legacy_peak_loads_as_the_host_peak_on_cpu_and_unsplit_on_cuda(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(_legacy("cpu")) + "\n" + json.dumps(_legacy("cuda:0")) + "\n")
+    cpu, cuda = read_records(path).records
+    assert (cpu.peak_host_bytes, cpu.peak_device_bytes, cpu.peak_memory_bytes) == (
+        123_456,
+        None,
+        123_456,
+    )
+    assert (cuda.peak_host_bytes, cuda.peak_device_bytes, cuda.peak_memory_bytes) == (
+        None,
+        None,
+        123_456,
+    )
+    assert json.loads(cuda.to_json())["peak_memory_bytes"] == 123_456  # kept on rewrite

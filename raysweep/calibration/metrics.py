@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-_PPL_BATCH = 8  # windows per forward pass when measuring perplexity
+# Tokens per forward pass of the model body: at Llama-3-8B width (FFN 14336) a pass over 4096
+# tokens holds about 0.35 GB of MLP intermediates, so the metric stays within one layer's scale.
+_PPL_FORWARD_TOKENS = 4096
+# fp32 logits per LM-head chunk: about 130 tokens at a 128256-token vocabulary. With the
+# model-dtype logits and log-softmax beside it a chunk holds about 2.5x this.
+_PPL_CHUNK_BYTES = 64 * 2**20
+# Tokens of the first window scored both ways to check that the head split matches the model.
+_PROBE_TOKENS = 16
 
 
 def _entropy_bits(counts: torch.Tensor) -> float:
@@ -21,27 +33,149 @@ def _ngram_counts(input_ids: torch.Tensor, n: int) -> torch.Tensor:
     return torch.unique(grams, dim=0, return_counts=True)[1]
 
 
+def _output_transform(config: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What causal-LM heads apply to ``lm_head``'s output, read from the config (identity if none).
+
+    Gemma 2/3 soft-cap (``final_logit_softcapping``), Cohere multiplies by ``logit_scale``,
+    Granite divides by ``logits_scaling``. Anything else is caught by the probe in
+    :func:`_split_head`.
+    """
+    cap = getattr(config, "final_logit_softcapping", None)
+    scale = getattr(config, "logit_scale", None)
+    divide = getattr(config, "logits_scaling", None)
+
+    def transform(logits: torch.Tensor) -> torch.Tensor:
+        if isinstance(scale, int | float):
+            logits = logits * scale
+        if isinstance(divide, int | float):
+            logits = logits / divide
+        if isinstance(cap, int | float):
+            logits = torch.tanh(logits / cap) * cap
+        return logits
+
+    return transform
+
+
+@dataclass(frozen=True)
+class _SplitHead:
+    """A causal LM as body (ids -> final hidden states) and head (hidden -> logits)."""
+
+    body: nn.Module
+    head: nn.Module
+    transform: Callable[[torch.Tensor], torch.Tensor]
+    vocab: int
+
+    def hidden(self, ids: torch.Tensor) -> torch.Tensor:
+        out = self.body(input_ids=ids, use_cache=False)
+        return out[0] if not isinstance(out, torch.Tensor) else out  # (b, seqlen, hidden)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.transform(self.head(hidden)).float()
+
+
+def _split_head(model: Any, probe: torch.Tensor) -> tuple[_SplitHead | None, str]:
+    """The model's body and LM head, or None and why the full forward must be used instead.
+
+    ``probe`` (1, n) is scored both ways: a model whose forward does more to the logits than
+    the head and the config-declared transforms (an unknown multiplier, say) falls back.
+    """
+    body = getattr(model, "base_model", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if body is None or body is model or head is None:
+        return None, f"{type(model).__name__} exposes no separate base model and output embeddings"
+    reference = model(input_ids=probe, use_cache=False).logits.float()  # (1, n, vocab)
+    split = _SplitHead(body, head, _output_transform(model.config), reference.shape[-1])
+    ours = split.logits(split.hidden(probe))
+    if ours.shape != reference.shape:
+        return (
+            None,
+            f"its head gives logits of shape {tuple(ours.shape)}, the model {tuple(reference.shape)}",
+        )
+    scale = float(reference.abs().max()) + 1e-6
+    error = float((ours - reference).abs().max())
+    if error > 1e-2 * scale:
+        return None, (
+            f"its forward transforms the LM head's logits beyond the config's known transforms "
+            f"(max difference {error:.3g} at logit scale {scale:.3g})"
+        )
+    return split, ""
+
+
+def _chunk_tokens(vocab: int) -> int:
+    return max(1, _PPL_CHUNK_BYTES // (4 * vocab))
+
+
+def _windows_per_forward(seqlen: int) -> int:
+    return max(1, _PPL_FORWARD_TOKENS // seqlen)
+
+
 @torch.no_grad()
-def perplexity(model: Any, input_ids: torch.Tensor, batch_size: int = _PPL_BATCH) -> float:
-    """exp(mean next-token NLL) over every predicted position (1..seqlen-1) of every window."""
-    if input_ids.shape[1] < 2:
-        return float("nan")
+def next_token_nll(
+    model: Any,
+    input_ids: torch.Tensor,
+    batch_size: int | None = None,
+    *,
+    chunk_tokens: int | None = None,
+) -> tuple[float, int]:
+    """Summed next-token NLL over positions 1..seqlen-1 of every window, and how many there are.
+
+    Memory does not grow with windows x seqlen x vocabulary: the model body runs on
+    ``batch_size`` windows at a time (default: about 4096 tokens' worth) and the LM head and
+    cross-entropy on ``chunk_tokens`` hidden states at a time (default: 64 MiB of fp32 logits).
+    A model that cannot be split into base model and output embeddings, or whose logits the
+    split does not reproduce on a short probe, is scored by its full forward instead, one
+    ``batch_size`` at a time, with a warning.
+    """
+    n_windows, seqlen = input_ids.shape
+    if seqlen < 2:
+        return 0.0, 0
     device = next(model.parameters()).device
+    windows = batch_size or _windows_per_forward(seqlen)
     was_training = model.training
     model.eval()
-    total_nll, total_tokens = 0.0, 0
+    total = 0.0
     try:
-        for batch in input_ids.split(batch_size):
-            batch = batch.to(device)
-            logits = model(input_ids=batch).logits[:, :-1].float()  # (b, seqlen-1, vocab)
-            nll = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum"
+        first = input_ids[:1, : min(seqlen, _PROBE_TOKENS)].to(device)
+        split, reason = _split_head(model, first)
+        if split is None:
+            warnings.warn(
+                f"perplexity: full logits per batch for {type(model).__name__}: {reason}",
+                stacklevel=2,
             )
-            total_nll += float(nll)
-            total_tokens += batch[:, 1:].numel()
+        for batch in input_ids.split(windows):
+            batch = batch.to(device)
+            targets = batch[:, 1:].reshape(-1)  # (b * (seqlen-1),)
+            if split is None:
+                logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
+                total += float(F.cross_entropy(logits.flatten(0, 1), targets, reduction="sum"))
+                del logits
+                continue
+            hidden = split.hidden(batch)[:, :-1].flatten(0, 1)  # (b * (seqlen-1), hidden)
+            step = chunk_tokens or _chunk_tokens(split.vocab)
+            for start in range(0, hidden.shape[0], step):
+                logits = split.logits(hidden[start : start + step])  # (step, vocab) fp32
+                total += float(
+                    F.cross_entropy(logits, targets[start : start + step], reduction="sum")
+                )
+                del logits
     finally:
         model.train(was_training)
-    return math.exp(total_nll / total_tokens)
+    return total, n_windows * (seqlen - 1)
+
+
+def perplexity(
+    model: Any,
+    input_ids: torch.Tensor,
+    batch_size: int | None = None,
+    *,
+    chunk_tokens: int | None = None,
+) -> float:
+    """exp(mean next-token NLL) over every predicted position (1..seqlen-1) of every window.
+
+    Computed by :func:`next_token_nll` (chunked: no (windows, seqlen, vocab) logits tensor).
+    """
+    nll, tokens = next_token_nll(model, input_ids, batch_size, chunk_tokens=chunk_tokens)
+    return math.exp(nll / tokens) if tokens else float("nan")
 
 
 def information_metrics(input_ids: torch.Tensor, model: Any = None) -> dict[str, float]:

@@ -100,6 +100,8 @@ def _search_points(cfg: SweepConfig) -> list[TrialConfig]:
                     mode="oneshot" if s.mode == "oneshot_stats" else "sequential",
                     damp=cfg.pruning.damp, block_size=cfg.pruning.block_size,
                     pruning_device=cfg.pruning.device, evaluation=ev, resources=cfg.resources,
+                    min_expert_tokens=cfg.pruning.min_expert_tokens,
+                    expert_fallback=cfg.pruning.expert_fallback,
                 ))  # fmt: skip
     return list(seen.values())
 
@@ -108,6 +110,7 @@ def run_search(
     cfg: SweepConfig, grid_points: list[TrialConfig], out: Path, storage: str, dense: DenseBaseline
 ) -> list[dict[str, Any]]:
     """Run every configured search, confirm each best mix, write ``search/summary.{json,md}``."""
+    from raysweep.models import reuses_actors
     from raysweep.run import dense_for
     from raysweep.trainables.grid import run_grid
 
@@ -146,7 +149,7 @@ def run_search(
             storage_path=storage,
             max_failures=cfg.ray.max_failures,
             callbacks=[RecordWriter(records)],
-            reuse_actors=cfg.resources.gpu == 0,
+            reuse_actors=reuses_actors(cfg.resources),
         )
         confirmed = None
         if s.confirm and res.best_weights:

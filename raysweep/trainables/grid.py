@@ -55,6 +55,8 @@ def run_grid(
     callbacks: list[Any] = (),  # type: ignore[assignment]
 ) -> GridOutcome:
     """Run ``points`` (those without an ok record) as a grid Tuner; returns what happened."""
+    from raysweep.models import reuses_actors
+
     out = GridOutcome()
     if not points:
         return out
@@ -72,7 +74,7 @@ def run_grid(
             max_concurrent_trials=cfg.ray.max_concurrent_trials,
             # Reusing a worker keeps the dense model and lm-eval's task index in memory
             # between trials; with GPUs a fresh process per trial is the safe choice.
-            reuse_actors=res.gpu == 0,
+            reuse_actors=reuses_actors(res),
             trial_name_creator=_label,
             trial_dirname_creator=_dirname,
         ),

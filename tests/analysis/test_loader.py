@@ -137,3 +137,13 @@ def test_a_retried_trial_counts_once_with_its_latest_ok_record(tmp_path):
     assert records.trials["trial_id"].isna().tolist() == [False, False, True]
     assert records.trials.loc[1, "retention.general"] == 0.123
     assert records.n_errors == 0
+
+
+def test_legacy_peak_memory_is_the_host_peak_on_cpu_and_unknown_on_cuda():
+    cpu = flatten_record({"trial_id": "a", "device": "cpu", "peak_memory_bytes": 10})
+    cuda = flatten_record({"trial_id": "b", "device": "cuda:0", "peak_memory_bytes": 10})
+    new = flatten_record({"trial_id": "c", "peak_host_bytes": 5, "peak_device_bytes": None})
+    assert (cpu["peak_host_bytes"], cpu["peak_device_bytes"]) == (10, None)
+    assert (cuda["peak_host_bytes"], cuda["peak_device_bytes"]) == (None, None)
+    assert "peak_memory_bytes" not in cpu and "peak_memory_bytes" not in cuda
+    assert (new["peak_host_bytes"], new["peak_device_bytes"]) == (5, None)

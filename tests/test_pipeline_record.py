@@ -1,0 +1,32 @@
+"""A real tiny trial's record says what the hardware did: phase timings and separate peaks."""
+
+from __future__ import annotations
+
+import json
+
+from raysweep.config import EvaluationConfig, TrialConfig
+from raysweep.evaluation import get_suite
+from raysweep.pipeline import DenseBaseline, run_trial
+
+PHASES = ("load_s", "calibrate_s", "calib_metrics_s", "prune_s", "capture_s", "statistics_s",
+          "sparsify_s", "propagate_s", "eval_s", "total_s")  # fmt: skip
+
+
+def test_sequential_trial_records_every_phase_and_host_and_device_peaks():
+    evaluation = EvaluationConfig(suite="toy", limit=2, perplexity=False)
+    trial = TrialConfig(mix={"toy_general_prose": 1.0}, mix_name="prose", n_samples=4, seqlen=32,
+                        method="wanda", evaluation=evaluation)  # fmt: skip
+    dims = get_suite("toy").dimensions
+    dense = DenseBaseline({}, {d: 1.0 for d in dims}, "test-dense")
+    record = run_trial(trial, dense)
+    assert record.status == "ok" and record.device == "cpu"
+    assert set(PHASES) <= set(record.timings)
+    assert all(record.timings[k] > 0 for k in PHASES), record.timings
+    t = record.timings
+    assert t["calib_metrics_s"] <= t["calibrate_s"]
+    assert t["capture_s"] + t["statistics_s"] + t["sparsify_s"] + t["propagate_s"] <= t["prune_s"]
+    assert t["total_s"] >= t["load_s"] + t["calibrate_s"] + t["prune_s"] + t["eval_s"]
+    assert record.peak_host_bytes is not None and record.peak_host_bytes > 0
+    assert record.peak_device_bytes is None  # no CUDA device: no number, not 0
+    written = json.loads(record.to_json())
+    assert "peak_memory_bytes" not in written and written["peak_device_bytes"] is None
