@@ -3,6 +3,10 @@
 Output layout under ``output_dir``: ``config.yaml`` (resolved), ``records.jsonl`` (one line per
 finished trial), ``dense/`` (dense baseline), ``tune/`` (Tune experiments), ``search/``, ``report/``.
 Rerunning the same command resumes: points that already have an ``ok`` record are skipped.
+
+A driver that joins a Ray cluster needs an absolute ``output_dir`` (see
+:func:`check_output_location`): under ``ray job submit --working-dir`` a relative one would land
+in Ray's per-job copy of the code and vanish with the job.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from raysweep.atomic import write_text_atomic
@@ -20,6 +24,8 @@ from raysweep.records import RECORDS_FILE, finished_ids, read_records
 
 _PASS_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
              "RAYSWEEP_CACHE_DIR", "HF_TOKEN", "TOKENIZERS_PARALLELISM")  # fmt: skip
+# Set in the driver of a Ray job (``ray job submit``) or by a user who points it at a cluster.
+_CLUSTER_ENV = ("RAY_ADDRESS", "RAY_JOB_CONFIG_JSON_ENV_VAR", "RAY_JOB_ID")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +47,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def joins_cluster(cfg: SweepConfig, environ: Mapping[str, str], cwd: str | Path) -> str | None:
+    """Why this driver counts as joining a Ray cluster (a phrase for messages), or None."""
+    if cfg.ray.address:
+        return f"ray.address is {cfg.ray.address!r}"
+    for var in _CLUSTER_ENV:
+        if environ.get(var):
+            return f"{var} is set"
+    # A job's working directory is unpacked to <ray temp>/session_*/runtime_resources/...
+    parts = Path(cwd).parts
+    if "runtime_resources" in parts and any(p.startswith("session_") for p in parts):
+        return f"the working directory {str(cwd)!r} is inside a Ray session"
+    return None
+
+
+def check_output_location(
+    cfg: SweepConfig, environ: Mapping[str, str] | None = None, cwd: str | Path | None = None
+) -> None:
+    """Refuse relative output paths in a driver that joins a Ray cluster (raises ConfigError).
+
+    Under ``ray job submit --working-dir .`` the driver's working directory is Ray's unpacked,
+    content-hashed copy of the code, deleted with the job and moved by any code change: a
+    relative ``output_dir`` (records, ``search/optuna.db``, the report) or ``ray.storage_path``
+    would resolve there and neither survive the job nor be found by a resumed run.
+    """
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    why = joins_cluster(cfg, environ, cwd)
+    if why is None:
+        return
+    paths = {"output_dir": cfg.output_dir, "ray.storage_path": cfg.ray.storage_path}
+    bad = [
+        f"  {name}: {value!r} is relative: it would resolve under {str(cwd)!r}, which does not "
+        "outlive a Ray job (under --working-dir it is Ray's per-job copy of the code)"
+        for name, value in paths.items()
+        if value is not None and "://" not in value and not Path(value).is_absolute()
+    ]
+    if bad:
+        raise ConfigError(
+            f"relative output path in a driver that joins a Ray cluster ({why}):\n"
+            + "\n".join(bad)
+            + "\n  allowed: an absolute path on persistent or shared storage, e.g. "
+            "--output /home/ray/runs/study (ray.storage_path may also be a URI, s3://...)"
+        )
+
+
 def resolve(args: argparse.Namespace) -> SweepConfig:
     overrides = list(args.overrides)
     if args.output:
@@ -50,6 +101,7 @@ def resolve(args: argparse.Namespace) -> SweepConfig:
         from raysweep.smoke import smoke_config
 
         cfg = smoke_config(cfg)
+    check_output_location(cfg)
     if args.mode == "search" and cfg.search is None:
         raise ConfigError("--mode search: the config has no 'search' section")
     if args.resume and not (Path(cfg.output_dir) / RECORDS_FILE).exists():
