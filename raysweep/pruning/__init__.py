@@ -13,22 +13,36 @@ from raysweep.pruning.prune import (
     default_batch_size,
     measure_sparsity,
     prune_model,
+    stream_statistics,
 )
 from raysweep.pruning.sparsegpt import HessianNotPositiveDefinite
 from raysweep.pruning.statistics import LayerStatistics
+from raysweep.pruning.store import (
+    MixedStatistics,
+    StatisticsProvider,
+    StatisticsStore,
+    ensure_store,
+    open_store,
+)
 
 __all__ = [
     "METHODS",
     "MODES",
     "HessianNotPositiveDefinite",
     "LayerStatistics",
+    "MixedStatistics",
     "NMStructure",
     "PruneReport",
+    "StatisticsProvider",
+    "StatisticsStore",
     "collect_statistics",
     "default_batch_size",
+    "ensure_store",
     "find_decoder_stack",
     "iter_prunable",
     "measure_sparsity",
+    "open_store",
     "parse_structure",
     "prune_model",
+    "stream_statistics",
 ]

@@ -1,9 +1,10 @@
-"""Public entry points: ``prune_model``, ``collect_statistics``, ``measure_sparsity``."""
+"""Public entry points: ``prune_model``, ``collect_statistics``, ``stream_statistics``,
+``measure_sparsity``."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch import nn
 from raysweep.pruning.architecture import (
     Unit,
     decoder_matrices,
+    find_decoder_stack,
     iter_prunable,
     unprunable_matrices,
     weight_matrix,
@@ -24,6 +26,7 @@ from raysweep.pruning.masks import NMStructure, check_sparsity, parse_structure
 from raysweep.pruning.memory import track_peak_memory
 from raysweep.pruning.sparsegpt import DEFAULT_BLOCK_SIZE, DEFAULT_DAMP, sparsegpt_prune
 from raysweep.pruning.statistics import LayerStatistics, StatisticsKind
+from raysweep.pruning.store import LayerSink, StatisticsProvider
 from raysweep.pruning.wanda import wanda_mask
 
 METHODS: tuple[str, ...] = ("magnitude", "wanda", "sparsegpt")
@@ -261,6 +264,48 @@ def _prune_layer(
     return summary
 
 
+def stream_statistics(
+    model: nn.Module,
+    calibration: torch.Tensor,
+    sink: LayerSink,
+    device: torch.device | str | None = None,
+    method: str = "sparsegpt",
+    *,
+    batch_size: int | None = None,
+) -> None:
+    """Statistics of every prunable module from one dense forward pass, layer by layer.
+
+    Calls ``sink(index, stats)`` once per decoder layer, in order, with that layer's
+    :class:`LayerStatistics` (keys are full module names; fp32 on the CPU) as soon as it is
+    complete; nothing keeps it afterwards, so memory holds one layer's statistics at a time
+    (a :class:`~raysweep.pruning.store.StoreWriter` puts each on disk). ``method="sparsegpt"``
+    keeps full Hessians (also usable by Wanda), ``"wanda"`` only their diagonals.
+    """
+    kind = _STATISTICS_KIND.get(method)
+    if kind is None:
+        raise ValueError(f"statistics exist for 'wanda' and 'sparsegpt', got {method!r}")
+    _check_calibration(calibration)
+    target = _resolve_device(model, device)
+
+    def hand_over(index: int, modules: dict[str, Unit], stats: LayerStatistics | None) -> None:
+        assert stats is not None
+        sums = {k: v.to("cpu") for k, v in stats.sums.items()}
+        stats.sums.clear()  # drop the device copies before the sink runs
+        sink(index, LayerStatistics(kind, sums, stats.groups, stats.num_tokens, stats.counts))
+
+    with _eval_no_grad(model):
+        walk_layers(
+            model,
+            calibration,
+            target,
+            kind=kind,
+            process=hand_over,
+            dense_propagation=True,
+            batch_size=_batch_size(calibration, batch_size, target),
+            timer=PhaseTimer(),
+        )
+
+
 def collect_statistics(
     model: nn.Module,
     calibration: torch.Tensor,
@@ -271,36 +316,26 @@ def collect_statistics(
 ) -> LayerStatistics:
     """Statistics of every prunable module from one dense forward pass, on the CPU in fp32.
 
-    ``method="sparsegpt"`` keeps full Hessians (also usable by Wanda), ``"wanda"`` only their
-    diagonals.
+    All layers in one :class:`LayerStatistics` (in memory: for tests and small models; see
+    :func:`stream_statistics` for one layer at a time). ``method="sparsegpt"`` keeps full
+    Hessians (also usable by Wanda), ``"wanda"`` only their diagonals.
     """
     kind = _STATISTICS_KIND.get(method)
     if kind is None:
         raise ValueError(f"statistics exist for 'wanda' and 'sparsegpt', got {method!r}")
-    _check_calibration(calibration)
-    target = _resolve_device(model, device)
     sums: dict[str, torch.Tensor] = {}
     groups: dict[str, str] = {}
+    counts: dict[str, float] = {}
     tokens = [0.0]
 
-    def keep(index: int, modules: dict[str, nn.Module], stats: LayerStatistics | None) -> None:
-        assert stats is not None
-        sums.update({k: v.to("cpu") for k, v in stats.sums.items()})
+    def keep(index: int, stats: LayerStatistics) -> None:
+        sums.update(stats.sums)
         groups.update(stats.groups)
+        counts.update(stats.counts)
         tokens[0] = stats.num_tokens
 
-    with _eval_no_grad(model):
-        walk_layers(
-            model,
-            calibration,
-            target,
-            kind=kind,
-            process=keep,
-            dense_propagation=True,
-            batch_size=_batch_size(calibration, batch_size, target),
-            timer=PhaseTimer(),
-        )
-    return LayerStatistics(kind, sums, groups, tokens[0])
+    stream_statistics(model, calibration, keep, device, method, batch_size=batch_size)
+    return LayerStatistics(kind, sums, groups, tokens[0], counts)
 
 
 class _eval_no_grad:
@@ -328,7 +363,7 @@ def prune_model(
     structure: str = "unstructured",
     mode: str = "sequential",
     device: torch.device | str | None = None,
-    statistics: LayerStatistics | None = None,
+    statistics: LayerStatistics | StatisticsProvider | None = None,
     *,
     batch_size: int | None = None,
     **method_options: Any,
@@ -340,8 +375,17 @@ def prune_model(
     - ``method``: ``magnitude`` | ``wanda`` | ``sparsegpt`` (options ``damp``, ``block_size``).
     - ``structure``: ``"unstructured"`` or ``"N:M"`` (keep N of every M; sparsity must be (M-N)/M).
     - ``mode``: ``"sequential"`` (layer by layer; each layer's statistics come from the already
-      pruned layers before it) or ``"oneshot"`` (statistics of the dense model: ``statistics`` if
-      given, else collected in one dense pass; no forward pass at all when given).
+      pruned layers before it) or ``"oneshot"`` (statistics of the dense model: from
+      ``statistics`` if given, with no forward pass at all; else each layer is pruned right
+      after its statistics are collected from the dense activations, which the next layer
+      reads).
+    - ``statistics`` (one-shot only): a :class:`LayerStatistics` of the whole model, or a
+      per-layer provider: any object with ``layer(index) -> LayerStatistics`` returning decoder
+      layer ``index``'s statistics (full module names; e.g.
+      :class:`~raysweep.pruning.store.MixedStatistics` over on-disk stores). A provider is asked
+      for one layer at a time, just before that layer is pruned, and its result is dropped
+      right after; an optional ``num_layers`` attribute is checked against the model before any
+      work, an optional ``num_tokens`` is reported. Wanda takes the diagonal of Hessians.
     - ``device``: where each decoder layer is computed (default: the model's device, or CUDA if
       available); the model itself may stay on the CPU.
     """
@@ -357,6 +401,9 @@ def prune_model(
     timer = PhaseTimer()
     start = time.perf_counter()
     num_tokens = 0 if calibration is None or kind is None else int(calibration.numel())
+    provider = None
+    if kind is not None and mode == "oneshot" and statistics is not None:
+        provider, num_tokens = _statistics_provider(statistics, kind, model)
 
     experts = {"experts": 0, "fallback": 0}
 
@@ -364,20 +411,17 @@ def prune_model(
         for k, v in _prune_layer(modules, stats, method, sparsity, nm, options).items():
             experts[k] += v
 
+    read_s = [0.0]
+
+    def prune_from(index: int, modules: dict[str, Unit], _: object) -> None:
+        assert provider is not None and kind is not None
+        t0 = time.perf_counter()
+        usable = _usable_statistics(provider(index), kind, modules)
+        read_s[0] += time.perf_counter() - t0
+        prune(index, modules, usable)
+
     with track_peak_memory(target) as peak, _eval_no_grad(model):
-        if kind is not None and mode == "oneshot":
-            if statistics is None:
-                with timer.phase("statistics"):
-                    statistics = collect_statistics(
-                        model, calibration, target, method, batch_size=batch_size
-                    )  # type: ignore[arg-type]
-            else:
-                num_tokens = int(statistics.num_tokens)
-            usable = _usable_statistics(statistics, kind, model)
-
-            def prune_from(index: int, modules: dict[str, nn.Module], _: object) -> None:
-                prune(index, modules, usable)
-
+        if provider is not None:
             walk_layers(
                 model,
                 None,
@@ -389,17 +433,23 @@ def prune_model(
                 timer=timer,
             )
         else:
+            # One-shot without statistics: the statistics pass propagates the dense activations
+            # and each layer is pruned from them, exactly as if every layer's statistics had
+            # been collected first.
             walk_layers(
                 model,
                 calibration,
                 target,
                 kind=kind,
                 process=prune,
-                dense_propagation=False,
+                dense_propagation=kind is not None and mode == "oneshot",
                 batch_size=_batch_size(calibration, batch_size, target),
                 timer=timer,
             )
     timings = dict(timer.seconds)
+    if read_s[0]:
+        timings["statistics"] = timings.get("statistics", 0.0) + read_s[0]
+        timings["process"] = timings.get("process", 0.0) - read_s[0]
     if "process" in timings:
         timings["prune"] = timings.pop("process")
     timings["total"] = time.perf_counter() - start
@@ -418,6 +468,28 @@ def prune_model(
     )
 
 
+def _statistics_provider(
+    statistics: LayerStatistics | StatisticsProvider, kind: StatisticsKind, model: nn.Module
+) -> tuple[Callable[[int], LayerStatistics], int]:
+    """``(layer index -> statistics, tokens to report)`` for a one-shot prune, checked as far as
+    possible before any layer is pruned."""
+    if isinstance(statistics, LayerStatistics):
+        usable = _usable_statistics(statistics, kind, iter_prunable(model))
+        return (lambda index: usable), int(statistics.num_tokens)
+    if not callable(getattr(statistics, "layer", None)):
+        raise TypeError(
+            "statistics must be a LayerStatistics or have a layer(index) method, got "
+            f"{type(statistics).__name__}"
+        )
+    layers = len(find_decoder_stack(model).layers)
+    provided = getattr(statistics, "num_layers", None)
+    if provided is not None and int(provided) != layers:
+        raise ValueError(f"the statistics cover {provided} decoder layers, the model has {layers}")
+    if kind == "hessian" and getattr(statistics, "kind", "hessian") != "hessian":
+        raise ValueError("sparsegpt needs Hessian statistics")
+    return statistics.layer, int(getattr(statistics, "num_tokens", 0))
+
+
 def _experts_extra(experts: Mapping[str, int], options: Mapping[str, Any]) -> dict[str, Any]:
     """What the report says of routed experts: how many, how many fell back and how."""
     return {
@@ -429,18 +501,19 @@ def _experts_extra(experts: Mapping[str, int], options: Mapping[str, Any]) -> di
 
 
 def _usable_statistics(
-    statistics: LayerStatistics, kind: StatisticsKind, model: nn.Module
+    statistics: LayerStatistics, kind: StatisticsKind, modules: Mapping[str, Unit]
 ) -> LayerStatistics:
+    """``statistics`` as ``kind`` (Wanda: diagonals), checked to cover ``modules`` at their
+    widths."""
     if kind == "hessian" and statistics.kind != "hessian":
         raise ValueError(
             "sparsegpt needs Hessian statistics (collect_statistics(method='sparsegpt'))"
         )
     usable = statistics.diagonal() if kind == "sqnorm" else statistics
-    names = iter_prunable(model)
-    missing = sorted(set(names) - set(usable.groups))
+    missing = sorted(set(modules) - set(usable.groups))
     if missing:
         raise ValueError(f"statistics lack {len(missing)} prunable modules, e.g. {missing[:3]}")
-    for name, module in names.items():
+    for name, module in modules.items():
         width = weight_matrix(module).shape[1]
         if usable.for_module(name).shape[0] != width:
             raise ValueError(

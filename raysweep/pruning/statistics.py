@@ -9,13 +9,13 @@ the key of its entry. All tensors are fp32 and live on the CPU once collected.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 StatisticsKind = Literal["hessian", "sqnorm"]
 KINDS: tuple[str, ...] = ("hessian", "sqnorm")
@@ -59,62 +59,55 @@ class LayerStatistics:
         return LayerStatistics("sqnorm", sums, dict(self.groups), self.num_tokens,
                                dict(self.counts))  # fmt: skip
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the tensors."""
+        return sum(t.numel() * t.element_size() for t in self.sums.values())
+
     @staticmethod
-    def combine(weights: Mapping[LayerStatistics, float]) -> LayerStatistics:
+    def combine(
+        weights: Mapping[LayerStatistics, float], num_tokens: float | None = None
+    ) -> LayerStatistics:
         """Statistics of a mixture whose token shares are proportional to ``weights``.
 
         Each part contributes its per-token mean times its normalised weight; the result is
-        scaled to the total token count. When every weight equals that part's share of the
-        tokens, this is exactly the statistics of the concatenated calibration set.
-        Mixing ``hessian`` with ``sqnorm`` parts gives ``sqnorm``.
+        scaled to ``num_tokens`` (default: the parts' total token count). When every weight
+        equals that part's share of the tokens, this is exactly the statistics of the
+        concatenated calibration set. Mixing ``hessian`` with ``sqnorm`` parts gives ``sqnorm``.
         """
         parts = [(s, float(w)) for s, w in weights.items()]
         if not parts:
             raise ValueError("combine needs at least one statistics object")
-        if any(w < 0 for _, w in parts) or sum(w for _, w in parts) <= 0:
-            raise ValueError(
-                f"weights must be >= 0 with a positive sum, got {[w for _, w in parts]}"
-            )
-        groups = parts[0][0].groups
-        for stats, _ in parts[1:]:
-            if stats.groups != groups:
-                raise ValueError("statistics to combine cover different modules")
         kind: StatisticsKind = "hessian" if all(s.kind == "hessian" for s, _ in parts) else "sqnorm"
-        if kind == "sqnorm":
-            parts = [(s.diagonal(), w) for s, w in parts]
-        total_weight = sum(w for _, w in parts)
-        total_tokens = sum(s.num_tokens for s, _ in parts)
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, float] = {}
-        for key in parts[0][0].sums:
-            acc = torch.zeros_like(parts[0][0].sums[key])
-            count = 0.0
-            for stats, w in parts:
-                if w > 0:
-                    scale = w / total_weight * total_tokens / stats.num_tokens
-                    acc.add_(stats.sums[key], alpha=scale)
-                    count += scale * stats.count(key)
-            sums[key] = acc
-            if any(key in stats.counts for stats, _ in parts):
-                counts[key] = count
-        return LayerStatistics(kind, sums, dict(groups), total_tokens, counts)
+        total = sum(s.num_tokens for s, _ in parts) if num_tokens is None else num_tokens
+        acc = StatisticsAccumulator(kind, [w for _, w in parts], total)
+        for stats, w in parts:
+            acc.add(stats, w)
+        return acc.result()
 
-    def save(self, path: str | Path) -> None:
-        """Write one safetensors file (tensors by entry key, the rest as metadata)."""
-        metadata = {
-            "format": _FORMAT,
-            "kind": self.kind,
-            "num_tokens": repr(float(self.num_tokens)),
-            "groups": json.dumps(self.groups),
-            "counts": json.dumps(self.counts),
-        }
+    def save(self, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
+        """Write one safetensors file (tensors by entry key, the rest as metadata).
+
+        ``metadata`` adds string entries of the caller's own (a store's key digest, say).
+        """
+        header = dict(metadata or {})
+        header.update(
+            {
+                "format": _FORMAT,
+                "kind": self.kind,
+                "num_tokens": repr(float(self.num_tokens)),
+                "groups": json.dumps(self.groups),
+                "counts": json.dumps(self.counts),
+            }
+        )
         tensors = {
             k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.sums.items()
         }
-        save_file(tensors, str(path), metadata=metadata)
+        save_file(tensors, str(path), metadata=header)
 
-    @classmethod
-    def load(cls, path: str | Path) -> LayerStatistics:
+    @staticmethod
+    def read_metadata(path: str | Path) -> dict[str, str]:
+        """The safetensors header metadata of a file written by :meth:`save` (tensors unread)."""
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:
@@ -123,11 +116,93 @@ class LayerStatistics:
             raise ValueError(
                 f"{path} is not a LayerStatistics file (format={metadata.get('format')!r})"
             )
-        sums = load_file(str(path))
+        return dict(metadata)
+
+    @classmethod
+    def load(cls, path: str | Path, kind: StatisticsKind | None = None) -> LayerStatistics:
+        """Read a file written by :meth:`save`.
+
+        ``kind="sqnorm"`` of a Hessian file keeps only the diagonals, read one tensor at a time
+        (never the whole file's Hessians at once).
+        """
+        from safetensors import safe_open
+
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != _FORMAT:
+                raise ValueError(
+                    f"{path} is not a LayerStatistics file (format={metadata.get('format')!r})"
+                )
+            stored = metadata["kind"]
+            if kind == "hessian" and stored != "hessian":
+                raise ValueError(f"{path} holds {stored} statistics, not Hessians")
+            diagonal = kind == "sqnorm" and stored == "hessian"
+            sums: dict[str, torch.Tensor] = {}
+            for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                tensor = handle.get_tensor(key)
+                sums[key] = torch.diagonal(tensor).clone() if diagonal else tensor
+                del tensor
         return cls(
-            kind=metadata["kind"],  # type: ignore[arg-type]
+            kind="sqnorm" if diagonal else stored,  # type: ignore[arg-type]
             sums=sums,
             groups=json.loads(metadata["groups"]),
             num_tokens=float(metadata["num_tokens"]),
             counts={k: float(v) for k, v in json.loads(metadata.get("counts", "{}")).items()},
         )
+
+
+class StatisticsAccumulator:
+    """The weighted sum behind :meth:`LayerStatistics.combine`, fed one part at a time.
+
+    Built with the result's ``kind``, every part's weight (for the normalisation) and the
+    result's token count; ``add`` each part (in any order, each once), then take ``result``.
+    Memory: the result plus the part being added, so parts read from disk one after another
+    are never all held at once. ``sqnorm`` results take the diagonal of Hessian parts.
+    """
+
+    def __init__(self, kind: StatisticsKind, weights: Sequence[float], num_tokens: float) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        weights = [float(w) for w in weights]
+        if not weights:
+            raise ValueError("combine needs at least one statistics object")
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError(f"weights must be >= 0 with a positive sum, got {weights}")
+        self.kind: StatisticsKind = kind
+        self.total_weight = sum(weights)
+        self.num_tokens = float(num_tokens)
+        self._groups: dict[str, str] | None = None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, float] = {}
+        self._counted: set[str] = set()
+
+    def add(self, stats: LayerStatistics, weight: float) -> None:
+        if self._groups is None:
+            self._groups = dict(stats.groups)
+        elif stats.groups != self._groups:
+            raise ValueError("statistics to combine cover different modules")
+        if self.kind == "hessian" and stats.kind != "hessian":
+            raise ValueError("a Hessian mixture needs Hessian parts, got sqnorm")
+        self._counted.update(k for k in stats.counts if k in stats.sums)
+        if weight <= 0:
+            return
+        scale = weight / self.total_weight * self.num_tokens / stats.num_tokens
+        diagonal = self.kind == "sqnorm" and stats.kind == "hessian"
+        for key, value in stats.sums.items():
+            part = torch.diagonal(value) if diagonal else value
+            if key in self._sums:
+                self._sums[key].add_(part, alpha=scale)
+            else:
+                self._sums[key] = part * scale
+            self._counts[key] = self._counts.get(key, 0.0) + scale * stats.count(key)
+
+    def result(self) -> LayerStatistics:
+        if self._groups is None:
+            raise ValueError("no statistics were added")
+        sums = self._sums
+        if not sums:  # every weight was zero: never reached, the weights are checked
+            raise ValueError("no statistics with a positive weight were added")
+        counts = {k: self._counts.get(k, 0.0) for k in self._counted}
+        return LayerStatistics(self.kind, sums, self._groups, self.num_tokens, counts)
