@@ -181,19 +181,11 @@ def _calibrate(trial: TrialConfig, loaded: Any, extra: Mapping[str, Any]) -> tor
 def _oneshot_statistics(
     trial: TrialConfig, loaded: Any, extra: Mapping[str, Any], device: torch.device
 ) -> Any:
-    """Per-source statistics (cached on disk) combined in the mix's sample proportions."""
-    from raysweep.calibration import allocate_counts
-    from raysweep.statistics_cache import source_statistics
+    """The mix's statistics for a one-shot prune, read one layer at a time from per-source
+    stores built once per node (None for magnitude, which needs none)."""
+    from raysweep.calibration_statistics import mix_statistics
 
-    counts = allocate_counts(trial.mix, trial.n_samples)
-    parts = {
-        source_statistics(trial, loaded, source, count, extra, device): count / trial.n_samples
-        for source, count in counts.items()
-        if count > 0
-    }
-    from raysweep.pruning import LayerStatistics
-
-    return LayerStatistics.combine(parts)
+    return mix_statistics(trial, loaded, extra, device)
 
 
 def run_trial(
