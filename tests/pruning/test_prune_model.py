@@ -200,7 +200,10 @@ def test_argument_errors():
     model = build("llama")
     with pytest.raises(ValueError, match="method must be one of"):
         prune_model(model, calibration(), "obs", 0.5)
-    with pytest.raises(TypeError, match=r"wanda takes options \['min_expert_tokens', 'expert_fallback'\], got unknown \['damp'\]"):
+    with pytest.raises(
+        TypeError,
+        match=r"wanda takes options \['min_expert_tokens', 'expert_fallback'\], got unknown \['damp'\]",
+    ):
         prune_model(model, calibration(), "wanda", 0.5, damp=0.1)
     with pytest.raises(ValueError, match="calibration must be a non-empty LongTensor"):
         prune_model(model, calibration().float(), "wanda", 0.5)
