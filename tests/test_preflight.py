@@ -1,0 +1,88 @@
+"""Preflight: problems knowable before any Ray or model work, one line each."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from raysweep.config import load_config
+from raysweep.preflight import preflight
+from raysweep.toyworld import ensure_toy_model
+
+BASE = ["calibration.sources=[toy_general_prose]", "calibration.seqlen=128"]
+
+
+def _problems(*overrides: str) -> list[str]:
+    return preflight(load_config(None, [*BASE, *overrides]))
+
+
+def test_the_embedded_default_passes():
+    assert preflight(load_config(None, [])) == []
+
+
+def test_missing_model_directory(tmp_path):
+    (problem,) = _problems(f"model.path={tmp_path / 'nope'}")
+    assert problem.startswith("model.path:") and "does not exist" in problem
+
+
+def test_model_directory_without_tokenizer(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    shutil.copy(ensure_toy_model() / "config.json", model / "config.json")
+    (problem,) = _problems(f"model.path={model}")
+    assert "no tokenizer files" in problem
+
+
+def test_seqlen_beyond_the_model_positions():
+    (problem,) = _problems("calibration.seqlen=1024")
+    assert problem == (
+        "calibration.seqlen: 1024 exceeds the model's max_position_embeddings (512): "
+        "use at most 512"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("missing.txt", None, "no such file or directory"),
+        ("empty.txt", b"", "is empty"),
+        ("blob.txt", b"\x00\x01\x02binary", "is binary"),
+        ("latin.txt", "caf\xe9 cr\xe8me br\xfbl\xe9e, encore".encode("latin-1"), "is not UTF-8"),
+        ("table.csv", b"a,b\n1,2\n", "unsupported file type '.csv'"),
+        ("rows.jsonl", b'{"body": "hello"}\n', "have no 'text' field (fields: body)"),
+    ],
+)
+def test_bad_local_calibration_files(tmp_path, name, content, expected):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    (problem,) = _problems(f"calibration.sources=[file:{path}]")
+    assert problem.startswith(f"calibration source 'file:{path}'") and expected in problem
+
+
+def test_good_local_calibration_file(tmp_path):
+    path = tmp_path / "ok.jsonl"
+    path.write_text('{"text": "a document"}\n')
+    assert _problems(f"calibration.sources=[file:{path}]") == []
+
+
+def test_unknown_task_in_an_inline_suite():
+    suite = "evaluation.suite={name: mine, tasks: [{name: arc_eazy, dimension: commonsense, chance: 0.25}]}"
+    (problem,) = _problems(suite)
+    assert problem.startswith("evaluation.suite: unknown lm-eval task 'arc_eazy'")
+    assert "arc_easy" in problem
+
+
+def test_devices():
+    import torch
+
+    (problem,) = _problems("model.device=tpu")
+    assert problem.startswith("model.device: 'tpu'")
+    if torch.cuda.is_available():
+        return
+    problems = _problems("resources.gpu=1")
+    assert any(p.startswith("resources.gpu: 1 per trial") for p in problems)
+    assert not [
+        p for p in preflight(load_config(None, [*BASE, "resources.gpu=1"]), on_cluster=True)
+    ]
