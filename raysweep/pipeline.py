@@ -164,6 +164,29 @@ def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> D
     return _baseline(scores, key)
 
 
+def _method_options(trial: TrialConfig) -> dict[str, Any]:
+    """The keyword options ``prune_model`` takes for the trial's method."""
+    if trial.method == "magnitude":
+        return {}
+    experts = {"min_expert_tokens": trial.min_expert_tokens,
+               "expert_fallback": trial.expert_fallback}  # fmt: skip
+    if trial.method == "wanda":
+        return experts
+    return {"damp": trial.damp, "block_size": trial.block_size, **experts}
+
+
+def _route(model: Any, calibration: torch.Tensor, device: torch.device) -> None:
+    """One dense forward of the decoder body over the calibration windows, for the routers'
+    decisions alone (the expert-coverage metrics of MoE models)."""
+    from raysweep.pruning import default_batch_size
+
+    body = model.get_decoder() if hasattr(model, "get_decoder") else model
+    step = default_batch_size(calibration.shape[1], device)
+    with torch.no_grad():
+        for start in range(0, calibration.shape[0], step):
+            body(input_ids=calibration[start : start + step].to(device), use_cache=False)
+
+
 def _calibrate(trial: TrialConfig, loaded: Any, extra: Mapping[str, Any]) -> torch.Tensor:
     from raysweep.calibration import build_calibration_set
 
@@ -201,6 +224,7 @@ def run_trial(
     from raysweep.models import load_dense, reuses_actors
     from raysweep.pruning import prune_model
     from raysweep.pruning.driver import PhaseTimer
+    from raysweep.pruning.experts import counting_routed_tokens
 
     started = _now()
     t_all = time.perf_counter()
@@ -223,13 +247,15 @@ def run_trial(
             # The one-shot path exists to skip calibration forward passes, perplexity's included.
             scorer = None if trial.mode == "oneshot" else loaded.model
             metrics = information_metrics(calib, model=scorer)
+            with counting_routed_tokens(loaded.model) as routing:
+                if routing.layers:  # MoE: the dense routers' decisions on exactly this set
+                    _route(loaded.model, calib, device)
+            metrics.update(routing.metrics(trial.min_expert_tokens))
     peak_before_prune = _peak_device_bytes(device)  # prune_model resets CUDA's peak counter
 
     stage(f"pruning ({trial.method}, {trial.structure}, {trial.sparsity:g})")
     t0 = time.perf_counter()
-    options = (
-        {"damp": trial.damp, "block_size": trial.block_size} if trial.method == "sparsegpt" else {}
-    )
+    options = _method_options(trial)
     prune_device = torch.device(trial.pruning_device) if trial.pruning_device else device
     if trial.mode == "oneshot":
         stats = _oneshot_statistics(trial, loaded, extra, prune_device)
@@ -278,6 +304,10 @@ def run_trial(
         structure=trial.structure,
         sparsity=trial.sparsity,
         achieved_sparsity=float(report.achieved_sparsity),
+        experts=report.extra.get("experts"),
+        experts_fallback=report.extra.get("experts_fallback"),
+        expert_fallback=report.extra.get("expert_fallback"),
+        expert_tokens=routing.tokens.tolist() if routing.layers else None,
         mix=dict(trial.mix),
         mix_name=trial.mix_name,
         n_samples=trial.n_samples,

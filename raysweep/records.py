@@ -53,6 +53,13 @@ class TrialRecord(BaseModel):
     structure: str
     sparsity: float
     achieved_sparsity: float | None = None
+    # Mixture-of-experts models only (None for dense ones): routed experts pruned, how many fell
+    # back for want of calibration tokens and by which policy, and the tokens the dense model's
+    # routers sent to each (MoE layer, expert) for this calibration set.
+    experts: int | None = None
+    experts_fallback: int | None = None
+    expert_fallback: str | None = None
+    expert_tokens: list[list[int]] | None = None
     mix: dict[str, float]
     mix_name: str
     n_samples: int
