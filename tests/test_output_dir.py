@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from raysweep.config import ConfigError, load_config
-from raysweep.run import check_output_location, joins_cluster
+from raysweep.run import check_output_location, joins_cluster, main
 
 JOB_CWD = "/tmp/ray/session_2025-01-01_00-00-00_1/runtime_resources/working_dir_files/_ray_pkg_ab12"
 
@@ -50,13 +46,11 @@ def test_relative_tune_storage_is_refused_too_and_uris_are_fine():
     check_output_location(ok, environ=env, cwd="/x")
 
 
-def test_cli_exits_2_before_any_work(tmp_path):
-    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:1"}  # nothing listens there: no Ray is joined
-    proc = subprocess.run(
-        [sys.executable, "-m", "raysweep.run", "--output", "rel/run", "--validate"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
-    )  # fmt: skip
-    assert proc.returncode == 2, proc.stderr
-    assert "error: relative output path in a driver that joins a Ray cluster" in proc.stderr
-    assert "'rel/run' is relative" in proc.stderr and "RAY_ADDRESS is set" in proc.stderr
+def test_cli_exits_2_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # nothing listens there: no Ray is joined
+    monkeypatch.chdir(tmp_path)
+    assert main(["--output", "rel/run", "--validate"]) == 2
+    err = capsys.readouterr().err
+    assert "error: relative output path in a driver that joins a Ray cluster" in err
+    assert "'rel/run' is relative" in err and "RAY_ADDRESS is set" in err
     assert not (tmp_path / "rel").exists()
