@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DIMENSIONS: tuple[str, ...] = ("general", "commonsense", "code", "math")
 METHODS: tuple[str, ...] = ("magnitude", "wanda", "sparsegpt")
 TOY_MODEL = "raysweep-toy"
+TOY_MOE_MODEL = "raysweep-toy-moe"  # shares the toy model's tokenizer and domains
 
 _NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
@@ -75,7 +76,9 @@ def _check_weights(weights: Mapping[str, float], where: str) -> dict[str, float]
 class ModelConfig(_Strict):
     """The dense model every trial starts from."""
 
-    path: str = Field(TOY_MODEL, description=f"HF hub id, local directory, or {TOY_MODEL!r}")
+    path: str = Field(
+        TOY_MODEL, description=f"HF hub id, local directory, {TOY_MODEL!r} or {TOY_MOE_MODEL!r}"
+    )
     revision: str | None = None
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     trust_remote_code: bool = False

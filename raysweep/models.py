@@ -20,7 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from raysweep.config import TOY_MODEL, ModelConfig, ResourcesConfig
+from raysweep.config import TOY_MODEL, TOY_MOE_MODEL, ModelConfig, ResourcesConfig
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -39,10 +39,10 @@ _CACHE: dict[tuple[str, str | None, str, str], LoadedModel] = {}
 
 
 def resolve_model_path(spec: ModelConfig) -> str:
-    if spec.path == TOY_MODEL:
+    if spec.path in (TOY_MODEL, TOY_MOE_MODEL):
         from raysweep.toyworld import ensure_toy_model
 
-        return str(ensure_toy_model())
+        return str(ensure_toy_model(spec.path))
     return spec.path
 
 

@@ -459,16 +459,16 @@ class SelfCal(Sampling):
 
 
 def default_prefix_source(model: Any) -> str:
-    """``toy_web`` for the toy model (offline, no Hub corpus), ``c4`` otherwise."""
+    """``toy_web`` for the toy models (offline, no Hub corpus), ``c4`` otherwise."""
     try:
-        from raysweep.toyworld.model import TOY_MODEL_NAME
-    except ImportError:  # the toy world is optional; its model is then not in use either
+        from raysweep.toyworld.model import TOY_MODEL_NAMES
+    except ImportError:  # the toy world is optional; its models are then not in use either
         return HUB_PREFIX_SOURCE
     config = getattr(model, "config", None)
     path = str(getattr(config, "name_or_path", "") or getattr(model, "name_or_path", "") or "")
     return (
         TOY_PREFIX_SOURCE
-        if path.rstrip("/").split("/")[-1] == TOY_MODEL_NAME
+        if path.rstrip("/").split("/")[-1] in TOY_MODEL_NAMES
         else HUB_PREFIX_SOURCE
     )
 
@@ -492,7 +492,7 @@ class SGS(_BuiltWindows, Sampling):
     drop_share))`` windows the ``pool - count`` with the highest perplexity are dropped.
 
     ``prefix_source`` names a source in the table or ``file:<path>``; ``auto`` means ``toy_web`` for
-    the toy model and ``c4`` otherwise. A prefix is the first ``prefix_tokens`` tokens of a document
+    the toy models and ``c4`` otherwise. A prefix is the first ``prefix_tokens`` tokens of a document
     (documents in the source's seeded order; shorter ones are skipped), placed after the start
     token. Sampling defaults follow the reference code (temperature 0.6, top-p 0.95, top-k 50,
     repetition penalty 1.2)."""

@@ -1,13 +1,20 @@
 """The offline toy world: four generated capability domains, calibration sources, held-out
-lm-eval tasks and a tiny trained Llama model, so that calibration trade-offs can be shown
-without the Hugging Face Hub or a GPU."""
+lm-eval tasks and two tiny trained models (a Llama and an MoE sharing its tokenizer), so that
+calibration trade-offs can be shown without the Hugging Face Hub or a GPU."""
 
-from raysweep.toyworld.model import TOY_MODEL_NAME, ensure_toy_model
+from raysweep.toyworld.model import (
+    TOY_MODEL_NAME,
+    TOY_MODEL_NAMES,
+    TOY_MOE_MODEL_NAME,
+    ensure_toy_model,
+)
 from raysweep.toyworld.sources import TOY_SOURCES, ToySource
 from raysweep.toyworld.tasks import TOY_TASK_TAG, TOY_TASKS, ToyTask, ensure_toy_tasks, task_items
 
 __all__ = [
     "TOY_MODEL_NAME",
+    "TOY_MODEL_NAMES",
+    "TOY_MOE_MODEL_NAME",
     "TOY_SOURCES",
     "TOY_TASKS",
     "TOY_TASK_TAG",
