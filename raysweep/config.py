@@ -105,7 +105,7 @@ class CalibrationConfig(_Strict):
         description="add the 'uniform' mix: an equal share per capability dimension, split "
         "equally among the listed sources aligned to it",
     )
-    n_samples: int = Field(128, gt=0)
+    n_samples: int = Field(128, gt=0, le=65536, description="calibration windows per trial")
     seqlen: int = Field(2048, gt=0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     custom_sources: dict[str, dict[str, Any]] = Field(
@@ -120,6 +120,9 @@ class CalibrationConfig(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"mix names must be unique; repeated: {sorted(dup)}")
+        repeated = sorted({s for s in self.sources if self.sources.count(s) > 1})
+        if repeated:
+            raise ValueError(f"sources must be distinct; repeated: {repeated}")
         return self
 
 
@@ -371,6 +374,11 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         if not p.is_file():
             raise ConfigError(f"config file {str(p)!r} does not exist")
         text = p.read_text()
+        if not text.strip():
+            raise ConfigError(
+                f"config file {str(p)!r} is empty: give at least a calibration or model section "
+                "(configs/default.yaml shows every section), or omit --config for the default"
+            )
     try:
         tree = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

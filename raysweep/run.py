@@ -20,6 +20,8 @@ from pathlib import Path
 
 from raysweep.atomic import write_text_atomic
 from raysweep.config import ConfigError, SweepConfig, TrialConfig, load_config
+from raysweep.output import claim_output
+from raysweep.preflight import preflight
 from raysweep.records import RECORDS_FILE, finished_ids, read_records
 
 _PASS_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
@@ -121,9 +123,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print("# resolved configuration\n" + cfg.to_yaml(), flush=True)
     print(f"# {len(points)} grid points", flush=True)
+    on_cluster = joins_cluster(cfg, os.environ, Path.cwd()) is not None
+    problems = preflight(cfg, on_cluster=on_cluster)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     if args.validate:
         return 0
-    return run_sweep(cfg, points, mode=args.mode)
+    try:
+        return run_sweep(cfg, points, mode=args.mode)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -167,30 +179,30 @@ def dense_for(point: TrialConfig, out: Path):  # -> DenseBaseline
 
 
 def run_sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str = "all") -> int:
-    out = Path(cfg.output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.yaml", cfg.to_yaml())
-    records = out / RECORDS_FILE
-    storage = cfg.ray.storage_path or str(out / "tune")
-    start_ray(cfg)
-    if mode in ("all", "grid"):
-        from raysweep.trainables import run_grid
+    """Run the sweep into ``cfg.output_dir``, which this driver owns meanwhile (ConfigError if
+    another driver or another config owns it)."""
+    with claim_output(cfg) as out:
+        records = out / RECORDS_FILE
+        storage = cfg.ray.storage_path or str(out / "tune")
+        start_ray(cfg)
+        if mode in ("all", "grid"):
+            from raysweep.trainables import run_grid
 
-        done = finished_ids(records)
-        todo = [p for p in points if p.trial_id not in done]
-        print(f"[raysweep] grid: {len(points)} points, {len(points) - len(todo)} already done, "
-              f"{len(todo)} to run", flush=True)  # fmt: skip
-        if todo:
-            outcome = run_grid(cfg, todo, dense_for(todo[0], out), records, storage)
-            print(f"[raysweep] grid finished in {outcome.wall_s:.0f}s: {outcome.ok} ok, "
-                  f"{len(outcome.errors)} error", flush=True)  # fmt: skip
-    if cfg.search is not None and mode in ("all", "search"):
-        from raysweep.search import run_search
+            done = finished_ids(records)
+            todo = [p for p in points if p.trial_id not in done]
+            print(f"[raysweep] grid: {len(points)} points, {len(points) - len(todo)} already "
+                  f"done, {len(todo)} to run", flush=True)  # fmt: skip
+            if todo:
+                outcome = run_grid(cfg, todo, dense_for(todo[0], out), records, storage)
+                print(f"[raysweep] grid finished in {outcome.wall_s:.0f}s: {outcome.ok} ok, "
+                      f"{len(outcome.errors)} error", flush=True)  # fmt: skip
+        if cfg.search is not None and mode in ("all", "search"):
+            from raysweep.search import run_search
 
-        run_search(cfg, points, out, storage, dense_for(points[0], out))
-    if cfg.analysis:
-        _report(out)
-    return _summary(points, records)
+            run_search(cfg, points, out, storage, dense_for(points[0], out))
+        if cfg.analysis:
+            _report(out)
+        return _summary(points, records)
 
 
 def _report(out: Path) -> None:

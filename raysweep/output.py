@@ -1,0 +1,110 @@
+"""An output directory belongs to one sweep config and, at a time, to one driver.
+
+``claim_output`` takes a non-blocking exclusive lock on ``<output>/.raysweep.lock`` for the life
+of the driver (the kernel drops it when the process dies, even by SIGKILL), and compares the new
+config with the ``config.yaml`` of a run already there. A rerun may grow the sweep's axes (more
+sources, mixes, sparsities, methods, structures, seeds, search trials) and change how it runs
+(Ray, resources, output path); anything that changes what an existing record means (model,
+sample count, sequence length, pruning options, evaluation suite or limit, search objective, …)
+is refused, so that one report never mixes records measured two ways.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from raysweep.atomic import write_text_atomic
+from raysweep.config import ConfigError, SweepConfig
+
+CONFIG_FILE = "config.yaml"
+LOCK_FILE = ".raysweep.lock"
+# Dotted fields a rerun may change: the sweep's axes, and how (not what) it runs.
+GROWABLE = (
+    "name", "output_dir", "ray", "resources", "analysis",
+    "calibration.sources", "calibration.mixes", "calibration.uniform_mix", "calibration.seeds",
+    "pruning.methods", "pruning.sparsities", "pruning.structures", "pruning.device",
+    "search.n_trials", "search.max_concurrent", "search.confirm",
+)  # fmt: skip
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, Mapping) or not tree:
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _growable(field: str) -> bool:
+    return any(field == g or field.startswith(f"{g}.") for g in GROWABLE)
+
+
+def config_conflicts(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``field: old -> new`` for every difference that changes what a record means."""
+    a, b = _flatten(old), _flatten(new)
+    lines = []
+    for field in sorted(set(a) | set(b)):
+        if _growable(field) or a.get(field) == b.get(field):
+            continue
+        lines.append(f"{field}: {a.get(field, '(absent)')!r} -> {b.get(field, '(absent)')!r}")
+    return lines
+
+
+@contextlib.contextmanager
+def claim_output(cfg: SweepConfig) -> Iterator[Path]:
+    """Own ``cfg.output_dir`` for the block (raises ConfigError if another driver or another
+    config owns it); writes the resolved ``config.yaml``. Yields the absolute directory."""
+    out = Path(cfg.output_dir).resolve()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole block
+    except OSError as exc:
+        raise ConfigError(
+            f"output_dir: {str(out)!r} is not writable ({exc.strerror}): choose a directory this "
+            "user can write, e.g. --output runs/mine"
+        ) from None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise ConfigError(
+                f"output_dir: {str(out)!r} is in use by another raysweep driver ({holder}); wait "
+                "for it to finish, or use another --output"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        handle.flush()
+        existing = out / CONFIG_FILE
+        new = cfg.model_dump(mode="json")
+        if existing.is_file():
+            try:
+                old = yaml.safe_load(existing.read_text()) or {}
+            except yaml.YAMLError:
+                old = None
+            if not isinstance(old, Mapping):
+                raise ConfigError(f"output_dir: {str(existing)!r} is not a raysweep config")
+            conflicts = config_conflicts(old, new)
+            if conflicts:
+                raise ConfigError(
+                    f"output_dir: {str(out)!r} holds a run of another config; its records "
+                    "would mix with this one's:\n  "
+                    + "\n  ".join(conflicts)
+                    + "\n  allowed: the same config (a rerun resumes it), with more sources, "
+                    "mixes, sparsities, methods, structures or seeds; or another --output"
+                )
+        write_text_atomic(existing, cfg.to_yaml())
+        try:
+            yield out
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,121 @@
+"""An output directory belongs to one config and one driver; bad configs exit 2 before work."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from raysweep.config import ConfigError, load_config
+from raysweep.output import claim_output, config_conflicts
+from raysweep.run import main
+
+BASE = ["calibration.sources=[toy_general_prose]", "calibration.seqlen=64",
+        "evaluation.limit=20"]  # fmt: skip
+
+
+def _cfg(tmp_path, *overrides):
+    return load_config(None, [*BASE, f"output_dir={tmp_path / 'run'}", *overrides])
+
+
+def test_a_second_driver_is_refused_while_the_first_runs(tmp_path):
+    cfg = _cfg(tmp_path)
+    with claim_output(cfg) as out:
+        assert (out / "config.yaml").is_file()
+        busy = pytest.raises(ConfigError, match=r"in use by another raysweep driver \(pid \d+")
+        with busy, claim_output(cfg):
+            pass
+    with claim_output(cfg):  # released when the first driver is done
+        pass
+
+
+def test_the_lock_dies_with_a_killed_driver(tmp_path):
+    cfg = _cfg(tmp_path)
+    holder = textwrap.dedent(f"""
+        import os, signal, sys
+        from raysweep.config import load_config
+        from raysweep.output import claim_output
+        cfg = load_config(None, {[*BASE, f"output_dir={tmp_path / 'run'}"]!r})
+        with claim_output(cfg):
+            print("held", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", holder], capture_output=True, text=True)
+    assert done.returncode == -9 and "held" in done.stdout
+    with claim_output(cfg):
+        pass
+
+
+def test_a_rerun_with_another_meaning_is_refused_and_config_kept(tmp_path):
+    with claim_output(_cfg(tmp_path)):
+        pass
+    before = (tmp_path / "run" / "config.yaml").read_text()
+    refused = pytest.raises(ConfigError, match=r"evaluation\.limit: 20 -> 30")
+    with refused as err, claim_output(_cfg(tmp_path, "evaluation.limit=30")):
+        pass
+    assert "another --output" in str(err.value)
+    assert (tmp_path / "run" / "config.yaml").read_text() == before
+    # growing the sweep's axes resumes the same run
+    with claim_output(_cfg(tmp_path, "pruning.sparsities=[0.5,0.7]", "calibration.seeds=[0,1]")):
+        pass
+
+
+def test_conflicts_name_every_field():
+    old = {"model": {"path": "a"}, "calibration": {"n_samples": 8, "sources": ["x"]}}
+    new = {"model": {"path": "b"}, "calibration": {"n_samples": 16, "sources": ["x", "y"]}}
+    assert config_conflicts(old, new) == [
+        "calibration.n_samples: 8 -> 16",
+        "model.path: 'a' -> 'b'",
+    ]
+
+
+def test_cli_refuses_a_busy_output_with_exit_2(tmp_path, capsys):
+    cfg = _cfg(tmp_path)
+    with claim_output(cfg):
+        code = main(["--output", str(tmp_path / "run"), *BASE])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: output_dir:") and "in use by another raysweep driver" in err
+    assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_output_is_a_clear_error(tmp_path):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o500)
+    try:
+        cfg = load_config(None, [*BASE, f"output_dir={parent / 'run'}"])
+        with pytest.raises(ConfigError, match="is not writable"), claim_output(cfg):
+            pass
+    finally:
+        parent.chmod(0o700)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["calibration.sources=[toy_general_prose,toy_general_prose]"],
+         "sources must be distinct; repeated: ['toy_general_prose']"),
+        (["calibration.n_samples=1000000000"], "n_samples"),
+        (["calibration.seqlen=1024"], "calibration.seqlen: 1024 exceeds the model's"),
+        (["model.device=tpu"], "model.device: 'tpu'"),
+    ],
+)  # fmt: skip
+def test_cli_bad_inputs_exit_2_before_any_work(tmp_path, capsys, overrides, message):
+    out = tmp_path / "run"
+    code = main(["--output", str(out), *BASE, *overrides])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_empty_config_file_is_refused(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("\n")
+    assert main(["--config", str(empty), "--validate"]) == 2
+    assert "is empty" in capsys.readouterr().err
