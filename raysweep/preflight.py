@@ -53,17 +53,50 @@ def _model_config(spec: ModelConfig) -> tuple[Any | None, str | None]:
             )
     from transformers import AutoConfig
 
+    remote = not local.is_dir()
     try:
-        config = AutoConfig.from_pretrained(
-            path, revision=spec.revision, trust_remote_code=spec.trust_remote_code
-        )
+        config = AutoConfig.from_pretrained(path, revision=spec.revision, local_files_only=remote,
+                                            trust_remote_code=spec.trust_remote_code)  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - any failure here is the user's to fix
+        if remote:  # not in the local Hub cache: ask the Hub once, without retries
+            return None, _hub_problem(spec)
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return None, (
-            f"model.path: {spec.path!r} (revision {spec.revision or 'main'}) cannot be "
-            f"resolved: {reason[:300]}"
-        )
+        return None, (f"model.path: {spec.path!r} (revision {spec.revision or 'main'}) cannot be "
+                      f"loaded: {reason[:300]}")  # fmt: skip
     return config, None
+
+
+def _hub_problem(spec: ModelConfig) -> str | None:
+    """A problem line if the Hub says the model does not exist or is gated; None if it exists
+    or the Hub cannot be reached (offline: the trials' own download will tell)."""
+    import os
+    import warnings
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        warnings.warn(f"model.path: {spec.path!r} is not in the local Hub cache and the Hub is "
+                      "offline (HF_HUB_OFFLINE): not checked before the sweep", stacklevel=3)  # fmt: skip
+        return None
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        HfApi().model_info(spec.path, revision=spec.revision, timeout=10)
+    except GatedRepoError:
+        return (f"model.path: {spec.path!r} is gated on the Hub: accept its licence there and "
+                "set HF_TOKEN for the driver and the trials")  # fmt: skip
+    except RevisionNotFoundError:
+        return f"model.revision: {spec.revision!r} does not exist for {spec.path!r} on the Hub"
+    except RepositoryNotFoundError:
+        return (f"model.path: {spec.path!r} is neither a local directory nor a model on the Hub "
+                "(or it is private: set HF_TOKEN)")  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - no network: cannot tell from here
+        warnings.warn(f"model.path: {spec.path!r} could not be checked on the Hub ({exc!r:.120})",
+                      stacklevel=3)  # fmt: skip
+    return None
 
 
 def _model_problems(cfg: SweepConfig) -> list[str]:
