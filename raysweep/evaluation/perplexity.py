@@ -53,7 +53,8 @@ def heldout_perplexity(
 ) -> float:
     """exp(mean next-token NLL) of ``model`` over ``seqlen``-token windows of the joined ``texts``."""
     import torch
-    import torch.nn.functional as F
+
+    from raysweep.calibration.metrics import next_token_nll
 
     ids = tokenizer("\n\n".join(texts), return_tensors="pt").input_ids[0]
     n_windows = ids.numel() // seqlen
@@ -64,16 +65,7 @@ def heldout_perplexity(
             f"held-out text has {ids.numel()} tokens, fewer than one window of {seqlen}"
         )
     windows = ids[: n_windows * seqlen].view(n_windows, seqlen)  # (n_windows, seqlen)
-    device = next(model.parameters()).device
-    total_nll = 0.0
+    # Chunked through the LM head: no (batch, seqlen, vocab) logits tensor.
     with torch.inference_mode():
-        for start in range(0, n_windows, batch_size):
-            batch = windows[start : start + batch_size].to(device)  # (b, seqlen)
-            logits = model(input_ids=batch).logits  # (b, seqlen, vocab)
-            nll = F.cross_entropy(
-                logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                batch[:, 1:].reshape(-1),
-                reduction="sum",
-            )
-            total_nll += float(nll)
+        total_nll, _ = next_token_nll(model, windows, batch_size)
     return math.exp(total_nll / (n_windows * (seqlen - 1)))
