@@ -344,14 +344,61 @@ def run_trial(
     )
 
 
+# Failures that would recur on every attempt: bad data, names, shapes, files (not worker deaths,
+# out-of-memory or other runtime faults, which a retry may survive).
+_DETERMINISTIC = (ValueError, TypeError, LookupError, FileNotFoundError, NotADirectoryError,
+                  IsADirectoryError, PermissionError, ImportError, NotImplementedError)  # fmt: skip
+_ERROR_HEAD, _ERROR_TAIL = 1500, 2500
+
+
+def is_deterministic(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) would fail a retry the same way."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _DETERMINISTIC):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def describe_failure(exc: BaseException, stage: str, trial: TrialConfig) -> str:
+    """``<stage> of <label> failed: Type: message`` with the exceptions it came from, then the
+    traceback: what a record's ``error`` says first is what went wrong and where."""
+    import traceback
+
+    lines = [f"{stage} of {trial.label} failed: {type(exc).__name__}: {exc}"]
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and len(lines) < 6:
+        lines.append(f"  from {type(cause).__name__}: {cause}")
+        cause = cause.__cause__ or cause.__context__
+    text = "".join(traceback.format_exception(exc))
+    return "\n".join(lines) + "\n\n" + text
+
+
+def summarise_traceback(text: str) -> str:
+    """Put a traceback's final ``Type: message`` line first (Tune's error files start mid-way)."""
+    finals = [ln for ln in text.strip().splitlines() if ln and not ln.startswith((" ", "\t"))]
+    last = next((ln for ln in reversed(finals) if ":" in ln and "Traceback" not in ln), None)
+    return f"{last}\n\n{text}" if last and not text.startswith(last) else text
+
+
+def _clip(error: str) -> str:
+    """The head (what failed) and the tail (where) of a long error text."""
+    if len(error) <= _ERROR_HEAD + _ERROR_TAIL:
+        return error
+    return error[:_ERROR_HEAD] + "\n[...]\n" + error[-_ERROR_TAIL:]
+
+
 def error_record(trial: TrialConfig, error: str, attempts: int) -> TrialRecord:
-    """The record of a trial that failed on every attempt."""
+    """The record of a trial that failed (on every attempt, or once for a deterministic fault)."""
     return TrialRecord(
         trial_id=trial.trial_id,
         sweep=trial.sweep,
         phase=trial.phase,
         status="error",
-        error=error[-4000:],
+        error=_clip(error),
         model=trial.model.path,
         method=trial.method,
         structure=trial.structure,

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,29 @@ def test_legacy_peak_loads_as_the_host_peak_on_cpu_and_unsplit_on_cuda(tmp_path)
         123_456,
     )
     assert json.loads(cuda.to_json())["peak_memory_bytes"] == 123_456  # kept on rewrite
+
+
+def test_failures_are_classified_and_described():
+    import torch
+
+    from raysweep.config import TrialConfig
+    from raysweep.pipeline import describe_failure, error_record, is_deterministic
+
+    try:
+        try:
+            Path("/nonexistent/x.txt").read_text()
+        except FileNotFoundError as inner:
+            raise RuntimeError("dataset generation failed") from inner
+    except RuntimeError as exc:
+        wrapped = exc
+    assert is_deterministic(wrapped)  # the root cause is a missing file
+    assert not is_deterministic(RuntimeError("worker lost"))
+    assert not is_deterministic(torch.OutOfMemoryError("CUDA out of memory"))
+    trial = TrialConfig(mix={"toy_web": 1.0}, mix_name="toy_web")
+    text = describe_failure(wrapped, "calibrating", trial)
+    first, second = text.splitlines()[:2]
+    assert first == f"calibrating of {trial.label} failed: RuntimeError: dataset generation failed"
+    assert second.startswith("  from FileNotFoundError: [Errno 2]")
+    record = error_record(trial, text + "x" * 10_000, attempts=1)
+    assert record.error.startswith(first) and record.error.endswith("x" * 100)
+    assert len(record.error) < 4100

@@ -68,7 +68,7 @@ def test_sweep_writes_one_ok_record_per_point_and_resumes(ray_local, tmp_path):
     assert (tmp_path / "run" / "records.jsonl").read_text() == before
 
 
-def test_failing_trial_is_retried_then_recorded_as_error(ray_local, tmp_path):
+def test_deterministic_failure_is_recorded_once_naming_the_stage(ray_local, tmp_path):
     missing = tmp_path / "nope.jsonl"
     cfg = _cfg(
         tmp_path / "run",
@@ -80,7 +80,10 @@ def test_failing_trial_is_retried_then_recorded_as_error(ray_local, tmp_path):
     assert by_mix["toy_general_prose"].status == "ok"
     bad = by_mix[f"file:{missing}"]
     assert bad.status == "error" and "nope.jsonl" in (bad.error or "")
-    assert bad.attempts == 2  # the first try and one retry (max_failures=1)
+    # What failed, where, first; no retry of a fault that recurs on every attempt.
+    assert bad.error.startswith(f"calibrating of {bad.method}-")
+    assert "nope.jsonl" in bad.error.splitlines()[0]
+    assert bad.attempts == 1
     assert len(recs) == 2
 
 

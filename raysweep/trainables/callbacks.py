@@ -10,7 +10,7 @@ from typing import Any
 from ray.tune import Callback
 
 from raysweep.config import TrialConfig
-from raysweep.pipeline import error_record
+from raysweep.pipeline import error_record, summarise_traceback
 from raysweep.records import TrialRecord, append_record, finished_ids
 from raysweep.trainables.trial import RECORD_KEY
 
@@ -23,7 +23,7 @@ def _error_text(trial: Any) -> str:
     path = getattr(trial, "error_file", None)
     try:
         if path and Path(path).exists():
-            return Path(path).read_text()
+            return summarise_traceback(Path(path).read_text())
     except OSError:
         pass
     return "trial failed (no error file was written; the worker may have died)"
@@ -61,7 +61,10 @@ class RecordWriter(Callback):
             return
         append_record(self.path, record)
         self.written.add(record.trial_id)
-        self.ok += 1
+        if record.status == "ok":
+            self.ok += 1
+        else:
+            self.errors.append(record)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         point = _point(trial)

@@ -11,7 +11,13 @@ import ray
 from ray import tune
 
 from raysweep.config import TrialConfig
-from raysweep.pipeline import DenseBaseline, run_trial
+from raysweep.pipeline import (
+    DenseBaseline,
+    describe_failure,
+    error_record,
+    is_deterministic,
+    run_trial,
+)
 
 RECORD_KEY = "record_json"
 
@@ -22,16 +28,23 @@ def sweep_trial(config: dict[str, Any]) -> None:
     dense = DenseBaseline.from_dict(config["dense"])
     label = trial.label
 
+    current = ["starting"]
+
     def stage(name: str) -> None:
+        current[0] = name
         print(f"{time.strftime('%H:%M:%S')} [{label}] {name}", file=sys.stderr, flush=True)
 
-    record = run_trial(trial, dense, stage=stage)
+    try:
+        record = run_trial(trial, dense, stage=stage)
+    except Exception as exc:
+        if not is_deterministic(exc):
+            raise  # Tune retries it (max_failures): a worker fault may not recur
+        # Bad data or names fail every attempt alike: record it once, no retry.
+        record = error_record(trial, describe_failure(exc, current[0], trial), attempts=1)
     record.node_id = ray.get_runtime_context().get_node_id()
     record.host = platform.node()
-    tune.report(
-        {
-            RECORD_KEY: record.to_json(),
-            "total_retention": record.total_retention,
-            "worst_retention": record.worst_retention,
-        }
-    )
+    metrics: dict[str, Any] = {RECORD_KEY: record.to_json()}
+    if record.status == "ok":
+        metrics |= {"total_retention": record.total_retention,
+                    "worst_retention": record.worst_retention}  # fmt: skip
+    tune.report(metrics)
