@@ -238,6 +238,7 @@ def _notes_blocks(analysis: Analysis, drawn: int, skipped: int) -> list[Block]:
         items.append(f"line {line.line} of the records file was skipped: {line.reason}")
     for message, count in analysis.records.error_counts().items():
         items.append(f"{count} failed trial(s): {message}")
+    items += _undefined_dimension_notes(analysis.records)
     notes = analysis.correlations.notes
     for key, part in _groups(notes, analysis.group_by):
         label = group_label(analysis.group_by, key)
@@ -249,6 +250,25 @@ def _notes_blocks(analysis: Analysis, drawn: int, skipped: int) -> list[Block]:
             "appear in the tables and CSV files (raise --max-figure-groups to draw them)"
         )
     return [Bullets(tuple(items))] if items else [Paragraph("Nothing to note.")]
+
+
+def _undefined_dimension_notes(records: RecordSet) -> list[str]:
+    """Dimensions whose retention is undefined in every ok trial (dense model at chance)."""
+    ok = ok_trials(records)
+    measured = [c.split(".", 1)[1] for c in ok.columns if c.startswith("dense_dimension_scores.")]
+    items = []
+    for dimension in measured:
+        column = retention_column(dimension)
+        if ok.empty or (column in ok and ok[column].notna().any()):
+            continue
+        dense = pd.to_numeric(ok[f"dense_dimension_scores.{dimension}"], errors="coerce")
+        items.append(
+            f"{dimension_title(dimension)}: the dense model scores {dense.max():.3f}, at or below "
+            "chance, so its retention is undefined in every trial and this report has no "
+            f"{dimension_title(dimension)} column; total and worst retention are over the other "
+            "dimensions only"
+        )
+    return items
 
 
 def write_report(

@@ -171,11 +171,28 @@ def dense_for(point: TrialConfig, out: Path):  # -> DenseBaseline
     path = out / "dense" / f"{dense_key(point)}.json"
     if path.exists():
         print(f"[raysweep] dense baseline: reused {path.name}", flush=True)
-        return DenseBaseline.from_dict(json.loads(path.read_text()))
-    print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
-    dense = compute_dense(point)
-    write_text_atomic(path, json.dumps(dense.to_dict(), indent=1))
+        dense = DenseBaseline.from_dict(json.loads(path.read_text()))
+    else:
+        print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
+        dense = compute_dense(point)
+        write_text_atomic(path, json.dumps(dense.to_dict(), indent=1))
+    _warn_at_chance(point, dense.dimension_scores)
     return dense
+
+
+def _warn_at_chance(point: TrialConfig, dense_scores: dict[str, float]) -> None:
+    """A dimension the dense model scores at chance has no retention: say so, loudly."""
+    from raysweep.evaluation import get_suite
+
+    suite = get_suite(point.evaluation.suite)
+    lost = [d for d in suite.dimensions if dense_scores.get(d, 0.0) <= suite.chance(d)]
+    for dim in lost:
+        print(f"[raysweep] WARNING: the dense model scores {dense_scores.get(dim, 0.0):.3f} on "
+              f"{dim}, at or below chance ({suite.chance(dim):.3f}): {dim} retention is "
+              "undefined in every trial, and total/worst retention cover only "
+              f"{', '.join(d for d in suite.dimensions if d not in lost) or 'no dimension'} "
+              "(raise evaluation.limit or use a model that can do the task)",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 def run_sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str = "all") -> int:
