@@ -45,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    files = write_report(analysis, args.out, max_figure_groups=args.max_figure_groups)
+    out = args.out if args.out is not None else analysis.records.path.parent / "report"
+    try:
+        files = write_report(analysis, out, max_figure_groups=args.max_figure_groups)
+    except OSError as exc:  # a read-only run directory, a full disk
+        print(f"error: cannot write the report to {str(out)!r} ({exc.strerror or exc}); "
+              "give --out DIR, a directory you can write", file=sys.stderr)  # fmt: skip
+        return 2
     records = analysis.records
     print(
         f"{len(records.trials)} trials ({len(records.ok)} ok, {records.n_errors} failed, "

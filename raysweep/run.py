@@ -131,11 +131,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.validate:
         return 0
+    # Ctrl-C stops the driver here, not in Tune's handler, whose advice (Tuner.restore) does
+    # not apply: records are appended as trials finish and the same command resumes.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     try:
         return run_sweep(cfg, points, mode=args.mode)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        records = Path(cfg.output_dir).resolve() / RECORDS_FILE
+        kept = len(finished_ids(records)) if records.exists() else 0
+        print(f"\n[raysweep] interrupted: {kept} finished trial(s) kept in {records}; rerun "
+              "the same command to resume", file=sys.stderr, flush=True)  # fmt: skip
+        return 130
 
 
 # --------------------------------------------------------------------------- the sweep

@@ -130,6 +130,29 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
     assert done_before >= 1
 
 
+def test_ctrl_c_says_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "raysweep.run", "--config", str(_write_cfg(tmp_path, out))]
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rs-int-", dir="/tmp"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": str(ray_tmp)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, text=True)  # fmt: skip
+    lines = []
+    for line in proc.stdout:  # wait until the grid is under way
+        lines.append(line)
+        if "[raysweep] grid:" in line:
+            break
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    rest, _ = proc.communicate(timeout=120)
+    _kill_session(ray_tmp)
+    text = "".join(lines) + rest
+    assert proc.returncode == 130, text[-3000:]
+    assert "rerun the same command to resume" in text
+    assert "Tuner.restore" not in text
+
+
 def _write_cfg(tmp_path: Path, out: Path) -> Path:
     cfg = _cfg(out, calibration__sources=["toy_general_prose", "toy_math_word", "toy_code_qa",
                                           "toy_commonsense_qa"], ray__num_cpus=2)  # fmt: skip
