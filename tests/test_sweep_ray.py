@@ -102,13 +102,19 @@ def _kill_session(tmpdir: Path) -> None:
             continue
 
 
-def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
-    out = tmp_path / "run"
+def _child_driver(tmp_path: Path, out: Path) -> tuple[list[str], dict[str, str], Path]:
+    """The command, environment and private Ray temp dir of a driver run as a child process:
+    it must neither join nor take down the test's own Ray."""
     args = [sys.executable, "-m", "raysweep.run", "--config", str(_write_cfg(tmp_path, out))]
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rs-kill-", dir="/tmp"))
-    # A private Ray for the child driver: it must neither join nor take down the test's own Ray.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rs-child-", dir="/tmp"))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": str(ray_tmp)}
     env.pop("RAY_ADDRESS", None)
+    return args, env, ray_tmp
+
+
+def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
+    out = tmp_path / "run"
+    args, env, ray_tmp = _child_driver(tmp_path, out)
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
     records = out / "records.jsonl"
@@ -131,11 +137,7 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
 
 
 def test_ctrl_c_says_how_to_resume(tmp_path):
-    out = tmp_path / "run"
-    args = [sys.executable, "-m", "raysweep.run", "--config", str(_write_cfg(tmp_path, out))]
-    ray_tmp = Path(tempfile.mkdtemp(prefix="rs-int-", dir="/tmp"))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": str(ray_tmp)}
-    env.pop("RAY_ADDRESS", None)
+    args, env, ray_tmp = _child_driver(tmp_path, tmp_path / "run")
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, text=True)  # fmt: skip
     lines = []
