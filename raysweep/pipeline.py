@@ -133,8 +133,13 @@ def _baseline(scores: Any, key: str) -> DenseBaseline:
                          dict(scores.perplexity))  # fmt: skip
 
 
-def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> DenseBaseline:
-    """Score the dense model on the trial's suite (cached on disk per model/suite/limit/seed)."""
+def dense_baseline(
+    trial: TrialConfig, cache_dir: str | Path | None = None, *, keep_pristine: bool | None = None
+) -> DenseBaseline:
+    """Score the dense model on the trial's suite (cached on disk per model/suite/limit/seed).
+
+    ``keep_pristine`` is :func:`prune_trial`'s; by default the model stays loaded for a trial.
+    """
     from raysweep.evaluation import dense_baseline as _cached_dense
     from raysweep.evaluation import get_suite, load_dense_baseline
     from raysweep.models import load_dense, model_fingerprint, reuses_actors
@@ -145,7 +150,9 @@ def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> D
         return _baseline(hit, key)
     torch.set_num_threads(trial.resources.torch_threads)
     device = trial_device(trial)
-    loaded = load_dense(trial.model, device, keep_pristine=reuses_actors(trial.resources))
+    if keep_pristine is None:
+        keep_pristine = reuses_actors(trial.resources)
+    loaded = load_dense(trial.model, device, keep_pristine=keep_pristine)
     ev = trial.evaluation
     scores, key = _cached_dense(
         loaded.model,
@@ -164,7 +171,7 @@ def dense_baseline(trial: TrialConfig, cache_dir: str | Path | None = None) -> D
     return _baseline(scores, key)
 
 
-def _method_options(trial: TrialConfig) -> dict[str, Any]:
+def method_options(trial: TrialConfig) -> dict[str, Any]:
     """The keyword options ``prune_model`` takes for the trial's method."""
     if trial.method == "magnitude":
         return {}
@@ -211,33 +218,61 @@ def _oneshot_statistics(
     return mix_statistics(trial, loaded, extra, device)
 
 
-def run_trial(
+@dataclass
+class PrunedTrial:
+    """A trial's model after calibration and pruning, with what was measured on the way."""
+
+    loaded: Any  # models.LoadedModel, pruned in place
+    device: torch.device  # where the model lives
+    prune_device: torch.device  # where each decoder layer was computed
+    calibration: torch.Tensor  # (n_samples, seqlen) token ids
+    metrics: dict[str, float]  # the calibration set's information metrics
+    expert_tokens: list[list[int]] | None  # MoE: dense routers' tokens per (layer, expert)
+    report: Any  # pruning.PruneReport
+    timer: Any  # pruning.driver.PhaseTimer: load, calibrate, calib_metrics
+    prune_s: float
+    peak_before_prune: int | None  # CUDA peak before prune_model resets the counter
+
+    def timings(self, trial: TrialConfig, total_s: float) -> dict[str, float]:
+        """Seconds per stage and per pruning phase, as a record's ``timings``; stages timed on
+        ``timer`` after pruning (evaluation) are included."""
+        return _trial_timings(
+            self.timer.seconds,
+            self.prune_s,
+            self.report,
+            total_s,
+            statistics_before_prune=trial.mode == "oneshot" and trial.method != "magnitude",
+        )
+
+
+def prune_trial(
     trial: TrialConfig,
-    dense: DenseBaseline,
     *,
     stage: Stage = lambda s: None,
-    attempts: int = 1,
-) -> TrialRecord:
-    """Run one trial end to end and return its record (exceptions propagate to the caller)."""
+    progress: Callable[[int, int], None] | None = None,
+    keep_pristine: bool | None = None,
+) -> PrunedTrial:
+    """Load the dense model, build and measure the trial's calibration set, and prune.
+
+    ``progress(done, num_layers)`` is called after each decoder layer is pruned. ``keep_pristine``
+    (default: whether trials share a worker, ``models.reuses_actors``) keeps a CPU copy of the
+    dense weights for the next load in this process.
+    """
     from raysweep.calibration import information_metrics, sources_from_specs
-    from raysweep.evaluation import evaluate_capabilities, get_suite, score_retention
     from raysweep.models import load_dense, reuses_actors
     from raysweep.pruning import prune_model
     from raysweep.pruning.driver import PhaseTimer
     from raysweep.pruning.experts import counting_routed_tokens
 
-    started = _now()
-    t_all = time.perf_counter()
     timer = PhaseTimer()
     torch.set_num_threads(trial.resources.torch_threads)
     device = trial_device(trial)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    suite = get_suite(trial.evaluation.suite)
+    if keep_pristine is None:
+        keep_pristine = reuses_actors(trial.resources)
 
     stage("loading model")
     with timer.phase("load"):
-        loaded = load_dense(trial.model, device, keep_pristine=reuses_actors(trial.resources))
+        loaded = load_dense(trial.model, device, keep_pristine=keep_pristine)
 
     stage("calibrating")
     with timer.phase("calibrate"):
@@ -255,20 +290,53 @@ def run_trial(
 
     stage(f"pruning ({trial.method}, {trial.structure}, {trial.sparsity:g})")
     t0 = time.perf_counter()
-    options = _method_options(trial)
+    options = method_options(trial)
     prune_device = torch.device(trial.pruning_device) if trial.pruning_device else device
     if trial.mode == "oneshot":
         stats = _oneshot_statistics(trial, loaded, extra, prune_device)
         report = prune_model(
             loaded.model, None, trial.method, trial.sparsity, structure=trial.structure,
-            mode="oneshot", device=prune_device, statistics=stats, **options,
+            mode="oneshot", device=prune_device, statistics=stats, progress=progress, **options,
         )  # fmt: skip
     else:
         report = prune_model(
             loaded.model, calib, trial.method, trial.sparsity, structure=trial.structure,
-            mode="sequential", device=prune_device, **options,
+            mode="sequential", device=prune_device, progress=progress, **options,
         )  # fmt: skip
-    t_prune = time.perf_counter() - t0
+    return PrunedTrial(
+        loaded=loaded,
+        device=device,
+        prune_device=prune_device,
+        calibration=calib,
+        metrics={k: float(v) for k, v in metrics.items()},
+        expert_tokens=routing.tokens.tolist() if routing.layers else None,
+        report=report,
+        timer=timer,
+        prune_s=time.perf_counter() - t0,
+        peak_before_prune=peak_before_prune,
+    )
+
+
+def run_trial(
+    trial: TrialConfig,
+    dense: DenseBaseline,
+    *,
+    stage: Stage = lambda s: None,
+    attempts: int = 1,
+) -> TrialRecord:
+    """Run one trial end to end and return its record (exceptions propagate to the caller)."""
+    from raysweep.evaluation import evaluate_capabilities, get_suite, score_retention
+
+    started = _now()
+    t_all = time.perf_counter()
+    device = trial_device(trial)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    suite = get_suite(trial.evaluation.suite)
+
+    pruned = prune_trial(trial, stage=stage)
+    loaded, report, timer = pruned.loaded, pruned.report, pruned.timer
+    prune_device = pruned.prune_device
 
     stage("evaluating")
     ev = trial.evaluation
@@ -289,7 +357,7 @@ def run_trial(
 
     dense_scores = CapabilityScores(dict(dense.task_scores), dict(dense.dimension_scores))
     ret = score_retention(scores, dense_scores, suite)
-    device_peaks = [peak_before_prune, _peak_device_bytes(device)]
+    device_peaks = [pruned.peak_before_prune, _peak_device_bytes(device)]
     if prune_device.type == "cuda":
         device_peaks.append(int(report.peak_memory_bytes["device"]))
     measured = [p for p in device_peaks if p is not None]
@@ -307,13 +375,13 @@ def run_trial(
         experts=report.extra.get("experts"),
         experts_fallback=report.extra.get("experts_fallback"),
         expert_fallback=report.extra.get("expert_fallback"),
-        expert_tokens=routing.tokens.tolist() if routing.layers else None,
+        expert_tokens=pruned.expert_tokens,
         mix=dict(trial.mix),
         mix_name=trial.mix_name,
         n_samples=trial.n_samples,
         seqlen=trial.seqlen,
         seed=trial.seed,
-        calib_metrics={k: float(v) for k, v in metrics.items()},
+        calib_metrics=dict(pruned.metrics),
         task_scores=dict(scores.task_scores),
         dense_task_scores=dict(dense.task_scores),
         dimension_scores=dict(scores.dimension_scores),
@@ -324,13 +392,7 @@ def run_trial(
         retention_above_chance=dict(ret.retention_above_chance),
         total_retention=ret.total_retention,
         worst_retention=ret.worst_retention,
-        timings=_trial_timings(
-            timer.seconds,
-            t_prune,
-            report,
-            time.perf_counter() - t_all,
-            statistics_before_prune=trial.mode == "oneshot" and trial.method != "magnitude",
-        ),
+        timings=pruned.timings(trial, time.perf_counter() - t_all),
         peak_host_bytes=_peak_host_bytes(),
         peak_device_bytes=max(measured) if measured else None,
         host=platform.node(),

@@ -366,6 +366,7 @@ def prune_model(
     statistics: LayerStatistics | StatisticsProvider | None = None,
     *,
     batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
     **method_options: Any,
 ) -> PruneReport:
     """Prune every decoder-layer linear of ``model`` in place; embeddings and LM head untouched.
@@ -388,6 +389,7 @@ def prune_model(
       work, an optional ``num_tokens`` is reported. Wanda takes the diagonal of Hessians.
     - ``device``: where each decoder layer is computed (default: the model's device, or CUDA if
       available); the model itself may stay on the CPU.
+    - ``progress``: called as ``progress(done, num_layers)`` after each decoder layer is pruned.
     """
     options = _method_options(method, method_options)
     check_prunable(model)
@@ -406,10 +408,13 @@ def prune_model(
         provider, num_tokens = _statistics_provider(statistics, kind, model)
 
     experts = {"experts": 0, "fallback": 0}
+    num_layers = len(find_decoder_stack(model).layers)
 
     def prune(index: int, modules: dict[str, Unit], stats: LayerStatistics | None) -> None:
         for k, v in _prune_layer(modules, stats, method, sparsity, nm, options).items():
             experts[k] += v
+        if progress is not None:
+            progress(index + 1, num_layers)
 
     read_s = [0.0]
 
