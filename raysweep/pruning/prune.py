@@ -205,8 +205,13 @@ def _prune_layer(
     sparsity: float,
     nm: NMStructure | None,
     options: Mapping[str, Any],
+    *,
+    consume: bool = False,
 ) -> dict[str, int]:
     """Prune one decoder layer's units in place (weights stay in their dtype and device).
+
+    With ``consume`` the layer's statistics are not needed afterwards: SparseGPT overwrites its
+    Hessians instead of copying them (one (in, in) buffer less at the widest projection).
 
     Returns ``{"experts": routed experts in the layer, "fallback": experts that fell back}``.
     """
@@ -245,7 +250,7 @@ def _prune_layer(
         else:
             by_key.setdefault(evidence(name)[0], []).append(name)
     # SparseGPT: units sharing an input share a Hessian: solved stacked, masks still per unit.
-    for names in by_key.values():
+    for key, names in by_key.items():
         views = [weight_matrix(modules[n]) for n in names]
         device = views[0].device
         stacked = torch.cat([v.detach().float() for v in views]) if len(views) > 1 else views[0]
@@ -258,6 +263,7 @@ def _prune_layer(
             damp=options["damp"],
             segments=[v.shape[0] for v in views],
             name=", ".join(names),
+            consume_hessian=consume or key in pooled,
         )
         for view, part in zip(views, pruned.split([v.shape[0] for v in views]), strict=True):
             view.copy_(part)
@@ -409,9 +415,13 @@ def prune_model(
 
     experts = {"experts": 0, "fallback": 0}
     num_layers = len(find_decoder_stack(model).layers)
+    # Statistics made for one layer (sequential, a provider) may serve as the solve's workspace;
+    # a whole-model LayerStatistics belongs to the caller, who may prune with it again.
+    transient = not isinstance(statistics, LayerStatistics)
 
     def prune(index: int, modules: dict[str, Unit], stats: LayerStatistics | None) -> None:
-        for k, v in _prune_layer(modules, stats, method, sparsity, nm, options).items():
+        summary = _prune_layer(modules, stats, method, sparsity, nm, options, consume=transient)
+        for k, v in summary.items():
             experts[k] += v
         if progress is not None:
             progress(index + 1, num_layers)

@@ -59,24 +59,42 @@ def accumulate_hessian(hessian: torch.Tensor, inputs: torch.Tensor) -> None:
 def inverse_cholesky_upper(
     hessian: torch.Tensor, damp: float = DEFAULT_DAMP, name: str = "<weight>"
 ) -> torch.Tensor:
-    """Upper Cholesky factor of ``(H + damp * mean(diag H) * I)^-1``.
+    """Upper Cholesky factor of ``(H + damp * mean(diag H) * I)^-1``; ``hessian`` is kept.
 
     If a factorisation fails the dampening grows tenfold, up to ``CHOLESKY_RETRIES`` times, then
     HessianNotPositiveDefinite names the module.
     """
-    mean_diag = torch.diagonal(hessian).mean()
-    tried = []
+    return inverse_cholesky_upper_(hessian.clone(), damp, name)
+
+
+def inverse_cholesky_upper_(
+    h: torch.Tensor, damp: float = DEFAULT_DAMP, name: str = "<weight>"
+) -> torch.Tensor:
+    """:func:`inverse_cholesky_upper` that consumes ``h`` (in, in): its storage is overwritten.
+
+    At most two (in, in) buffers are alive: ``h`` and the Cholesky factor. ``h`` is damped in
+    place, the inverse is written into ``h``, and the upper factor of the inverse into the lower
+    factor's buffer. (At in_features 14336 one buffer is 0.77 GiB.)
+    """
+    mean_diag = torch.diagonal(h).mean()
+    tried: list[float] = []
+    applied = 0.0
     for attempt in range(CHOLESKY_RETRIES + 1):
         frac = damp * 10**attempt
         tried.append(frac)
-        h = hessian.clone()
-        torch.diagonal(h).add_(frac * mean_diag)
-        lower, info = torch.linalg.cholesky_ex(h)
+        torch.diagonal(h).add_((frac - applied) * mean_diag)  # damping grows cumulatively
+        applied = frac
+        factor, info = torch.linalg.cholesky_ex(h)
+        if int(info) != 0:
+            del factor
+            continue
+        torch.cholesky_inverse(factor, out=h)  # h := (H + damping)^-1
+        torch.linalg.cholesky_ex(h, upper=True, out=(factor, info))
         if int(info) == 0:
-            inverse = torch.cholesky_inverse(lower)
-            upper, info = torch.linalg.cholesky_ex(inverse, upper=True)
-            if int(info) == 0:
-                return upper
+            return factor
+        # The inverse did not factor (ill-conditioned): recover the damped H and damp more.
+        h.copy_(torch.linalg.inv(h))
+        del factor
     raise HessianNotPositiveDefinite(
         f"SparseGPT: Hessian of {name} is not positive definite with dampening "
         f"{', '.join(f'{f:g}' for f in tried)} x mean(diag); "
@@ -94,11 +112,13 @@ def sparsegpt_prune(
     damp: float = DEFAULT_DAMP,
     segments: Sequence[int] | None = None,
     name: str = "<weight>",
+    consume_hessian: bool = False,
 ) -> torch.Tensor:
     """Return the pruned weight (fp32, same shape) of ``weight`` (rows, cols) given ``hessian``.
 
     ``segments`` lists the row counts of stacked matrices that share ``hessian``; each one gets
-    its own unstructured mask per block. Default: one matrix.
+    its own unstructured mask per block. Default: one matrix. With ``consume_hessian`` an fp32
+    ``hessian`` is used as the solve's workspace (overwritten): one (cols, cols) buffer less.
     """
     rows, cols = weight.shape
     if nm is not None and (cols % nm.group or block_size % nm.group):
@@ -110,13 +130,15 @@ def sparsegpt_prune(
         raise ValueError(f"segments {segments} do not add up to {rows} rows")
     # Work on W^T (cols, rows): a column of W is then a contiguous row.
     wt = weight.detach().t().float().contiguous()
-    h = hessian.float().clone()
+    h = hessian.float()
+    if h.data_ptr() == hessian.data_ptr() and not consume_hessian:
+        h = h.clone()  # the caller keeps its statistics
     dead = torch.diagonal(h) == 0
     if dead.any():
         # Features never active: any value of theirs is free, so zero them and keep H invertible.
         h[dead, dead] = 1.0
         wt[dead] = 0.0
-    u = inverse_cholesky_upper(h, damp, name)
+    u = inverse_cholesky_upper_(h, damp, name)
     del h
     bounds = torch.tensor([0, *segments]).cumsum(0).tolist()
 

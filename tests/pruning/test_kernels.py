@@ -11,6 +11,7 @@ from raysweep.pruning.sparsegpt import (
     HessianNotPositiveDefinite,
     accumulate_hessian,
     inverse_cholesky_upper,
+    inverse_cholesky_upper_,
     new_hessian,
     sparsegpt_prune,
 )
@@ -129,6 +130,22 @@ def test_cholesky_retry_uses_ten_times_the_dampening():
     torch.testing.assert_close(upper.t() @ upper, expected)
     weight = torch.randn(4, 8)
     assert (sparsegpt_prune(weight, h, 0.5, block_size=8) == 0).sum() == 16
+
+
+def test_a_consumed_hessian_gives_the_same_weights_and_is_only_overwritten_when_asked():
+    weight, x = _data(rows=6, cols=32)
+    h = x.t() @ x
+    kept = h.clone()
+    reference = sparsegpt_prune(weight, h, 0.5, block_size=8)
+    assert torch.equal(h, kept)  # the default leaves the caller's statistics alone
+    consumed = sparsegpt_prune(weight, h, 0.5, block_size=8, consume_hessian=True)
+    torch.testing.assert_close(consumed, reference, rtol=0, atol=1e-6)
+    assert not torch.equal(h, kept)  # it served as the solve's workspace
+    # the in-place factor equals the one computed on a copy, retries included
+    bad = torch.diag(torch.tensor([1.0] * 7 + [-0.05]))
+    torch.testing.assert_close(
+        inverse_cholesky_upper_(bad.clone(), damp=0.01), inverse_cholesky_upper(bad, damp=0.01)
+    )
 
 
 def test_cholesky_gives_up_after_three_retries_naming_the_layer():
