@@ -1,0 +1,458 @@
+"""``python -m raysweep.prune``: prune one model with one calibration source or mix, and save it.
+
+One point of a sweep, outside the sweep: the base settings are ``--config`` (a sweep config) or
+the embedded toy sweep's, exactly as for ``python -m raysweep.run``; the flags pick the point
+(``--calibration``, ``--method``, ``--sparsity``, ``--structure``, ``--seed``, ...) and
+``key.sub=value`` overrides set anything else. The sweep config's schema and preflight validate
+it all; the trial pipeline (:func:`raysweep.pipeline.prune_trial`) loads, calibrates and prunes.
+
+``--save DIR`` writes the pruned model and tokenizer with ``save_pretrained``: plain dense
+safetensors whose pruned weights are zeros (no ``sparsity_config``: ``from_pretrained``,
+lm-eval's ``hf`` model and vLLM load it as any dense model), and ``raysweep_prune.json``, the
+recipe card: the trial config (from which the same calibration set and masks follow), the mix and
+its per-source window counts, calibration metrics, method options, achieved sparsity overall and
+per matrix, timings and versions. ``--evaluate SUITE`` scores the pruned model and prints its
+retention against the (cached) dense baseline. ``--from-record RUN TRIAL_ID`` prunes exactly a
+point recorded in ``RUN/records.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from raysweep.config import ConfigError, SweepConfig, TrialConfig, apply_overrides, load_config
+from raysweep.evaluation.__main__ import CARD_FILE, EVAL_FILE, name_flags, override, suite_spec
+
+CARD_VERSION = 1
+# Flags -> the sweep config fields they set (problem lines about a field name the flag).
+_FLAGS = {
+    "model.path": "--model",
+    "calibration.sources": "--calibration",
+    "calibration.mixes": "--calibration",
+    "calibration.n_samples": "--n-samples",
+    "calibration.seqlen": "--seqlen",
+    "calibration.seeds": "--seed",
+    "pruning.methods": "--method",
+    "pruning.sparsities": "--sparsity",
+    "pruning.structures": "--structure",
+    "pruning.mode": "--mode",
+    "evaluation.suite": "--evaluate",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m raysweep.prune",
+        description="Prune one model with one calibration source or weighted mix; save it with "
+        "its recipe card; optionally score it per capability dimension.",
+    )
+    p.add_argument("--config", help="sweep YAML for the base settings (default: the embedded one)")
+    p.add_argument("--model", help="model.path: a local directory, Hub id or raysweep-toy")
+    p.add_argument("--calibration", metavar="MIX",
+                   help="one source ('toy_math_word'), a weighted mix "
+                   "('toy_math_word=0.5,toy_general_prose=0.5') or a YAML file holding a mix "
+                   "({source: weight} or {name: ..., weights: {...}})")  # fmt: skip
+    p.add_argument("--method", help="magnitude, wanda or sparsegpt")
+    p.add_argument("--sparsity", help="target sparsity in [0, 1)")
+    p.add_argument("--structure", help="unstructured or N:M (e.g. 2:4)")
+    p.add_argument("--n-samples", help="calibration windows (calibration.n_samples)")
+    p.add_argument("--seqlen", help="tokens per window (calibration.seqlen)")
+    p.add_argument("--seed", help="calibration seed")
+    p.add_argument("--mode", help="sequential or oneshot (pruning.mode)")
+    p.add_argument("--from-record", nargs=2, metavar=("RUN", "TRIAL_ID"),
+                   help="prune exactly the point of a record in RUN/records.jsonl (a trial id, "
+                   "a unique prefix of one, or a trial label)")  # fmt: skip
+    p.add_argument("--save", metavar="DIR", help="write the pruned model, tokenizer and card")
+    p.add_argument("--overwrite", action="store_true", help="allow a non-empty --save DIR")
+    p.add_argument("--evaluate", metavar="SUITE",
+                   help="score the pruned model: toy, fast, study or a suite YAML file")  # fmt: skip
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
+    return p
+
+
+# --------------------------------------------------------------------------- resolving the point
+
+
+def mix_overrides(value: str) -> list[str]:
+    """``--calibration`` as sweep-config overrides: one source, or one named mix. The weights
+    stay strings here: the schema parses and checks them."""
+    path = Path(value).expanduser()
+    if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
+        import yaml
+
+        try:
+            tree = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--calibration: {value!r} is not valid YAML: {exc}") from None
+        if not isinstance(tree, Mapping) or not tree:
+            raise ConfigError(f"--calibration: {value!r} must hold a mapping {{source: weight}} "
+                              "or {name: ..., weights: {source: weight}}")  # fmt: skip
+        mix = dict(tree) if "weights" in tree else {"name": path.stem, "weights": dict(tree)}
+    elif "=" in value:
+        weights: dict[str, str] = {}
+        for part in value.split(","):
+            name, sep, weight = part.strip().rpartition("=")
+            if not sep or not name:
+                raise ConfigError(f"--calibration: {part.strip()!r} in {value!r} is not "
+                                  "source=weight")  # fmt: skip
+            weights[name.strip()] = weight.strip()
+        mix = {"name": "mix", "weights": weights}
+    else:
+        return [override("calibration.sources", [value.strip()]),
+                override("calibration.mixes", []),
+                override("calibration.uniform_mix", False)]  # fmt: skip
+    return [override("calibration.sources", []), override("calibration.mixes", [mix]),
+            override("calibration.uniform_mix", False)]  # fmt: skip
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.calibration is not None:
+        out += mix_overrides(args.calibration)
+    for key, value in (
+        ("model.path", args.model),
+        ("calibration.n_samples", args.n_samples),
+        ("calibration.seqlen", args.seqlen),
+        ("pruning.mode", args.mode),
+    ):
+        if value is not None:
+            out.append(override(key, value))
+    for key, value in (
+        ("calibration.seeds", args.seed),
+        ("pruning.methods", args.method),
+        ("pruning.sparsities", args.sparsity),
+        ("pruning.structures", args.structure),
+    ):
+        if value is not None:
+            out.append(override(key, [value]))
+    return out
+
+
+def sweep_tree(trial: TrialConfig) -> dict[str, Any]:
+    """A sweep config whose only grid point is ``trial``."""
+    return {
+        "name": trial.sweep,
+        "model": trial.model.model_dump(mode="json"),
+        "calibration": {
+            "sources": [],
+            "mixes": [{"name": trial.mix_name, "weights": dict(trial.mix)}],
+            "uniform_mix": False,
+            "n_samples": trial.n_samples,
+            "seqlen": trial.seqlen,
+            "seeds": [trial.seed],
+            "custom_sources": trial.custom_sources,
+        },
+        "pruning": {
+            "methods": [trial.method],
+            "sparsities": [trial.sparsity],
+            "structures": [trial.structure],
+            "mode": trial.mode,
+            "damp": trial.damp,
+            "block_size": trial.block_size,
+            "device": trial.pruning_device,
+            "min_expert_tokens": trial.min_expert_tokens,
+            "expert_fallback": trial.expert_fallback,
+        },
+        "evaluation": trial.evaluation.model_dump(mode="json"),
+        "resources": trial.resources.model_dump(mode="json"),
+    }
+
+
+def find_record(run_dir: str | Path, wanted: str) -> Any:  # -> TrialRecord
+    """The record of ``wanted`` (trial id, unique id prefix or label) in ``run_dir``; an ``ok``
+    record before an error one. Raises ConfigError naming what exists."""
+    from raysweep.records import RECORDS_FILE, read_records
+
+    path = Path(run_dir) / RECORDS_FILE
+    if not path.is_file():
+        raise ConfigError(f"--from-record: {str(run_dir)!r} holds no {RECORDS_FILE}")
+    records = read_records(path, warn=False).records
+    hits = [r for r in records if r.trial_id == wanted]
+    if not hits:
+        hits = [r for r in records if r.trial_id.startswith(wanted) and len(wanted) >= 4]
+    if not hits:
+        hits = [
+            r for r in records if r.config and TrialConfig.model_validate(r.config).label == wanted
+        ]
+    ids = sorted({r.trial_id for r in hits})
+    if not hits:
+        raise ConfigError(f"--from-record: no record of {wanted!r} among the {len(records)} "
+                          f"records of {path} (give a trial_id or a label such as "
+                          "'wanda-0.6-toy_math_word-s0')")  # fmt: skip
+    if len(ids) > 1:
+        raise ConfigError(f"--from-record: {wanted!r} names {len(ids)} trials ({', '.join(ids)})")
+    hits.sort(key=lambda r: r.status != "ok")
+    if not hits[0].config:
+        raise ConfigError(f"--from-record: the record of {ids[0]} in {path} has no config")
+    return hits[0]
+
+
+def resolve(args: argparse.Namespace) -> tuple[SweepConfig, TrialConfig, Any]:
+    """(the validated sweep config, its one point, the record it reproduces or None)."""
+    from raysweep.config import validate_config
+    from raysweep.grid import trial_points
+
+    record = None
+    try:
+        flags = _flag_overrides(args)
+        suite = (
+            []
+            if args.evaluate is None
+            else [override("evaluation.suite", suite_spec(args.evaluate, "--evaluate"))]
+        )
+        if args.from_record:
+            if flags or args.config:
+                raise ConfigError("--from-record takes the point from the record: give no "
+                                  "--config, --calibration, --method, --sparsity, ... with it")  # fmt: skip
+            record = find_record(*args.from_record)
+            trial = TrialConfig.model_validate(record.config)
+            cfg = validate_config(apply_overrides(sweep_tree(trial), [*args.overrides, *suite]))
+        else:
+            cfg = load_config(args.config, [*args.overrides, *flags, *suite])
+    except ValueError as exc:  # ConfigError included
+        raise ConfigError(name_flags(str(exc), _FLAGS)) from None
+    points = trial_points(cfg, phase=record.phase if record is not None else "grid")
+    if len(points) != 1:
+        raise ConfigError(_many_points(cfg, len(points)))
+    if args.save:
+        _check_save_dir(Path(args.save), args.overwrite)
+    return cfg, points[0], record
+
+
+def _many_points(cfg: SweepConfig, n: int) -> str:
+    from raysweep.grid import mixes_of
+
+    axes = {"--calibration": [name for name, _ in mixes_of(cfg)],
+            "--method": cfg.pruning.methods, "--sparsity": cfg.pruning.sparsities,
+            "--structure": cfg.pruning.structures, "--seed": cfg.calibration.seeds}  # fmt: skip
+    lines = [f"the configuration gives {n} points, this command prunes one:"]
+    lines += [f"  {flag}: {len(values)} values {values[:6]}; give one" for flag, values in
+              axes.items() if len(values) > 1]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _check_save_dir(directory: Path, overwrite: bool) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"--save: {str(directory)!r} exists and is not a directory")
+    if directory.is_dir() and any(directory.iterdir()) and not overwrite:
+        raise ConfigError(f"--save: {str(directory)!r} is not empty (pass --overwrite to "
+                          "replace the model in it)")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- pruning and saving
+
+
+def prune_point(trial: TrialConfig, *, log: Any = print) -> Any:  # -> pipeline.PrunedTrial
+    """Prune ``trial``'s model in this process, logging each stage and each decoder layer."""
+    from raysweep.pipeline import prune_trial
+
+    t0 = time.perf_counter()
+
+    def stage(name: str) -> None:
+        log(f"[raysweep] {name} ({time.perf_counter() - t0:.1f}s)")
+
+    def progress(done: int, total: int) -> None:
+        log(f"[raysweep]   layer {done}/{total} pruned ({time.perf_counter() - t0:.1f}s)")
+
+    return prune_trial(trial, stage=stage, progress=progress, keep_pristine=False)
+
+
+def recipe_card(
+    trial: TrialConfig, pruned: Any, *, total_s: float, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a saved model is and how it was made: enough to make it again (``config``)."""
+    from raysweep.calibration import allocate_counts
+    from raysweep.pipeline import method_options, versions
+
+    report = pruned.report
+    card: dict[str, Any] = {
+        "raysweep_prune": CARD_VERSION,
+        "created_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "trial_id": trial.trial_id,
+        "label": trial.label,
+        "model": {
+            "path": trial.model.path,
+            "revision": trial.model.revision,
+            "dtype": trial.model.dtype,
+            "loaded_from": pruned.loaded.path,
+        },  # fmt: skip
+        "calibration": {
+            "mix_name": trial.mix_name,
+            "mix": dict(trial.mix),
+            "counts": allocate_counts(trial.mix, trial.n_samples),
+            "n_samples": trial.n_samples,
+            "seqlen": trial.seqlen,
+            "seed": trial.seed,
+            "tokens": int(pruned.calibration.numel()),
+            "custom_sources": {k: v for k, v in trial.custom_sources.items() if k in trial.mix},
+            "metrics": dict(pruned.metrics),
+        },
+        "pruning": {
+            "method": trial.method,
+            "options": method_options(trial),
+            "structure": trial.structure,
+            "sparsity": trial.sparsity,
+            "mode": trial.mode,
+            "device": str(pruned.prune_device),
+            "achieved_sparsity": float(report.achieved_sparsity),
+            "per_module": dict(report.per_module),
+        },
+        "timings": pruned.timings(trial, total_s),
+        "peak_memory_bytes": dict(report.peak_memory_bytes),
+        "versions": versions(),
+        "config": trial.model_dump(mode="json"),
+    }
+    if report.extra or pruned.expert_tokens is not None:
+        card["experts"] = {**report.extra, "expert_tokens": pruned.expert_tokens}
+    card.update(extra or {})
+    return card
+
+
+def save_pruned(pruned: Any, directory: str | Path, card: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the pruned model and tokenizer (``save_pretrained``: dense safetensors with zeros)
+    and the recipe card, last. Returns ``{"dir", "bytes", "files", "save_s"}``."""
+    from raysweep.atomic import write_text_atomic
+
+    t0 = time.perf_counter()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = pruned.loaded.model, pruned.loaded.tokenizer
+    # load_dense turns the KV cache off for calibration; a saved model generates as it did.
+    use_cache = getattr(model.config, "use_cache", None)
+    model.config.use_cache = True
+    try:
+        model.save_pretrained(directory)
+    finally:
+        model.config.use_cache = use_cache
+    tokenizer.save_pretrained(directory)
+    save_s = time.perf_counter() - t0
+    card = {**card, "timings": {**card.get("timings", {}), "save_s": save_s}}
+    write_text_atomic(directory / CARD_FILE, json.dumps(card, indent=1) + "\n")
+    files = sorted(p for p in directory.iterdir() if p.is_file())
+    return {"dir": str(directory), "bytes": sum(p.stat().st_size for p in files),
+            "files": [p.name for p in files], "save_s": save_s}  # fmt: skip
+
+
+def score_pruned(trial: TrialConfig, pruned: Any) -> Any:  # -> CapabilityScores
+    """The pruned model's scores on ``trial.evaluation``."""
+    from raysweep.evaluation import evaluate_capabilities
+
+    ev = trial.evaluation
+    return evaluate_capabilities(
+        pruned.loaded.model, pruned.loaded.tokenizer, ev.suite, limit=ev.limit,
+        batch_size=ev.batch_size, seed=ev.seed, max_length=ev.max_length,
+        allow_code_execution=ev.allow_code_execution, perplexity=ev.perplexity,
+    )  # fmt: skip
+
+
+def with_retention(trial: TrialConfig, scores: Any, eval_s: float) -> dict[str, Any]:
+    """Pruned ``scores`` beside the dense baseline's and the retention: the cached baseline, or
+    the dense model loaded and scored once (and cached), so call it with the pruned model
+    released."""
+    from raysweep.evaluation import CapabilityScores, get_suite, score_retention
+    from raysweep.pipeline import dense_baseline
+
+    ev = trial.evaluation
+    suite = get_suite(ev.suite)
+    dense = dense_baseline(trial, keep_pristine=False)
+    ret = score_retention(
+        scores, CapabilityScores(dense.task_scores, dense.dimension_scores), suite
+    )
+    return {
+        "suite": suite.name,
+        "evaluation": ev.model_dump(mode="json"),
+        **scores.to_dict(),
+        "dense_task_scores": dict(dense.task_scores),
+        "dense_dimension_scores": dict(dense.dimension_scores),
+        "dense_perplexity": dict(dense.perplexity),
+        "dense_cache_key": dense.cache_key,
+        "retention": dict(ret.retention),
+        "retention_above_chance": dict(ret.retention_above_chance),
+        "total_retention": ret.total_retention,
+        "worst_retention": ret.worst_retention,
+        "eval_s": eval_s,
+    }
+
+
+def _print_point(trial: TrialConfig, record: Any) -> None:
+    from raysweep.calibration import allocate_counts
+
+    counts = allocate_counts(trial.mix, trial.n_samples)
+    mix = ", ".join(f"{k}={trial.mix[k]:.4g} ({counts[k]} windows)" for k in trial.mix)
+    print(f"[raysweep] point {trial.label} (trial {trial.trial_id}): {trial.model.path}, "
+          f"{trial.method} {trial.structure} {trial.sparsity:g}, {trial.mode}; calibration "
+          f"{mix}; {trial.n_samples} x {trial.seqlen} tokens, seed {trial.seed}", flush=True)  # fmt: skip
+    if record is not None and record.trial_id != trial.trial_id:
+        print(f"[raysweep] note: the overrides change the point: trial {trial.trial_id}, the "
+              f"record is {record.trial_id}", flush=True)  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from raysweep.preflight import preflight
+
+    args = build_parser().parse_args(argv)
+    try:
+        cfg, trial, record = resolve(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problems = preflight(cfg)
+    for problem in problems:
+        print(f"error: {name_flags('  ' + problem, _FLAGS).strip()}", file=sys.stderr)
+    if problems:
+        return 2
+    _print_point(trial, record)
+    t0 = time.perf_counter()
+    pruned = prune_point(trial, log=lambda line: print(line, flush=True))
+    report = pruned.report
+    print(f"[raysweep] achieved sparsity {report.achieved_sparsity:.4f} over "
+          f"{len(report.per_module)} matrices in {pruned.prune_s:.1f}s", flush=True)  # fmt: skip
+    extra: dict[str, Any] = {}
+    if record is not None:
+        extra["from_record"] = {"run": str(Path(args.from_record[0]).resolve()),
+                                "trial_id": record.trial_id, "status": record.status,
+                                "worst_retention": record.worst_retention}  # fmt: skip
+    card = recipe_card(trial, pruned, total_s=time.perf_counter() - t0, extra=extra)
+    if args.save:
+        saved = save_pruned(pruned, args.save, card)
+        print(f"[raysweep] saved to {saved['dir']}: {saved['bytes'] / 1e6:.1f} MB in "
+              f"{saved['save_s']:.1f}s ({', '.join(saved['files'])})", flush=True)  # fmt: skip
+    if args.evaluate is None:
+        return 0
+    print("[raysweep] evaluating the pruned model", flush=True)
+    t1 = time.perf_counter()
+    scores = score_pruned(trial, pruned)
+    del pruned  # the dense model may have to be loaded next
+    result = with_retention(trial, scores, time.perf_counter() - t1)
+    _print_scores(result)
+    if args.save:
+        from raysweep.atomic import write_text_atomic
+
+        card = {**json.loads((Path(args.save) / CARD_FILE).read_text()), "evaluation": result}
+        write_text_atomic(Path(args.save) / CARD_FILE, json.dumps(card, indent=1) + "\n")
+        write_text_atomic(Path(args.save) / EVAL_FILE, json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+def _print_scores(result: Mapping[str, Any]) -> None:
+    from raysweep.evaluation import get_suite
+    from raysweep.evaluation.__main__ import format_scores
+
+    suite = get_suite(result["evaluation"]["suite"])
+    print(format_scores(suite, result["task_scores"], result["dimension_scores"],
+                        dense_dimension_scores=result["dense_dimension_scores"],
+                        retention=result["retention"]))  # fmt: skip
+    worst, total = result["worst_retention"], result["total_retention"]
+    if worst is not None:
+        print(f"worst retention {worst:.3f}, total {total:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""``python -m raysweep.prune``: one point pruned, saved as a plain dense checkpoint with its card,
+validated like a sweep config, and reproduced exactly from a sweep's record."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from raysweep.calibration import allocate_counts, build_calibration_set
+from raysweep.cli import main as raysweep_main
+from raysweep.config import EvaluationConfig, TrialConfig
+from raysweep.pipeline import DenseBaseline, prune_trial, run_trial
+from raysweep.prune import CARD_FILE, main, prune_point, recipe_card, save_pruned
+from raysweep.pruning.architecture import decoder_matrices
+from raysweep.records import RECORDS_FILE, append_record
+
+MIX = "toy_math_word=0.3,toy_general_prose=0.7"
+SMALL = ["--n-samples", "10", "--seqlen", "64"]
+
+
+def _trial(**kw) -> TrialConfig:
+    base = {"mix": {"toy_math_word": 0.3, "toy_general_prose": 0.7}, "mix_name": "mix",
+            "n_samples": 10, "seqlen": 64, "method": "wanda", "sparsity": 0.5,
+            "evaluation": EvaluationConfig(suite="toy", limit=2, perplexity=False)}  # fmt: skip
+    return TrialConfig(**{**base, **kw})
+
+
+def _masks(model) -> dict[str, torch.Tensor]:
+    return {name: w == 0 for name, w in decoder_matrices(model).items()}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A pruned toy model (in memory) and its saved directory."""
+    trial = _trial()
+    pruned = prune_point(trial, log=lambda line: None)
+    directory = tmp_path_factory.mktemp("pruned")
+    info = save_pruned(pruned, directory, recipe_card(trial, pruned, total_s=1.0))
+    return trial, pruned, directory, info
+
+
+def test_saved_model_reloads_with_exactly_the_pruned_weights(saved):
+    trial, pruned, directory, info = saved
+    reloaded = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    mine = pruned.loaded.model.state_dict()
+    theirs = reloaded.state_dict()
+    assert set(mine) == set(theirs)
+    for name, tensor in mine.items():
+        assert torch.equal(tensor, theirs[name]), name
+    zeros = sum(int(m.sum()) for m in _masks(reloaded).values())
+    total = sum(m.numel() for m in _masks(reloaded).values())
+    assert zeros / total == pytest.approx(pruned.report.achieved_sparsity)
+    config = json.loads((directory / "config.json").read_text())
+    assert "sparsity_config" not in config and "quantization_config" not in config
+    assert config["use_cache"] is True  # calibration turned it off; the checkpoint generates
+    assert {"model.safetensors", "tokenizer.json", CARD_FILE} <= set(info["files"])
+    assert info["bytes"] > 1_000_000
+
+
+def test_recipe_card_has_the_counts_and_rebuilds_the_same_calibration_set(saved):
+    trial, pruned, directory, _ = saved
+    card = json.loads((directory / CARD_FILE).read_text())
+    cal = card["calibration"]
+    assert cal["counts"] == {"toy_math_word": 3, "toy_general_prose": 7}
+    assert cal["counts"] == allocate_counts(trial.mix, trial.n_samples)
+    assert (cal["n_samples"], cal["seqlen"], cal["seed"]) == (10, 64, 0)
+    assert set(cal["metrics"]) >= {"perplexity", "ngram4_aggregation"}
+    assert card["pruning"]["method"] == "wanda" and card["pruning"]["achieved_sparsity"] == 0.5
+    assert len(card["pruning"]["per_module"]) == 28 and "prune_s" in card["timings"]
+    assert "save_s" in card["timings"] and card["versions"]["torch"] == torch.__version__
+    again = TrialConfig.model_validate(card["config"])
+    assert again.trial_id == trial.trial_id == card["trial_id"]
+    rebuilt = build_calibration_set(pruned.loaded.tokenizer, again.mix, again.n_samples,
+                                    again.seqlen, again.seed)  # fmt: skip
+    assert torch.equal(rebuilt, pruned.calibration)
+
+
+def test_cli_prunes_saves_and_prints_each_layer(tmp_path, capsys):
+    out = tmp_path / "model"
+    argv = ["--calibration", MIX, "--method", "magnitude", "--sparsity", "0.6", *SMALL]
+    assert main([*argv, "--save", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "layer 1/4 pruned" in printed and "layer 4/4 pruned" in printed
+    assert "toy_math_word=0.3 (3 windows)" in printed and f"saved to {out}" in printed
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["pruning"]["sparsity"] == 0.6 and card["pruning"][
+        "achieved_sparsity"
+    ] == pytest.approx(0.6, abs=1e-4)
+    assert AutoModelForCausalLM.from_pretrained(out) is not None
+    # A non-empty DIR is refused before any work; --overwrite replaces it.
+    assert main([*argv, "--save", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert raysweep_main(["prune", *argv, "--save", str(out), "--overwrite"]) == 0
+
+
+def test_cli_reads_a_mix_from_yaml(tmp_path, capsys):
+    mix = tmp_path / "best.yaml"
+    mix.write_text("name: best\nweights: {toy_math_word: 1, toy_code_programs: 3}\n")
+    assert main(["--calibration", str(mix), "--method", "magnitude", "--sparsity", "0.5",
+                 *SMALL]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "magnitude-0.5-best-s0" in printed and "toy_code_programs=0.75 (8 windows)" in printed
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--calibration", "toy_mth", "--method", "wanda", "--sparsity", "0.5"],
+         "--calibration (calibration.sources): unknown calibration source 'toy_mth'"),
+        (["--calibration", "toy_math_word=abc", "--method", "wanda", "--sparsity", "0.5"],
+         "unable to parse string as a number (got 'abc')"),
+        (["--calibration", "toy_math_word", "--method", "wandax", "--sparsity", "0.5"],
+         "--method (pruning.methods.0): Input should be 'magnitude', 'wanda' or 'sparsegpt'"),
+        (["--calibration", "toy_math_word", "--method", "wanda", "--sparsity", "1.5"],
+         "--sparsity (pruning.sparsities): sparsity 1.5 is outside [0, 1)"),
+        (["--calibration", "toy_math_word", "--method", "wanda"],
+         "--sparsity: 3 values [0.6, 0.7, 0.8]; give one"),
+        (["--calibration", "toy_math_word", "--method", "wanda", "--sparsity", "0.5",
+          "--seqlen", "4096"], "--seqlen (calibration.seqlen): 4096 exceeds the model's"),
+        (["--calibration", "toy_math_word", "--method", "wanda", "--sparsity", "0.5",
+          "--structure", "4:2"], "'4:2' is impossible"),
+        (["--calibration", "toy_math_word", "--method", "wanda", "--sparsity", "0.5",
+          "--evaluate", "nosuch"], "--evaluate: 'nosuch' is neither a built-in suite"),
+        (["--calibration", "toy_math_word", "--method", "wanda", "--sparsity", "0.5",
+          "pruning.damp=-1"], "pruning.damp: Input should be greater than 0"),
+    ],
+)  # fmt: skip
+def test_bad_input_exits_2_naming_the_flag_without_a_traceback(argv, expected, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err, err
+    assert "Traceback" not in err
+
+
+def test_from_record_reproduces_a_sweep_trials_masks(tmp_path, capsys):
+    trial = _trial(method="sparsegpt", structure="2:4", sparsity=0.5, mix_name="mix")
+    dims = ("general", "commonsense", "code", "math")
+    record = run_trial(trial, DenseBaseline({}, {d: 1.0 for d in dims}, "test-dense"))
+    run = tmp_path / "run"
+    append_record(run / RECORDS_FILE, record)
+    out = tmp_path / "again"
+    assert main(["--from-record", str(run), trial.trial_id[:8], "--save", str(out)]) == 0
+    assert "note:" not in capsys.readouterr().out  # the very same point
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["trial_id"] == record.trial_id and card["from_record"]["status"] == "ok"
+    direct = prune_trial(trial, keep_pristine=False)
+    reloaded = AutoModelForCausalLM.from_pretrained(out)
+    masks, expected = _masks(reloaded), _masks(direct.loaded.model)
+    assert set(masks) == set(expected)
+    for name, mask in expected.items():
+        assert torch.equal(masks[name], mask), name
+    assert card["pruning"]["achieved_sparsity"] == pytest.approx(record.achieved_sparsity)
+    # Flags that would change the point are refused with --from-record.
+    assert main(["--from-record", str(run), trial.trial_id, "--method", "wanda"]) == 2
+    assert main(["--from-record", str(run), "ffffffff"]) == 2
+    assert "no record of 'ffffffff'" in capsys.readouterr().err
+
+
+def test_evaluate_prints_retention_and_writes_it_beside_the_model(tmp_path, capsys):
+    out = tmp_path / "scored"
+    argv = ["--calibration", "toy_code_programs", "--method", "wanda", "--sparsity", "0.5",
+            *SMALL, "--save", str(out), "--evaluate", "toy", "evaluation.limit=3",
+            "evaluation.perplexity=false"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "dense  retention" in printed and "worst retention" in printed
+    card = json.loads((out / CARD_FILE).read_text())
+    scores = json.loads((out / "raysweep_eval.json").read_text())
+    assert card["evaluation"] == scores and scores["suite"] == "toy"
+    assert set(scores["retention"]) == {"general", "commonsense", "code", "math"}
+    assert card["config"]["evaluation"]["limit"] == 3
