@@ -390,24 +390,16 @@ def sample_windows(
     return torch.cat(parts, dim=0)
 
 
-@torch.no_grad()
 def window_perplexities(model: Any, windows: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
-    """Per-window exp(mean next-token NLL) over positions 1..seqlen-1: float64 ``(N,)``."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for batch in windows.split(batch_size):
-            batch = batch.to(device)
-            logits = model(input_ids=batch).logits[:, :-1].float()  # (b, seqlen-1, vocab)
-            nll = torch.nn.functional.cross_entropy(
-                logits.transpose(1, 2), batch[:, 1:], reduction="none"
-            )  # (b, seqlen-1)
-            out.append(nll.double().mean(dim=1).exp().cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out)
+    """Per-window exp(mean next-token NLL) over positions 1..seqlen-1: float64 ``(N,)``.
+
+    Through the chunked LM head of :func:`raysweep.calibration.metrics.window_nll`: no
+    (batch, seqlen, vocab) logits tensor.
+    """
+    from raysweep.calibration.metrics import window_nll
+
+    sums = window_nll(model, windows, batch_size)
+    return (sums / max(1, windows.shape[1] - 1)).exp()
 
 
 def _check_sizes(kind: str, count: int, seqlen: int, prompt_len: int) -> None:

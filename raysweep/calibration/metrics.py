@@ -110,14 +110,14 @@ def _windows_per_forward(seqlen: int) -> int:
 
 
 @torch.no_grad()
-def next_token_nll(
+def window_nll(
     model: Any,
     input_ids: torch.Tensor,
     batch_size: int | None = None,
     *,
     chunk_tokens: int | None = None,
-) -> tuple[float, int]:
-    """Summed next-token NLL over positions 1..seqlen-1 of every window, and how many there are.
+) -> torch.Tensor:
+    """Summed next-token NLL over positions 1..seqlen-1 of each window: float64 ``(windows,)``.
 
     Memory does not grow with windows x seqlen x vocabulary: the model body runs on
     ``batch_size`` windows at a time (default: about 4096 tokens' worth) and the LM head and
@@ -127,13 +127,13 @@ def next_token_nll(
     ``batch_size`` at a time, with a warning.
     """
     n_windows, seqlen = input_ids.shape
+    sums = torch.zeros(n_windows, dtype=torch.float64)
     if seqlen < 2:
-        return 0.0, 0
+        return sums
     device = next(model.parameters()).device
     windows = batch_size or _windows_per_forward(seqlen)
     was_training = model.training
     model.eval()
-    total = 0.0
     try:
         first = input_ids[:1, : min(seqlen, _PROBE_TOKENS)].to(device)
         split, reason = _split_head(model, first)
@@ -142,25 +142,42 @@ def next_token_nll(
                 f"perplexity: full logits per batch for {type(model).__name__}: {reason}",
                 stacklevel=2,
             )
-        for batch in input_ids.split(windows):
-            batch = batch.to(device)
+        for w0 in range(0, n_windows, windows):
+            batch = input_ids[w0 : w0 + windows].to(device)
             targets = batch[:, 1:].reshape(-1)  # (b * (seqlen-1),)
+            owner = torch.arange(batch.shape[0]).repeat_interleave(seqlen - 1) + w0
             if split is None:
                 logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
-                total += float(F.cross_entropy(logits.flatten(0, 1), targets, reduction="sum"))
+                nll = F.cross_entropy(logits.flatten(0, 1), targets, reduction="none")
+                sums.index_add_(0, owner, nll.double().cpu())
                 del logits
                 continue
             hidden = split.hidden(batch)[:, :-1].flatten(0, 1)  # (b * (seqlen-1), hidden)
             step = chunk_tokens or _chunk_tokens(split.vocab)
             for start in range(0, hidden.shape[0], step):
                 logits = split.logits(hidden[start : start + step])  # (step, vocab) fp32
-                total += float(
-                    F.cross_entropy(logits, targets[start : start + step], reduction="sum")
-                )
+                nll = F.cross_entropy(logits, targets[start : start + step], reduction="none")
+                sums.index_add_(0, owner[start : start + step], nll.double().cpu())
                 del logits
     finally:
         model.train(was_training)
-    return total, n_windows * (seqlen - 1)
+    return sums
+
+
+def next_token_nll(
+    model: Any,
+    input_ids: torch.Tensor,
+    batch_size: int | None = None,
+    *,
+    chunk_tokens: int | None = None,
+) -> tuple[float, int]:
+    """Summed next-token NLL over positions 1..seqlen-1 of every window, and how many there are
+    (:func:`window_nll` summed over windows)."""
+    n_windows, seqlen = input_ids.shape
+    if seqlen < 2:
+        return 0.0, 0
+    total = window_nll(model, input_ids, batch_size, chunk_tokens=chunk_tokens).sum()
+    return float(total), n_windows * (seqlen - 1)
 
 
 def perplexity(

@@ -97,3 +97,17 @@ def test_peak_memory_stays_far_below_the_full_logits():
         value = perplexity(model, ids)
     assert math.isfinite(value)
     assert peak.host - start < full_logits_bytes / 4
+
+
+def test_per_window_nll_in_chunks_equals_each_window_scored_alone():
+    from raysweep.calibration.generated import window_perplexities
+    from raysweep.calibration.metrics import window_nll
+
+    model = _gpt2(96)
+    ids = _ids(96, 5, 24)
+    sums = window_nll(model, ids, batch_size=2, chunk_tokens=7)  # chunks straddle windows
+    for i in range(ids.shape[0]):
+        alone = math.log(_full_logits_perplexity(model, ids[i : i + 1])) * (ids.shape[1] - 1)
+        assert float(sums[i]) == pytest.approx(alone, rel=1e-5)
+    ppl = window_perplexities(model, ids, batch_size=3)
+    torch.testing.assert_close(ppl, (sums / (ids.shape[1] - 1)).exp(), rtol=1e-6, atol=0)
