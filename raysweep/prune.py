@@ -178,9 +178,7 @@ def find_record(run_dir: str | Path, wanted: str) -> Any:  # -> TrialRecord
     if not hits:
         hits = [r for r in records if r.trial_id.startswith(wanted) and len(wanted) >= 4]
     if not hits:
-        hits = [
-            r for r in records if r.config and TrialConfig.model_validate(r.config).label == wanted
-        ]
+        hits = [r for r in records if _label(r) == wanted]
     ids = sorted({r.trial_id for r in hits})
     if not hits:
         raise ConfigError(f"--from-record: no record of {wanted!r} among the {len(records)} "
@@ -192,6 +190,13 @@ def find_record(run_dir: str | Path, wanted: str) -> Any:  # -> TrialRecord
     if not hits[0].config:
         raise ConfigError(f"--from-record: the record of {ids[0]} in {path} has no config")
     return hits[0]
+
+
+def _label(record: Any) -> str | None:
+    try:
+        return TrialConfig.model_validate(record.config).label
+    except ValueError:  # a record without a config, or of an older schema
+        return None
 
 
 def resolve(args: argparse.Namespace) -> tuple[SweepConfig, TrialConfig, Any]:
@@ -395,6 +400,7 @@ def _print_point(trial: TrialConfig, record: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from raysweep.pipeline import is_deterministic
     from raysweep.preflight import preflight
 
     args = build_parser().parse_args(argv)
@@ -409,6 +415,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         return 2
     _print_point(trial, record)
+    try:
+        pruned = _prune_and_save(args, trial, record)
+        if args.evaluate is None:
+            return 0
+        print("[raysweep] evaluating the pruned model", flush=True)
+        t0 = time.perf_counter()
+        scores = score_pruned(trial, pruned)
+        del pruned  # the dense model may have to be loaded next
+        _write_evaluation(args, with_retention(trial, scores, time.perf_counter() - t0))
+    except Exception as exc:
+        if not is_deterministic(exc):  # a fault of the machine or of the code: the traceback
+            raise
+        # Data that only the work itself could read (a source too small, a bad file row).
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _prune_and_save(args: argparse.Namespace, trial: TrialConfig, record: Any) -> Any:
     t0 = time.perf_counter()
     pruned = prune_point(trial, log=lambda line: print(line, flush=True))
     report = pruned.report
@@ -419,26 +444,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra["from_record"] = {"run": str(Path(args.from_record[0]).resolve()),
                                 "trial_id": record.trial_id, "status": record.status,
                                 "worst_retention": record.worst_retention}  # fmt: skip
-    card = recipe_card(trial, pruned, total_s=time.perf_counter() - t0, extra=extra)
     if args.save:
+        card = recipe_card(trial, pruned, total_s=time.perf_counter() - t0, extra=extra)
         saved = save_pruned(pruned, args.save, card)
         print(f"[raysweep] saved to {saved['dir']}: {saved['bytes'] / 1e6:.1f} MB in "
               f"{saved['save_s']:.1f}s ({', '.join(saved['files'])})", flush=True)  # fmt: skip
-    if args.evaluate is None:
-        return 0
-    print("[raysweep] evaluating the pruned model", flush=True)
-    t1 = time.perf_counter()
-    scores = score_pruned(trial, pruned)
-    del pruned  # the dense model may have to be loaded next
-    result = with_retention(trial, scores, time.perf_counter() - t1)
-    _print_scores(result)
-    if args.save:
-        from raysweep.atomic import write_text_atomic
+    return pruned
 
-        card = {**json.loads((Path(args.save) / CARD_FILE).read_text()), "evaluation": result}
-        write_text_atomic(Path(args.save) / CARD_FILE, json.dumps(card, indent=1) + "\n")
-        write_text_atomic(Path(args.save) / EVAL_FILE, json.dumps(result, indent=1) + "\n")
-    return 0
+
+def _write_evaluation(args: argparse.Namespace, result: Mapping[str, Any]) -> None:
+    """Print the scores; with ``--save``, add them to the card and write them beside it."""
+    from raysweep.atomic import write_text_atomic
+
+    _print_scores(result)
+    if not args.save:
+        return
+    card = {**json.loads((Path(args.save) / CARD_FILE).read_text()), "evaluation": result}
+    write_text_atomic(Path(args.save) / CARD_FILE, json.dumps(card, indent=1) + "\n")
+    write_text_atomic(Path(args.save) / EVAL_FILE, json.dumps(result, indent=1) + "\n")
 
 
 def _print_scores(result: Mapping[str, Any]) -> None:

@@ -172,3 +172,29 @@ def test_evaluate_prints_retention_and_writes_it_beside_the_model(tmp_path, caps
     assert card["evaluation"] == scores and scores["suite"] == "toy"
     assert set(scores["retention"]) == {"general", "commonsense", "code", "math"}
     assert card["config"]["evaluation"]["limit"] == 3
+
+
+def test_a_source_too_small_for_the_set_exits_2_with_one_line(tmp_path, capsys):
+    text = tmp_path / "tiny.txt"
+    text.write_text("just a few words of text\n")
+    argv = ["--calibration", f"file:{text}", "--method", "wanda", "--sparsity", "0.5", *SMALL]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: ValueError: calibration source" in err and "too small" in err
+    assert "Traceback" not in err
+
+
+def test_moe_model_saves_fused_experts_and_its_card_says_so(tmp_path):
+    trial = _trial(model={"path": "raysweep-toy-moe"}, n_samples=8, seqlen=32)
+    pruned = prune_point(trial, log=lambda line: None)
+    info = save_pruned(pruned, tmp_path, recipe_card(trial, pruned, total_s=1.0))
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    theirs = reloaded.state_dict()
+    for name, tensor in pruned.loaded.model.state_dict().items():
+        assert torch.equal(tensor, theirs[name]), name
+    card = json.loads((tmp_path / CARD_FILE).read_text())
+    experts = card["experts"]
+    assert experts["experts"] == 32 and experts["expert_fallback"] == "layer"
+    assert len(experts["expert_tokens"]) == 4 and len(experts["expert_tokens"][0]) == 8
+    assert "expert_coverage" in card["calibration"]["metrics"]
+    assert info["bytes"] > 8_000_000
