@@ -70,12 +70,17 @@ def inverse_cholesky_upper(
 def inverse_cholesky_upper_(
     h: torch.Tensor, damp: float = DEFAULT_DAMP, name: str = "<weight>"
 ) -> torch.Tensor:
-    """:func:`inverse_cholesky_upper` that consumes ``h`` (in, in): its storage is overwritten.
+    """:func:`inverse_cholesky_upper` that consumes the symmetric ``h`` (in, in) in place.
 
-    At most two (in, in) buffers are alive: ``h`` and the Cholesky factor. ``h`` is damped in
-    place, the inverse is written into ``h``, and the upper factor of the inverse into the lower
-    factor's buffer. (At in_features 14336 one buffer is 0.77 GiB.)
+    One (in, in) buffer beside ``h``: the factor, laid out column-major so that LAPACK (and
+    cuSOLVER) factor, invert and refactor in it and in ``h`` without copies. ``h`` is damped in
+    place and ends up holding the damped inverse. (At in_features 14336 a buffer is 0.77 GiB.)
+    The returned factor is a column-major view: read it as any tensor.
     """
+    n = h.shape[0]
+    factor = torch.empty(n, n, dtype=h.dtype, device=h.device).t()  # column-major
+    info = torch.empty((), dtype=torch.int32, device=h.device)
+    hc = h.t()  # the same symmetric matrix, column-major
     mean_diag = torch.diagonal(h).mean()
     tried: list[float] = []
     applied = 0.0
@@ -84,17 +89,15 @@ def inverse_cholesky_upper_(
         tried.append(frac)
         torch.diagonal(h).add_((frac - applied) * mean_diag)  # damping grows cumulatively
         applied = frac
-        factor, info = torch.linalg.cholesky_ex(h)
+        torch.linalg.cholesky_ex(hc, out=(factor, info))
         if int(info) != 0:
-            del factor
             continue
-        torch.cholesky_inverse(factor, out=h)  # h := (H + damping)^-1
-        torch.linalg.cholesky_ex(h, upper=True, out=(factor, info))
+        torch.cholesky_inverse(factor, out=hc)  # h := (H + damping)^-1
+        torch.linalg.cholesky_ex(hc, upper=True, out=(factor, info))
         if int(info) == 0:
             return factor
         # The inverse did not factor (ill-conditioned): recover the damped H and damp more.
         h.copy_(torch.linalg.inv(h))
-        del factor
     raise HessianNotPositiveDefinite(
         f"SparseGPT: Hessian of {name} is not positive definite with dampening "
         f"{', '.join(f'{f:g}' for f in tried)} x mean(diag); "
