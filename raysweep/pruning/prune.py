@@ -253,17 +253,21 @@ def _prune_layer(
     for key, names in by_key.items():
         views = [weight_matrix(modules[n]) for n in names]
         device = views[0].device
-        stacked = torch.cat([v.detach().float() for v in views]) if len(views) > 1 else views[0]
+        hessian = evidence(names[0])[1].to(device)
+        owned = consume or key in pooled
+        if consume and key in stats.sums:
+            del stats.sums[key]  # solved below in place: the layer keeps only unsolved entries
+        pooled.pop(key, None)
         pruned = sparsegpt_prune(
-            stacked,
-            evidence(names[0])[1].to(device),
+            torch.cat([v.detach() for v in views]) if len(views) > 1 else views[0],
+            hessian,
             sparsity,
             nm,
             block_size=options["block_size"],
             damp=options["damp"],
             segments=[v.shape[0] for v in views],
             name=", ".join(names),
-            consume_hessian=consume or key in pooled,
+            consume_hessian=owned,
         )
         for view, part in zip(views, pruned.split([v.shape[0] for v in views]), strict=True):
             view.copy_(part)

@@ -132,7 +132,10 @@ def sparsegpt_prune(
     if sum(segments) != rows:
         raise ValueError(f"segments {segments} do not add up to {rows} rows")
     # Work on W^T (cols, rows): a column of W is then a contiguous row.
-    wt = weight.detach().t().float().contiguous()
+    # One fp32 copy, transposed as it is made (not a transposed fp32 copy, then a contiguous one).
+    wt = torch.empty(cols, rows, dtype=torch.float32, device=weight.device)
+    wt.copy_(weight.detach().t())
+    del weight  # a stacked temporary of the caller's is freed here
     h = hessian.float()
     if h.data_ptr() == hessian.data_ptr() and not consume_hessian:
         h = h.clone()  # the caller keeps its statistics

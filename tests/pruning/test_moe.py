@@ -138,6 +138,16 @@ def test_sparsegpt_two_four_in_every_expert(family):
     assert report.extra["experts_fallback"] == 0
 
 
+def test_sparsegpt_solves_pooled_fallbacks_in_every_expert():
+    model = build_moe("qwen3_moe")
+    report = prune_model(model, _ids(), "sparsegpt", 0.5, "2:4", block_size=8,
+                         min_expert_tokens=10**6, expert_fallback="layer")  # fmt: skip
+    assert report.extra["experts_fallback"] == report.extra["experts"] == 2 * EXPERTS
+    for name, unit in iter_prunable(model).items():
+        groups = (unit.weight == 0).reshape(unit.weight.shape[0], -1, 4).sum(-1)
+        assert (groups == 2).all(), name
+
+
 @pytest.mark.parametrize("family", ["mixtral", "qwen3_moe", "olmoe", "qwen2_moe", "gpt_oss"])
 def test_layer0_expert_masks_come_from_routed_tokens(family):
     model = build_moe(family)
