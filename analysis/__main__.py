@@ -49,9 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         files = write_report(analysis, out, max_figure_groups=args.max_figure_groups)
     except OSError as exc:  # a read-only run directory, a full disk
-        print(f"error: cannot write the report to {str(out)!r} ({exc.strerror or exc}); "
-              "give --out DIR, a directory you can write", file=sys.stderr)  # fmt: skip
-        return 2
+        if args.out is not None:  # the user's own choice: say so, do not write elsewhere
+            print(f"error: cannot write the report to {str(out)!r} ({exc.strerror or exc}); "
+                  "give --out DIR, a directory you can write", file=sys.stderr)  # fmt: skip
+            return 2
+        fallback = Path.cwd() / f"{analysis.records.path.parent.name or 'run'}-report"
+        print(f"note: {str(out)!r} is not writable ({exc.strerror or exc}); writing the report "
+              f"to {str(fallback)!r} instead (--out chooses)", file=sys.stderr)  # fmt: skip
+        try:
+            files = write_report(analysis, fallback, max_figure_groups=args.max_figure_groups)
+        except OSError as again:
+            print(f"error: cannot write the report to {str(fallback)!r} either "
+                  f"({again.strerror or again}); give --out DIR", file=sys.stderr)  # fmt: skip
+            return 2
     records = analysis.records
     print(
         f"{len(records.trials)} trials ({len(records.ok)} ok, {records.n_errors} failed, "

@@ -12,10 +12,13 @@ in Ray's per-job copy of the code and vanish with the job.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from raysweep.atomic import write_text_atomic
@@ -147,6 +150,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (kill, a scheduler) ends the sweep like Ctrl-C. Installed after ray.init, whose
+    own SIGTERM handler aborts the process; the previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -211,24 +232,31 @@ def run_sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str = "all") ->
         records = out / RECORDS_FILE
         storage = cfg.ray.storage_path or str(out / "tune")
         start_ray(cfg)
-        if mode in ("all", "grid"):
-            from raysweep.trainables import run_grid
+        with _sigterm_as_interrupt():
+            return _sweep(cfg, points, mode, out, records, storage)
 
-            done = finished_ids(records)
-            todo = [p for p in points if p.trial_id not in done]
-            print(f"[raysweep] grid: {len(points)} points, {len(points) - len(todo)} already "
-                  f"done, {len(todo)} to run", flush=True)  # fmt: skip
-            if todo:
-                outcome = run_grid(cfg, todo, dense_for(todo[0], out), records, storage)
-                print(f"[raysweep] grid finished in {outcome.wall_s:.0f}s: {outcome.ok} ok, "
-                      f"{len(outcome.errors)} error", flush=True)  # fmt: skip
-        if cfg.search is not None and mode in ("all", "search"):
-            from raysweep.search import run_search
 
-            run_search(cfg, points, out, storage, dense_for(points[0], out))
-        if cfg.analysis:
-            _report(out)
-        return _summary(points, records)
+def _sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str, out: Path, records: Path,
+           storage: str) -> int:  # fmt: skip
+    """The grid, then the search, then the report; the summary's exit status."""
+    if mode in ("all", "grid"):
+        from raysweep.trainables import run_grid
+
+        done = finished_ids(records)
+        todo = [p for p in points if p.trial_id not in done]
+        print(f"[raysweep] grid: {len(points)} points, {len(points) - len(todo)} already "
+              f"done, {len(todo)} to run", flush=True)  # fmt: skip
+        if todo:
+            outcome = run_grid(cfg, todo, dense_for(todo[0], out), records, storage)
+            print(f"[raysweep] grid finished in {outcome.wall_s:.0f}s: {outcome.ok} ok, "
+                  f"{len(outcome.errors)} error", flush=True)  # fmt: skip
+    if cfg.search is not None and mode in ("all", "search"):
+        from raysweep.search import run_search
+
+        run_search(cfg, points, out, storage, dense_for(points[0], out))
+    if cfg.analysis:
+        _report(out)
+    return _summary(points, records)
 
 
 def _report(out: Path) -> None:

@@ -136,7 +136,24 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
     assert done_before >= 1
 
 
-def test_ctrl_c_says_how_to_resume(tmp_path):
+def _session_processes(tmpdir: Path) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            blob = " ".join(proc.info["cmdline"] or []) + str(
+                (proc.info["environ"] or {}).get("RAY_TMPDIR")
+            )
+            if str(tmpdir) in blob and proc.pid != os.getpid():
+                found.append(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_says_how_to_resume_and_leaves_no_ray_behind(tmp_path, sig):
     args, env, ray_tmp = _child_driver(tmp_path, tmp_path / "run")
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, text=True)  # fmt: skip
@@ -146,9 +163,17 @@ def test_ctrl_c_says_how_to_resume(tmp_path):
         if "[raysweep] grid:" in line:
             break
     time.sleep(3)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # what Ctrl-C in a terminal does: the whole foreground group
+    else:
+        os.kill(proc.pid, sig)  # what `kill` or a scheduler does: the driver alone
     rest, _ = proc.communicate(timeout=120)
+    deadline = time.monotonic() + 30
+    while _session_processes(ray_tmp) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _session_processes(ray_tmp)
     _kill_session(ray_tmp)
+    assert not left, f"{len(left)} process(es) of the run's Ray outlived the driver"
     text = "".join(lines) + rest
     assert proc.returncode == 130, text[-3000:]
     assert "rerun the same command to resume" in text
