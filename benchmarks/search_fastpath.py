@@ -28,7 +28,8 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 
 from raysweep.config import EvaluationConfig, ModelConfig, TrialConfig
-from raysweep.pipeline import dense_baseline, run_trial
+from raysweep.dense import dense_baseline
+from raysweep.pipeline import run_trial
 from raysweep.search.space import weights_from_u
 
 SOURCES = ("toy_general_prose", "toy_commonsense_stories", "toy_code_programs", "toy_math_word")

@@ -20,7 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from raysweep.config import TOY_MODEL, TOY_MOE_MODEL, ModelConfig, ResourcesConfig
+from raysweep.config import TOY_MODEL, TOY_MOE_MODEL, ModelConfig, ResourcesConfig, TrialConfig
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -50,6 +50,12 @@ def resolve_device(spec_device: str, want_gpu: bool) -> torch.device:
     if spec_device == "auto":
         return torch.device("cuda" if want_gpu and torch.cuda.is_available() else "cpu")
     return torch.device(spec_device)
+
+
+def trial_device(trial: TrialConfig) -> torch.device:
+    """Where ``trial``'s model lives: ``model.device``, with ``auto`` meaning CUDA when the trial
+    has a GPU."""
+    return resolve_device(trial.model.device, want_gpu=trial.resources.gpu > 0)
 
 
 def reuses_actors(resources: ResourcesConfig) -> bool:

@@ -10,39 +10,17 @@ import platform
 import resource
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from raysweep.config import TrialConfig
+from raysweep.dense import DenseBaseline
+from raysweep.models import trial_device
 from raysweep.records import TrialRecord
 
 Stage = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class DenseBaseline:
-    """The dense model's scores, computed once per sweep and handed to every trial."""
-
-    task_scores: dict[str, float]
-    dimension_scores: dict[str, float]
-    cache_key: str
-    perplexity: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "task_scores": self.task_scores,
-            "dimension_scores": self.dimension_scores,
-            "cache_key": self.cache_key,
-            "perplexity": self.perplexity,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DenseBaseline:
-        return cls(dict(d["task_scores"]), dict(d["dimension_scores"]), str(d["cache_key"]),
-                   dict(d.get("perplexity", {})))  # fmt: skip
 
 
 def _now() -> str:
@@ -109,66 +87,6 @@ def _trial_timings(
     out.update({f"{name}_s": seconds for name, seconds in stages.items() if f"{name}_s" not in out})
     out["total_s"] = total_s
     return out
-
-
-def trial_device(trial: TrialConfig) -> torch.device:
-    from raysweep.models import resolve_device
-
-    return resolve_device(trial.model.device, want_gpu=trial.resources.gpu > 0)
-
-
-def dense_key(trial: TrialConfig) -> str:
-    """The evaluation cache's key for the trial's dense baseline (model, suite, limit, seed, …)."""
-    from raysweep.evaluation import dense_cache_key
-    from raysweep.models import model_fingerprint
-
-    ev = trial.evaluation
-    return dense_cache_key(model_fingerprint(trial.model), trial.model.revision, ev.suite,
-                           ev.limit, ev.seed, max_length=ev.max_length,
-                           perplexity=ev.perplexity)  # fmt: skip
-
-
-def _baseline(scores: Any, key: str) -> DenseBaseline:
-    return DenseBaseline(dict(scores.task_scores), dict(scores.dimension_scores), key,
-                         dict(scores.perplexity))  # fmt: skip
-
-
-def dense_baseline(
-    trial: TrialConfig, cache_dir: str | Path | None = None, *, keep_pristine: bool | None = None
-) -> DenseBaseline:
-    """Score the dense model on the trial's suite (cached on disk per model/suite/limit/seed).
-
-    ``keep_pristine`` is :func:`prune_trial`'s; by default the model stays loaded for a trial.
-    """
-    from raysweep.evaluation import dense_baseline as _cached_dense
-    from raysweep.evaluation import get_suite, load_dense_baseline
-    from raysweep.models import load_dense, model_fingerprint, reuses_actors
-
-    key = dense_key(trial)
-    hit = load_dense_baseline(key, cache_dir)
-    if hit is not None:  # no need to load the model at all
-        return _baseline(hit, key)
-    torch.set_num_threads(trial.resources.torch_threads)
-    device = trial_device(trial)
-    if keep_pristine is None:
-        keep_pristine = reuses_actors(trial.resources)
-    loaded = load_dense(trial.model, device, keep_pristine=keep_pristine)
-    ev = trial.evaluation
-    scores, key = _cached_dense(
-        loaded.model,
-        loaded.tokenizer,
-        get_suite(ev.suite),
-        model_id=model_fingerprint(trial.model),
-        revision=trial.model.revision,
-        limit=ev.limit,
-        seed=ev.seed,
-        batch_size=ev.batch_size,
-        max_length=ev.max_length,
-        allow_code_execution=ev.allow_code_execution,
-        perplexity=ev.perplexity,
-        cache_dir=cache_dir,
-    )
-    return _baseline(scores, key)
 
 
 def method_options(trial: TrialConfig) -> dict[str, Any]:
@@ -353,10 +271,7 @@ def run_trial(
             perplexity=ev.perplexity,
         )
 
-    from raysweep.evaluation import CapabilityScores
-
-    dense_scores = CapabilityScores(dict(dense.task_scores), dict(dense.dimension_scores))
-    ret = score_retention(scores, dense_scores, suite)
+    ret = score_retention(scores, dense.scores, suite)
     device_peaks = [pruned.peak_before_prune, _peak_device_bytes(device)]
     if prune_device.type == "cuda":
         device_peaks.append(int(report.peak_memory_bytes["device"]))
@@ -383,11 +298,11 @@ def run_trial(
         seed=trial.seed,
         calib_metrics=dict(pruned.metrics),
         task_scores=dict(scores.task_scores),
-        dense_task_scores=dict(dense.task_scores),
+        dense_task_scores=dict(dense.scores.task_scores),
         dimension_scores=dict(scores.dimension_scores),
-        dense_dimension_scores=dict(dense.dimension_scores),
+        dense_dimension_scores=dict(dense.scores.dimension_scores),
         perplexity=dict(scores.perplexity),
-        dense_perplexity=dict(dense.perplexity),
+        dense_perplexity=dict(dense.scores.perplexity),
         retention=dict(ret.retention),
         retention_above_chance=dict(ret.retention_above_chance),
         total_retention=ret.total_retention,
@@ -397,7 +312,7 @@ def run_trial(
         peak_device_bytes=max(measured) if measured else None,
         host=platform.node(),
         device=str(device),
-        dense_cache_key=dense.cache_key,
+        dense_cache_key=dense.key,
         versions=versions(),
         attempts=attempts,
         started_at=started,

@@ -361,23 +361,21 @@ def with_retention(trial: TrialConfig, scores: Any, eval_s: float) -> dict[str, 
     """Pruned ``scores`` beside the dense baseline's and the retention: the cached baseline, or
     the dense model loaded and scored once (and cached), so call it with the pruned model
     released."""
-    from raysweep.evaluation import CapabilityScores, get_suite, score_retention
-    from raysweep.pipeline import dense_baseline
+    from raysweep.dense import dense_baseline
+    from raysweep.evaluation import get_suite, score_retention
 
     ev = trial.evaluation
     suite = get_suite(ev.suite)
     dense = dense_baseline(trial, keep_pristine=False)
-    ret = score_retention(
-        scores, CapabilityScores(dense.task_scores, dense.dimension_scores), suite
-    )
+    ret = score_retention(scores, dense.scores, suite)
     return {
         "suite": suite.name,
         "evaluation": ev.model_dump(mode="json"),
         **scores.to_dict(),
-        "dense_task_scores": dict(dense.task_scores),
-        "dense_dimension_scores": dict(dense.dimension_scores),
-        "dense_perplexity": dict(dense.perplexity),
-        "dense_cache_key": dense.cache_key,
+        "dense_task_scores": dict(dense.scores.task_scores),
+        "dense_dimension_scores": dict(dense.scores.dimension_scores),
+        "dense_perplexity": dict(dense.scores.perplexity),
+        "dense_cache_key": dense.key,
         "retention": dict(ret.retention),
         "retention_above_chance": dict(ret.retention_above_chance),
         "total_retention": ret.total_retention,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -21,8 +20,8 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from raysweep.atomic import write_text_atomic
 from raysweep.config import ConfigError, SweepConfig, TrialConfig, load_config
+from raysweep.dense import sweep_baseline
 from raysweep.output import claim_output
 from raysweep.preflight import preflight
 from raysweep.records import RECORDS_FILE, finished_ids, read_records
@@ -191,40 +190,6 @@ def start_ray(cfg: SweepConfig) -> None:
           flush=True)  # fmt: skip
 
 
-def dense_for(point: TrialConfig, out: Path):  # -> DenseBaseline
-    """The sweep's dense baseline: read from ``dense/`` or computed once as a Ray task."""
-    from raysweep.pipeline import DenseBaseline, dense_key
-    from raysweep.trainables.grid import compute_dense
-
-    # The evaluation cache's own key: the sweep's copy under dense/ and the node-local cache
-    # the Ray task consults can never disagree about what they hold.
-    path = out / "dense" / f"{dense_key(point)}.json"
-    if path.exists():
-        print(f"[raysweep] dense baseline: reused {path.name}", flush=True)
-        dense = DenseBaseline.from_dict(json.loads(path.read_text()))
-    else:
-        print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
-        dense = compute_dense(point)
-        write_text_atomic(path, json.dumps(dense.to_dict(), indent=1))
-    _warn_at_chance(point, dense.dimension_scores)
-    return dense
-
-
-def _warn_at_chance(point: TrialConfig, dense_scores: dict[str, float]) -> None:
-    """A dimension the dense model scores at chance has no retention: say so, loudly."""
-    from raysweep.evaluation import get_suite
-
-    suite = get_suite(point.evaluation.suite)
-    lost = [d for d in suite.dimensions if dense_scores.get(d, 0.0) <= suite.chance(d)]
-    for dim in lost:
-        print(f"[raysweep] WARNING: the dense model scores {dense_scores.get(dim, 0.0):.3f} on "
-              f"{dim}, at or below chance ({suite.chance(dim):.3f}): {dim} retention is "
-              "undefined in every trial, and total/worst retention cover only "
-              f"{', '.join(d for d in suite.dimensions if d not in lost) or 'no dimension'} "
-              "(raise evaluation.limit or use a model that can do the task)",
-              file=sys.stderr, flush=True)  # fmt: skip
-
-
 def run_sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str = "all") -> int:
     """Run the sweep into ``cfg.output_dir``, which this driver owns meanwhile (ConfigError if
     another driver or another config owns it)."""
@@ -240,20 +205,21 @@ def _sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str, out: Path, re
            storage: str) -> int:  # fmt: skip
     """The grid, then the search, then the report; the summary's exit status."""
     if mode in ("all", "grid"):
-        from raysweep.trainables import run_grid
+        from raysweep.trainables import compute_dense, run_grid
 
         done = finished_ids(records)
         todo = [p for p in points if p.trial_id not in done]
         print(f"[raysweep] grid: {len(points)} points, {len(points) - len(todo)} already "
               f"done, {len(todo)} to run", flush=True)  # fmt: skip
         if todo:
-            outcome = run_grid(cfg, todo, dense_for(todo[0], out), records, storage)
+            dense = sweep_baseline(todo[0], out, compute_dense)
+            outcome = run_grid(cfg, todo, dense, records, storage)
             print(f"[raysweep] grid finished in {outcome.wall_s:.0f}s: {outcome.ok} ok, "
                   f"{len(outcome.errors)} error", flush=True)  # fmt: skip
     if cfg.search is not None and mode in ("all", "search"):
         from raysweep.search import run_search
 
-        run_search(cfg, points, out, storage, dense_for(points[0], out))
+        run_search(cfg, out, storage)
     if cfg.analysis:
         _report(out)
     return _summary(points, records)

@@ -7,8 +7,9 @@ import torch
 from transformers import AutoTokenizer, Qwen3MoeConfig, Qwen3MoeForCausalLM
 
 from raysweep.config import EvaluationConfig, ModelConfig, TrialConfig
-from raysweep.evaluation import get_suite
-from raysweep.pipeline import DenseBaseline, run_trial
+from raysweep.dense import DenseBaseline
+from raysweep.evaluation import CapabilityScores, get_suite
+from raysweep.pipeline import run_trial
 from raysweep.toyworld import ensure_toy_model
 
 LAYERS, EXPERTS, TOP_K = 2, 4, 2
@@ -39,7 +40,9 @@ def test_moe_trial_records_experts_and_coverage(moe_dir, mode):
                         mix={"toy_general_prose": 1.0}, mix_name="prose", n_samples=4, seqlen=32,
                         method="wanda", sparsity=0.5, mode=mode, min_expert_tokens=20,
                         evaluation=evaluation)  # fmt: skip
-    dense = DenseBaseline({}, {d: 1.0 for d in get_suite("toy").dimensions}, "test-dense")
+    dense = DenseBaseline(
+        "test-dense", CapabilityScores({}, {d: 1.0 for d in get_suite("toy").dimensions})
+    )
     record = run_trial(trial, dense)
 
     assert record.status == "ok"

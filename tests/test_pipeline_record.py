@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from raysweep.config import EvaluationConfig, TrialConfig
-from raysweep.evaluation import get_suite
-from raysweep.pipeline import DenseBaseline, run_trial
+from raysweep.dense import DenseBaseline
+from raysweep.evaluation import CapabilityScores, get_suite
+from raysweep.pipeline import run_trial
 
 PHASES = ("load_s", "calibrate_s", "calib_metrics_s", "prune_s", "capture_s", "statistics_s",
           "sparsify_s", "propagate_s", "eval_s", "total_s")  # fmt: skip
@@ -17,7 +18,7 @@ def test_sequential_trial_records_every_phase_and_host_and_device_peaks():
     trial = TrialConfig(mix={"toy_general_prose": 1.0}, mix_name="prose", n_samples=4, seqlen=32,
                         method="wanda", evaluation=evaluation)  # fmt: skip
     dims = get_suite("toy").dimensions
-    dense = DenseBaseline({}, {d: 1.0 for d in dims}, "test-dense")
+    dense = DenseBaseline("test-dense", CapabilityScores({}, {d: 1.0 for d in dims}))
     record = run_trial(trial, dense)
     assert record.status == "ok" and record.device == "cpu"
     assert set(PHASES) <= set(record.timings)

@@ -12,7 +12,9 @@ from transformers import AutoModelForCausalLM
 from raysweep.calibration import allocate_counts, build_calibration_set
 from raysweep.cli import main as raysweep_main
 from raysweep.config import EvaluationConfig, TrialConfig
-from raysweep.pipeline import DenseBaseline, prune_trial, run_trial
+from raysweep.dense import DenseBaseline
+from raysweep.evaluation import CapabilityScores
+from raysweep.pipeline import prune_trial, run_trial
 from raysweep.prune import CARD_FILE, main, prune_point, recipe_card, save_pruned
 from raysweep.pruning.architecture import decoder_matrices
 from raysweep.records import RECORDS_FILE, append_record
@@ -138,7 +140,9 @@ def test_bad_input_exits_2_naming_the_flag_without_a_traceback(argv, expected, c
 def test_from_record_reproduces_a_sweep_trials_masks(tmp_path, capsys):
     trial = _trial(method="sparsegpt", structure="2:4", sparsity=0.5, mix_name="mix")
     dims = ("general", "commonsense", "code", "math")
-    record = run_trial(trial, DenseBaseline({}, {d: 1.0 for d in dims}, "test-dense"))
+    record = run_trial(
+        trial, DenseBaseline("test-dense", CapabilityScores({}, {d: 1.0 for d in dims}))
+    )
     run = tmp_path / "run"
     append_record(run / RECORDS_FILE, record)
     out = tmp_path / "again"

@@ -101,13 +101,16 @@ def test_the_store_key_follows_the_source_not_the_mix(cache):
 
 
 def test_oneshot_trial_prunes_from_the_store(cache):
-    from raysweep.evaluation import get_suite
-    from raysweep.pipeline import DenseBaseline, run_trial
+    from raysweep.dense import DenseBaseline
+    from raysweep.evaluation import CapabilityScores, get_suite
+    from raysweep.pipeline import run_trial
 
     evaluation = EvaluationConfig(suite="toy", limit=2, perplexity=False)
     trial = _trial({SOURCES[0]: 0.5, SOURCES[1]: 0.5}, method="sparsegpt", block_size=16,
                    evaluation=evaluation)  # fmt: skip
-    dense = DenseBaseline({}, {d: 1.0 for d in get_suite("toy").dimensions}, "test-dense")
+    dense = DenseBaseline(
+        "test-dense", CapabilityScores({}, {d: 1.0 for d in get_suite("toy").dimensions})
+    )
     record = run_trial(trial, dense)
     assert record.status == "ok" and record.achieved_sparsity > 0.45
     assert len(_manifests(cache)) == 2

@@ -1,10 +1,9 @@
-"""Capability evaluation: lm-eval on the in-memory model, four dimensions, retention, dense baseline.
+"""Capability evaluation: lm-eval on the in-memory model, four dimensions, retention.
 
 Importing this package imports neither ``lm_eval`` nor ``torch``; only
 :mod:`raysweep.evaluation.harness` imports ``lm_eval``, inside the functions that evaluate.
 """
 
-from raysweep.evaluation.baseline import dense_baseline, dense_cache_key, load_dense_baseline
 from raysweep.evaluation.dimensions import (
     DIMENSIONS,
     SUITES,
@@ -35,14 +34,11 @@ __all__ = [
     "Suite",
     "TaskSpec",
     "code_execution_refusal",
-    "dense_baseline",
-    "dense_cache_key",
     "dimension_scores",
     "evaluate_capabilities",
     "get_suite",
     "heldout_perplexity",
     "heldout_texts",
-    "load_dense_baseline",
     "prefetch_suite",
     "score_retention",
     "suite_from_mapping",

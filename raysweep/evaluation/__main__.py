@@ -207,38 +207,32 @@ def score_model(cfg: Any, *, use_cache: bool = True) -> dict[str, Any]:
     """
     import torch
 
-    from raysweep.evaluation import (
-        dense_baseline,
-        dense_cache_key,
-        evaluate_capabilities,
-        load_dense_baseline,
-        score_retention,
-    )
-    from raysweep.models import load_dense, model_fingerprint, resolve_device, resolve_model_path
+    from raysweep.dense import dense_key, read_baseline, score_dense
+    from raysweep.evaluation import evaluate_capabilities, score_retention
+    from raysweep.models import load_dense, resolve_device, resolve_model_path
     from raysweep.pipeline import versions
 
     ev, spec = cfg.evaluation, cfg.model
     suite = get_suite(ev.suite)
     card = _card(spec.path)
-    settings = {"limit": ev.limit, "seed": ev.seed, "max_length": ev.max_length,
-                "perplexity": ev.perplexity}  # fmt: skip
-    key = dense_cache_key(model_fingerprint(spec), spec.revision, suite, **settings)
+    key = dense_key(spec, ev)
     t0 = time.perf_counter()
-    scores = load_dense_baseline(key) if card is None and use_cache else None
-    dense_info: dict[str, Any] = {"cache_key": key, "reused": scores is not None}
-    if scores is None:
+    cached = read_baseline(key) if card is None and use_cache else None
+    dense_info: dict[str, Any] = {"cache_key": key, "reused": cached is not None}
+    if cached is not None:
+        scores = cached.scores
+    else:
         torch.set_num_threads(cfg.resources.torch_threads)
         device = resolve_device(spec.device, want_gpu=cfg.resources.gpu > 0)
         loaded = load_dense(spec, device, keep_pristine=False)
-        common = {"limit": ev.limit, "batch_size": ev.batch_size, "seed": ev.seed,
-                  "max_length": ev.max_length, "allow_code_execution": ev.allow_code_execution,
-                  "perplexity": ev.perplexity}  # fmt: skip
         if card is None and use_cache:
-            scores, _ = dense_baseline(loaded.model, loaded.tokenizer, suite,
-                                       model_id=model_fingerprint(spec), revision=spec.revision,
-                                       **common)  # fmt: skip
+            scores = score_dense(loaded.model, loaded.tokenizer, spec, ev).scores
         else:
-            scores = evaluate_capabilities(loaded.model, loaded.tokenizer, suite, **common)
+            scores = evaluate_capabilities(loaded.model, loaded.tokenizer, suite, limit=ev.limit,
+                                           batch_size=ev.batch_size, seed=ev.seed,
+                                           max_length=ev.max_length,
+                                           allow_code_execution=ev.allow_code_execution,
+                                           perplexity=ev.perplexity)  # fmt: skip
         del loaded
     out: dict[str, Any] = {
         "model": spec.path,
@@ -267,14 +261,12 @@ def score_model(cfg: Any, *, use_cache: bool = True) -> dict[str, Any]:
     from raysweep.config import ModelConfig
 
     dense_spec = ModelConfig.model_validate(card["config"]["model"])
-    dense_key = dense_cache_key(model_fingerprint(dense_spec), dense_spec.revision, suite,
-                                **settings)  # fmt: skip
-    dense = load_dense_baseline(dense_key)
     out["dense_model"] = dense_spec.path
-    out["dense_cache_key"] = dense_key
+    out["dense_cache_key"] = dense_key(dense_spec, ev)
+    dense = read_baseline(out["dense_cache_key"])
     if dense is not None:
-        ret = score_retention(scores, dense, suite)
-        out["dense_dimension_scores"] = dict(dense.dimension_scores)
+        ret = score_retention(scores, dense.scores, suite)
+        out["dense_dimension_scores"] = dict(dense.scores.dimension_scores)
         out["retention"] = dict(ret.retention)
         out["total_retention"] = ret.total_retention
         out["worst_retention"] = ret.worst_retention

@@ -21,7 +21,8 @@ from ray import tune
 
 from raysweep.atomic import write_text_atomic
 from raysweep.config import SweepConfig, TrialConfig, structure_sparsity
-from raysweep.pipeline import DenseBaseline, run_trial
+from raysweep.dense import DenseBaseline, sweep_baseline
+from raysweep.pipeline import run_trial
 from raysweep.records import RECORDS_FILE, TrialRecord, read_records
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
 from raysweep.search.tuner import run_mix_search
@@ -106,13 +107,10 @@ def _search_points(cfg: SweepConfig) -> list[TrialConfig]:
     return list(seen.values())
 
 
-def run_search(
-    cfg: SweepConfig, grid_points: list[TrialConfig], out: Path, storage: str, dense: DenseBaseline
-) -> list[dict[str, Any]]:
+def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]]:
     """Run every configured search, confirm each best mix, write ``search/summary.{json,md}``."""
     from raysweep.models import reuses_actors
-    from raysweep.run import dense_for
-    from raysweep.trainables.grid import run_grid
+    from raysweep.trainables.grid import compute_dense, run_grid
 
     s = cfg.search
     assert s is not None
@@ -126,10 +124,10 @@ def run_search(
         n_trials = max(s.n_trials, len(sources) + 1)
         print(f"[raysweep] {name}: {n_trials} trials over {len(sources)} sources "
               f"({s.mode}, objective {s.objective})", flush=True)  # fmt: skip
-        search_dense = dense_for(base, out)
+        search_dense = sweep_baseline(base, out, compute_dense)
         metrics = [METRIC]
         if s.multi_objective:
-            metrics = [f"retention_{d}" for d in sorted(search_dense.dimension_scores)]
+            metrics = [f"retention_{d}" for d in sorted(search_dense.scores.dimension_scores)]
         res = run_mix_search(
             search_trial,
             sources=sources,
@@ -158,6 +156,7 @@ def run_search(
                 "phase": "confirm", "mix": best, "mix_name": "best", "mode": cfg.pruning.mode,
                 "evaluation": cfg.evaluation,
             })  # fmt: skip
+            dense = sweep_baseline(point, out, compute_dense)
             run_grid(cfg, [point], dense, records, storage, phase="confirm")
             confirmed = _latest(records, point.trial_id)
         summaries.append(_summarise(cfg, base, res, confirmed, records, sources))

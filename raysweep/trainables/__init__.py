@@ -1,6 +1,6 @@
-"""Ray Tune trainables and the Tune wiring of the grid sweep."""
+"""Ray Tune trainables, the Tune wiring of the grid sweep and the dense baseline's Ray task."""
 
-from raysweep.trainables.grid import GridOutcome, run_grid
+from raysweep.trainables.grid import GridOutcome, compute_dense, run_grid
 from raysweep.trainables.trial import RECORD_KEY, sweep_trial
 
-__all__ = ["RECORD_KEY", "GridOutcome", "run_grid", "sweep_trial"]
+__all__ = ["RECORD_KEY", "GridOutcome", "compute_dense", "run_grid", "sweep_trial"]

@@ -11,7 +11,7 @@ import ray
 from ray import tune
 
 from raysweep.config import SweepConfig, TrialConfig
-from raysweep.pipeline import DenseBaseline, dense_baseline
+from raysweep.dense import DenseBaseline, dense_baseline
 from raysweep.records import TrialRecord
 from raysweep.trainables.callbacks import ProgressLine, RecordWriter
 from raysweep.trainables.trial import sweep_trial
@@ -26,7 +26,7 @@ class GridOutcome:
 
 
 def compute_dense(point: TrialConfig) -> DenseBaseline:
-    """The dense baseline as one Ray task with a trial's resources (node-local disk cache)."""
+    """:func:`raysweep.dense.dense_baseline` as one Ray task with a trial's resources."""
     res = point.resources
     task = ray.remote(num_cpus=res.cpu, num_gpus=res.gpu, max_retries=2)(_dense_task)
     return DenseBaseline.from_dict(ray.get(task.remote(point.model_dump(mode="json"))))

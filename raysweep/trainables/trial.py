@@ -11,13 +11,8 @@ import ray
 from ray import tune
 
 from raysweep.config import TrialConfig
-from raysweep.pipeline import (
-    DenseBaseline,
-    describe_failure,
-    error_record,
-    is_deterministic,
-    run_trial,
-)
+from raysweep.dense import DenseBaseline
+from raysweep.pipeline import describe_failure, error_record, is_deterministic, run_trial
 
 RECORD_KEY = "record_json"
 

@@ -6,7 +6,7 @@ import json
 
 from analysis import write_report
 from raysweep.config import TrialConfig
-from raysweep.run import _warn_at_chance
+from raysweep.dense import warn_at_chance
 
 
 def _record(source: str, value: float) -> dict:
@@ -35,9 +35,9 @@ def test_report_notes_a_dimension_at_chance(tmp_path):
 
 def test_driver_warns_when_the_dense_model_is_at_chance(capsys):
     point = TrialConfig(mix={"toy_web": 1.0}, mix_name="toy_web")
-    _warn_at_chance(point, {"general": 0.9, "commonsense": 0.8, "code": 0.7, "math": 0.25})
+    warn_at_chance(point, {"general": 0.9, "commonsense": 0.8, "code": 0.7, "math": 0.25})
     err = capsys.readouterr().err
     assert "WARNING: the dense model scores 0.250 on math, at or below chance (0.250)" in err
     assert "cover only general, commonsense, code" in err
-    _warn_at_chance(point, {"general": 0.9, "commonsense": 0.8, "code": 0.7, "math": 0.5})
+    warn_at_chance(point, {"general": 0.9, "commonsense": 0.8, "code": 0.7, "math": 0.5})
     assert capsys.readouterr().err == ""

@@ -1,0 +1,246 @@
+"""The dense baseline: the unpruned model's scores on a suite, computed once and shared.
+
+One entry per key (model weights, revision, suite and its task table, limit, seed, context
+length, perplexity, lm-eval version: :func:`dense_key`), in one JSON layout
+(``{"key": ..., "scores": {...}}`` plus provenance) wherever it is stored:
+
+- the node-local cache, ``raysweep.paths.cache_dir() / "dense_baselines"``: filled by
+  :func:`score_dense` under a per-key lock, so concurrent trials on a node evaluate the dense
+  model once and the others wait for its result;
+- the sweep's copy, ``<output_dir>/dense/<key>.json``: read or filled by the driver
+  (:func:`sweep_baseline`) before any trial starts, and handed to every trial as a
+  :class:`DenseBaseline`.
+
+Plain Python: the driver passes in how to compute a missing baseline (a Ray task, see
+``raysweep.trainables``); Ray stays out of this module. Sweep copies written in the older flat
+layout (``task_scores``, ``dimension_scores``, ``perplexity``, ``cache_key``) still load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from raysweep.config import EvaluationConfig, ModelConfig, TrialConfig
+from raysweep.evaluation._files import atomic_write_json, file_lock
+from raysweep.evaluation.dimensions import Suite, get_suite
+from raysweep.evaluation.harness import evaluate_capabilities, lm_eval_version
+from raysweep.evaluation.scoring import CapabilityScores
+
+log = logging.getLogger(__name__)
+
+SWEEP_DIR = "dense"  # the sweep's copy, under its output directory
+
+
+@dataclass(frozen=True)
+class DenseBaseline:
+    """The dense model's scores and the key they are cached under (recorded with every trial)."""
+
+    key: str
+    scores: CapabilityScores
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "scores": self.scores.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DenseBaseline:
+        """An entry of either layout: ``{"key", "scores"}`` or the older flat one."""
+        if "scores" in data:
+            return cls(str(data["key"]), CapabilityScores.from_dict(data["scores"]))
+        return cls(str(data["cache_key"]), CapabilityScores.from_dict(data))
+
+
+# --------------------------------------------------------------------------- the key
+
+
+def dense_cache_key(
+    model_id: str,
+    revision: str | None,
+    suite: str | Mapping[str, Any] | Suite,
+    limit: int | None,
+    seed: int,
+    *,
+    max_length: int | None = None,
+    perplexity: bool = False,
+) -> str:
+    """A readable, filesystem-safe key; its hash also covers the suite's full task table."""
+    suite = get_suite(suite)
+    payload = {
+        "model_id": model_id,
+        "revision": revision,
+        "suite": suite.fingerprint(),
+        "limit": limit,
+        "seed": seed,
+        "max_length": max_length,
+        "perplexity": perplexity,
+        "lm_eval": lm_eval_version(),
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    model_slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id).strip("_")[-60:] or "model"
+    rev_slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(revision))[:40]
+    return f"{model_slug}@{rev_slug}--{suite.name}--limit{limit}--seed{seed}--{digest}"
+
+
+def dense_key(model: ModelConfig, evaluation: EvaluationConfig) -> str:
+    """The key of ``model``'s dense baseline on ``evaluation``'s suite and settings."""
+    from raysweep.models import model_fingerprint
+
+    ev = evaluation
+    return dense_cache_key(model_fingerprint(model), model.revision, ev.suite, ev.limit, ev.seed,
+                           max_length=ev.max_length, perplexity=ev.perplexity)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- stored entries
+
+
+def default_cache_dir() -> Path:
+    from raysweep.paths import cache_dir
+
+    return cache_dir() / "dense_baselines"
+
+
+def _entry_path(directory: Path, key: str) -> Path:
+    return directory / f"{key}.json"
+
+
+def read_baseline(key: str, directory: str | Path | None = None) -> DenseBaseline | None:
+    """The entry under ``key`` in ``directory`` (default: the node-local cache), or None when it
+    is absent or unreadable."""
+    path = _entry_path(Path(directory) if directory else default_cache_dir(), key)
+    if not path.is_file():
+        return None
+    try:
+        return DenseBaseline.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        log.warning("ignoring unreadable dense baseline %s (%s)", path, err)
+        return None
+
+
+def write_baseline(
+    directory: Path, baseline: DenseBaseline, provenance: Mapping[str, Any] | None = None
+) -> Path:
+    """Store ``baseline`` (atomically: readers see the old file or the whole new one)."""
+    path = _entry_path(directory, baseline.key)
+    atomic_write_json(path, {**(provenance or {}), **baseline.to_dict()})
+    return path
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score_dense(
+    model: Any,
+    tokenizer: Any,
+    spec: ModelConfig,
+    evaluation: EvaluationConfig,
+    *,
+    cache_dir: str | Path | None = None,
+) -> DenseBaseline:
+    """The loaded dense ``model``'s baseline: read from ``cache_dir`` (default: the node-local
+    cache), else evaluated once under the key's lock and stored there."""
+    from raysweep.models import model_fingerprint
+
+    ev = evaluation
+    key = dense_key(spec, ev)
+    directory = Path(cache_dir) if cache_dir else default_cache_dir()
+    cached = read_baseline(key, directory)
+    if cached is not None:
+        log.info("dense baseline %s: reused from %s", key, directory)
+        return cached
+    with file_lock(directory / f".{key}.lock"):
+        cached = read_baseline(key, directory)  # another trial may have finished it meanwhile
+        if cached is not None:
+            log.info("dense baseline %s: reused from %s", key, directory)
+            return cached
+        suite = get_suite(ev.suite)
+        start = time.perf_counter()
+        scores = evaluate_capabilities(
+            model,
+            tokenizer,
+            suite,
+            limit=ev.limit,
+            batch_size=ev.batch_size,
+            seed=ev.seed,
+            max_length=ev.max_length,
+            allow_code_execution=ev.allow_code_execution,
+            perplexity=ev.perplexity,
+        )
+        elapsed = time.perf_counter() - start
+        baseline = DenseBaseline(key, scores)
+        write_baseline(directory, baseline, {
+            "model_id": model_fingerprint(spec), "revision": spec.revision, "suite": suite.name,
+            "suite_fingerprint": suite.fingerprint(), "limit": ev.limit, "seed": ev.seed,
+            "max_length": ev.max_length, "eval_s": elapsed,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        })  # fmt: skip
+        log.info("dense baseline %s: evaluated in %.1f s", key, elapsed)
+    return baseline
+
+
+def dense_baseline(
+    trial: TrialConfig, cache_dir: str | Path | None = None, *, keep_pristine: bool | None = None
+) -> DenseBaseline:
+    """The dense baseline of ``trial``'s model on its suite; the model is loaded only when the
+    node-local cache misses. ``keep_pristine`` is ``models.load_dense``'s (default: whether
+    trials share a worker, ``models.reuses_actors``)."""
+    import torch
+
+    from raysweep.models import load_dense, reuses_actors, trial_device
+
+    hit = read_baseline(dense_key(trial.model, trial.evaluation), cache_dir)
+    if hit is not None:
+        return hit
+    torch.set_num_threads(trial.resources.torch_threads)
+    if keep_pristine is None:
+        keep_pristine = reuses_actors(trial.resources)
+    loaded = load_dense(trial.model, trial_device(trial), keep_pristine=keep_pristine)
+    return score_dense(
+        loaded.model, loaded.tokenizer, trial.model, trial.evaluation, cache_dir=cache_dir
+    )
+
+
+# --------------------------------------------------------------------------- the sweep's copy
+
+
+def sweep_baseline(
+    point: TrialConfig, out: Path, compute: Callable[[TrialConfig], DenseBaseline]
+) -> DenseBaseline:
+    """The sweep's dense baseline for ``point``: read from ``out/dense/<key>.json``, else
+    ``compute(point)`` (the driver's Ray task) and stored there.
+
+    The file is named by the node-local cache's own key, so the sweep's copy and the cache the
+    task consults can never disagree about what they hold.
+    """
+    directory = out / SWEEP_DIR
+    key = dense_key(point.model, point.evaluation)
+    dense = read_baseline(key, directory)
+    if dense is not None:
+        print(f"[raysweep] dense baseline: reused {key}.json", flush=True)
+    else:
+        print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
+        dense = compute(point)
+        write_baseline(directory, dense)
+    warn_at_chance(point, dense.scores.dimension_scores)
+    return dense
+
+
+def warn_at_chance(point: TrialConfig, dense_scores: Mapping[str, float]) -> None:
+    """A dimension the dense model scores at chance has no retention: say so, loudly."""
+    suite = get_suite(point.evaluation.suite)
+    lost = [d for d in suite.dimensions if dense_scores.get(d, 0.0) <= suite.chance(d)]
+    for dim in lost:
+        print(f"[raysweep] WARNING: the dense model scores {dense_scores.get(dim, 0.0):.3f} on "
+              f"{dim}, at or below chance ({suite.chance(dim):.3f}): {dim} retention is "
+              "undefined in every trial, and total/worst retention cover only "
+              f"{', '.join(d for d in suite.dimensions if d not in lost) or 'no dimension'} "
+              "(raise evaluation.limit or use a model that can do the task)",
+              file=sys.stderr, flush=True)  # fmt: skip
