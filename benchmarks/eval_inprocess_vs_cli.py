@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _toy_world(model_dir: Path | None) -> tuple[Path, dict | str]:
     if model_dir is not None:
         return model_dir, "toy"
-    from raysweep.toyworld.model import ensure_toy_model
+    from raysweep.toyworld import ensure_toy_model
 
     return ensure_toy_model(), "toy"
 

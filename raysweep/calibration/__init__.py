@@ -16,14 +16,8 @@ from .metrics import information_metrics
 from .mixing import allocate_counts, normalize_mix
 from .packing import pack_windows
 from .presets import HUB_PRESETS
-from .registry import SOURCES, get_source
-from .sources import (
-    DIMENSIONS,
-    CalibrationSource,
-    file_source,
-    source_from_spec,
-    sources_from_specs,
-)
+from .registry import SOURCES, get_source, source_from_spec, sources_from_specs
+from .sources import DIMENSIONS, CalibrationSource, file_source
 
 __all__ = [
     "DIMENSIONS",

@@ -45,7 +45,7 @@ def format_table(sources: Sequence[CalibrationSource]) -> str:
 
 def _default_tokenizer_path() -> Path:
     try:
-        from raysweep.toyworld.model import ensure_toy_model
+        from raysweep.toyworld import ensure_toy_model
     except ImportError as err:
         raise SystemExit(f"no toy model available ({err}); pass --tokenizer PATH") from err
     return ensure_toy_model()

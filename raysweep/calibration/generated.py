@@ -43,6 +43,7 @@ from . import igsp_select
 from .igsp_select import IGSPSelection, select_igsp
 from .mixing import allocate_counts
 from .sources import DIMENSIONS, CalibrationSource
+from .text_sources import text_source
 
 log = logging.getLogger(__name__)
 
@@ -526,23 +527,25 @@ class SGS(_BuiltWindows, Sampling):
 
     def cache_fingerprint(self, model: Any) -> dict[str, Any]:
         from .cache import source_fingerprint
-        from .registry import get_source
 
         fingerprint = super().cache_fingerprint(model)
         name = self.resolved_prefix_source(model)
-        fingerprint["prefix_source"] = [name, source_fingerprint(get_source(name))]
+        fingerprint["prefix_source"] = [name, source_fingerprint(self._prefix_source(name))]
         return fingerprint
+
+    @staticmethod
+    def _prefix_source(name: str) -> CalibrationSource:
+        if name in GENERATORS:
+            raise ValueError(f"sgs: prefix_source {name!r} is itself generated; use a text source")
+        return text_source(name)
 
     def prefixes(self, tokenizer: Any, model: Any, n: int, seed: int) -> torch.Tensor:
         """The first ``prefix_tokens`` tokens of ``n`` documents: LongTensor ``(n, prefix_tokens)``."""
         from .loading import iter_documents
         from .packing import tokenize_documents
-        from .registry import get_source
 
         name = self.resolved_prefix_source(model)
-        source = get_source(name)
-        if source.kind == "generated":
-            raise ValueError(f"sgs: prefix_source {name!r} is itself generated; use a text source")
+        source = self._prefix_source(name)
         rows: list[list[int]] = []
         try:
             docs = tokenize_documents(

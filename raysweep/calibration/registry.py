@@ -1,70 +1,41 @@
-"""The source table: Hub presets plus the toy world's offline sources, and name lookup."""
+"""The source table (text sources, then the model-generated ones), name lookup, and sources
+built from user specs (``calibration.custom_sources``)."""
 
 from __future__ import annotations
 
-import difflib
-import importlib
+import string
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
+from .generated import GENERATED_SOURCES, generated_source_from_spec
 from .presets import HUB_PRESETS
-from .sources import CalibrationSource, file_source
-
-FILE_PREFIX = "file:"
-_TOY_MODULE = "raysweep.toyworld.sources"
-
-
-class ToySourcesUnavailable(ImportError):
-    """The toy world's source module cannot be imported."""
-
-
-def _toy_sources() -> tuple[CalibrationSource, ...]:
-    # Imported on first use: the toy world is optional for Hub-only sweeps.
-    try:
-        module = importlib.import_module(_TOY_MODULE)
-    except ImportError as err:
-        raise ToySourcesUnavailable(
-            f"the toy world's sources are unavailable ({_TOY_MODULE} failed to import: {err})"
-        ) from err
-    return tuple(builtin_source(toy) for toy in module.TOY_SOURCES)
-
-
-def builtin_source(toy: Any) -> CalibrationSource:
-    """The calibration source of an offline generator with ``name``, ``dimension``,
-    ``description`` and ``texts(seed)`` (a :class:`raysweep.toyworld.sources.ToySource`)."""
-    return CalibrationSource(
-        name=toy.name,
-        kind="builtin",
-        text_field=None,
-        dimension=toy.dimension,
-        offline=True,
-        description=toy.description,
-        texts=toy.texts,
-    )
+from .sources import CalibrationSource, FormatFn, file_source
+from .text_sources import TEXT_SOURCES, TextSourceTable, lookup
 
 
 class SourceTable(Mapping[str, CalibrationSource]):
     """Read-only ``name -> CalibrationSource``: the Hub presets, the model-generated sources
-    (``self_cal``, ``sgs``, ``igsp``), then the toy sources (loaded lazily).
+    (``self_cal``, ``sgs``, ``igsp``), then the toy sources of ``text`` (loaded lazily).
 
-    If the toy world cannot be imported the table holds the presets only; asking for a ``toy_`` name
-    then raises an error that says why.
+    If the toy world cannot be imported the table holds the presets and generated sources only;
+    asking for a ``toy_`` name then raises an error that says why (``toy_error``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, text: TextSourceTable | None = None) -> None:
+        self.text = TextSourceTable() if text is None else text
         self._rows: dict[str, CalibrationSource] | None = None
-        self.toy_error: str | None = None
+
+    @property
+    def toy_error(self) -> str | None:
+        self._table()
+        return self.text.toy_error
 
     def _table(self) -> dict[str, CalibrationSource]:
         if self._rows is None:
-            from .generated import GENERATED_SOURCES  # imports build helpers lazily itself
-
             rows = {s.name: s for s in HUB_PRESETS}
             rows.update((s.name, s) for s in GENERATED_SOURCES)
-            try:
-                rows.update((s.name, s) for s in _toy_sources())
-            except ToySourcesUnavailable as err:
-                self.toy_error = str(err)
+            rows.update(self.text)
             self._rows = rows
         return self._rows
 
@@ -78,7 +49,7 @@ class SourceTable(Mapping[str, CalibrationSource]):
         return len(self._table())
 
 
-SOURCES = SourceTable()
+SOURCES = SourceTable(TEXT_SOURCES)
 
 
 def get_source(
@@ -88,21 +59,107 @@ def get_source(
 
     Unknown names raise ``ValueError`` listing the closest known names.
     """
-    if isinstance(name, CalibrationSource):
-        return name
-    if extra and name in extra:
-        return extra[name]
-    if name.startswith(FILE_PREFIX):
-        return file_source(name, name[len(FILE_PREFIX) :])
-    if name in SOURCES:
-        return SOURCES[name]
-    if name.startswith("toy_") and SOURCES.toy_error:
-        raise ValueError(f"unknown calibration source {name!r}: {SOURCES.toy_error}")
-    known = sorted({*SOURCES, *(extra or {})})
-    # 0.6: short names (sgs, igsp) share a letter pair with many typos; keep only real look-alikes.
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-    hint = f"; close names: {', '.join(close)}" if close else ""
-    raise ValueError(
-        f"unknown calibration source {name!r}{hint} "
-        "(python -m raysweep.calibration --list shows them all; local data: file:<path>)"
+    return lookup(name, SOURCES, extra)
+
+
+# --------------------------------------------------------------------------- user specs
+
+_SPEC_KEYS = (
+    "based_on",
+    "path",
+    "dataset",
+    "config",
+    "split",
+    "revision",
+    "data_files",
+    "data_dir",
+    "streaming",
+    "text_field",
+    "template",
+    "contiguous",
+    "dimension",
+    "offline",
+    "description",
+)
+
+
+def template_format(template: str) -> tuple[FormatFn, tuple[str, ...]]:
+    """A format function filling ``str.format`` fields of ``template`` from a row, and its fields."""
+    fields = tuple(
+        dict.fromkeys(
+            field.split(".")[0].split("[")[0]
+            for _, field, _, _ in string.Formatter().parse(template)
+            if field
+        )
     )
+    if not fields:
+        raise ValueError(f"template {template!r} names no row fields (use {{field}})")
+
+    def format_row(row: Mapping[str, Any]) -> str:
+        return template.format(**{f: row[f] for f in fields})
+
+    format_row.__qualname__ = f"template({template!r})"
+    return format_row, fields
+
+
+def source_from_spec(
+    name: str,
+    spec: Mapping[str, Any],
+    presets: Mapping[str, CalibrationSource] | None = None,
+) -> CalibrationSource:
+    """A user-defined source from its YAML mapping.
+
+    Keys: ``path`` (a local file or directory) or ``dataset`` (+ ``config``, ``split``, ``revision``,
+    ``data_files``, ``data_dir``, ``streaming``); ``text_field`` or ``template`` (a ``str.format``
+    string over row fields, e.g. ``"Q: {question}\\nA: {answer}"``); ``contiguous``, ``dimension``,
+    ``offline``, ``description``. ``based_on: <preset>`` starts from a preset and overrides the keys
+    given (e.g. point ``gsm8k`` at a local mirror with ``dataset: json`` and ``data_files``).
+    ``presets`` defaults to the source table. ``generator: self_cal|sgs|igsp`` makes a
+    model-generated source whose other keys are that generator's knobs (see
+    ``raysweep.calibration.generated``).
+    """
+    if "generator" in spec:
+        return generated_source_from_spec(name, spec)
+    unknown = sorted(set(spec) - set(_SPEC_KEYS))
+    if unknown:
+        raise ValueError(
+            f"calibration source {name!r}: unknown keys {', '.join(unknown)}; "
+            f"allowed: {', '.join(_SPEC_KEYS)}"
+        )
+    if "path" in spec and ("dataset" in spec or "based_on" in spec):
+        raise ValueError(f"calibration source {name!r}: give either path or dataset/based_on")
+    options = dict(spec)
+    template = options.pop("template", None)
+    if template is not None and "text_field" in options:
+        raise ValueError(f"calibration source {name!r}: give either text_field or template")
+    if "data_files" in options:
+        files = options["data_files"]
+        options["data_files"] = (files,) if isinstance(files, str) else tuple(files)
+    if isinstance(options.get("config"), list):
+        options["config"] = tuple(options["config"])
+
+    if "path" in options:
+        base = file_source(name, options.pop("path"), options.pop("text_field", "text"))
+    elif "based_on" in options:
+        preset_name = options.pop("based_on")
+        if presets is None:
+            presets = SOURCES
+        if preset_name not in presets:
+            raise ValueError(f"calibration source {name!r}: unknown based_on {preset_name!r}")
+        base = replace(presets[preset_name], name=name)
+    elif "dataset" in options:
+        base = CalibrationSource(name=name, dataset=options["dataset"])
+    else:
+        raise ValueError(f"calibration source {name!r}: give path, dataset or based_on")
+
+    if template is not None:
+        fn, fields = template_format(template)
+        options.update(format=fn, fields=fields)
+    elif "text_field" in options:
+        options.update(format=None, fields=())
+    return replace(base, **options)
+
+
+def sources_from_specs(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, CalibrationSource]:
+    """User-defined sources by name (``calibration.custom_sources``), for ``extra_sources``."""
+    return {name: source_from_spec(name, spec) for name, spec in specs.items()}

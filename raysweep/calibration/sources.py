@@ -1,10 +1,9 @@
-"""The calibration source record, and sources built from user specs or local files."""
+"""The calibration source record, and sources over local files."""
 
 from __future__ import annotations
 
-import string
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -154,106 +153,3 @@ def file_source(name: str, path: str | Path, text_field: str = "text") -> Calibr
         builder_options=options,
         description=f"local {builder} data at {root}",
     )
-
-
-_SPEC_KEYS = (
-    "based_on",
-    "path",
-    "dataset",
-    "config",
-    "split",
-    "revision",
-    "data_files",
-    "data_dir",
-    "streaming",
-    "text_field",
-    "template",
-    "contiguous",
-    "dimension",
-    "offline",
-    "description",
-)
-
-
-def template_format(template: str) -> tuple[FormatFn, tuple[str, ...]]:
-    """A format function filling ``str.format`` fields of ``template`` from a row, and its fields."""
-    fields = tuple(
-        dict.fromkeys(
-            field.split(".")[0].split("[")[0]
-            for _, field, _, _ in string.Formatter().parse(template)
-            if field
-        )
-    )
-    if not fields:
-        raise ValueError(f"template {template!r} names no row fields (use {{field}})")
-
-    def format_row(row: Mapping[str, Any]) -> str:
-        return template.format(**{f: row[f] for f in fields})
-
-    format_row.__qualname__ = f"template({template!r})"
-    return format_row, fields
-
-
-def source_from_spec(
-    name: str,
-    spec: Mapping[str, Any],
-    presets: Mapping[str, CalibrationSource] | None = None,
-) -> CalibrationSource:
-    """A user-defined source from its YAML mapping.
-
-    Keys: ``path`` (a local file or directory) or ``dataset`` (+ ``config``, ``split``, ``revision``,
-    ``data_files``, ``data_dir``, ``streaming``); ``text_field`` or ``template`` (a ``str.format``
-    string over row fields, e.g. ``"Q: {question}\\nA: {answer}"``); ``contiguous``, ``dimension``,
-    ``offline``, ``description``. ``based_on: <preset>`` starts from a preset and overrides the keys
-    given (e.g. point ``gsm8k`` at a local mirror with ``dataset: json`` and ``data_files``).
-    ``presets`` defaults to the source table. ``generator: self_cal|sgs|igsp`` makes a
-    model-generated source whose other keys are that generator's knobs (see
-    ``raysweep.calibration.generated``).
-    """
-    if "generator" in spec:
-        from .generated import generated_source_from_spec
-
-        return generated_source_from_spec(name, spec)
-    unknown = sorted(set(spec) - set(_SPEC_KEYS))
-    if unknown:
-        raise ValueError(
-            f"calibration source {name!r}: unknown keys {', '.join(unknown)}; "
-            f"allowed: {', '.join(_SPEC_KEYS)}"
-        )
-    if "path" in spec and ("dataset" in spec or "based_on" in spec):
-        raise ValueError(f"calibration source {name!r}: give either path or dataset/based_on")
-    options = dict(spec)
-    template = options.pop("template", None)
-    if template is not None and "text_field" in options:
-        raise ValueError(f"calibration source {name!r}: give either text_field or template")
-    if "data_files" in options:
-        files = options["data_files"]
-        options["data_files"] = (files,) if isinstance(files, str) else tuple(files)
-    if isinstance(options.get("config"), list):
-        options["config"] = tuple(options["config"])
-
-    if "path" in options:
-        base = file_source(name, options.pop("path"), options.pop("text_field", "text"))
-    elif "based_on" in options:
-        preset_name = options.pop("based_on")
-        if presets is None:
-            from .registry import SOURCES as presets
-        if preset_name not in presets:
-            raise ValueError(f"calibration source {name!r}: unknown based_on {preset_name!r}")
-        base = replace(presets[preset_name], name=name)
-    elif "dataset" in options:
-        base = CalibrationSource(name=name, dataset=options["dataset"])
-    else:
-        raise ValueError(f"calibration source {name!r}: give path, dataset or based_on")
-
-    if template is not None:
-        fn, fields = template_format(template)
-        options.update(format=fn, fields=fields)
-    elif "text_field" in options:
-        options.update(format=None, fields=())
-    return replace(base, **options)
-
-
-def sources_from_specs(specs: Mapping[str, Mapping[str, Any]]) -> dict[str, CalibrationSource]:
-    """User-defined sources by name (``calibration.custom_sources``), for ``extra_sources``."""
-    return {name: source_from_spec(name, spec) for name, spec in specs.items()}

@@ -21,9 +21,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from raysweep.toyworld.mcscore import accuracy
-from raysweep.toyworld.model import ensure_toy_model
 from raysweep.toyworld.sources import SOURCES_BY_NAME, TOY_SOURCES, ToySource
 from raysweep.toyworld.tasks import TOY_TASKS, task_items
+from raysweep.toyworld.train import ensure_toy_model
 
 DIMENSIONS = ("general", "commonsense", "code", "math")
 

@@ -30,7 +30,13 @@ from transformers import (
     Qwen3MoeForCausalLM,
 )
 
-from raysweep.toyworld.model import DEFAULT_MODEL_DIR, DEFAULT_MOE_MODEL_DIR, ensure_toy_model
+from raysweep.toyworld.model import (
+    DEFAULT_MODEL_DIR,
+    DEFAULT_MOE_MODEL_DIR,
+    TOY_MODEL_NAME,
+    TOY_MOE_MODEL_NAME,
+    toy_model_dir,
+)
 from raysweep.toyworld.sources import training_texts
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
@@ -292,6 +298,21 @@ def train(settings: TrainSettings, output: Path, log_every: int = 50) -> dict[st
         result["held_out_accuracy"] = held_out_accuracy(model, tokenizer)
     (output / "training.json").write_text(json.dumps(result, indent=2) + "\n")
     return stats
+
+
+def ensure_toy_model(name: str = TOY_MODEL_NAME) -> Path:
+    """The Hugging Face directory of a toy model: ``raysweep-toy`` (LlamaForCausalLM) or
+    ``raysweep-toy-moe`` (Qwen3MoeForCausalLM), with the tokenizer.
+
+    The trained files ship with the package. If they are missing (a stripped install), the model
+    is trained once into the raysweep cache directory (the MoE reads the dense model's tokenizer,
+    so the dense model comes first).
+    """
+    target = toy_model_dir(name)
+    if not (target / "model.safetensors").is_file():
+        settings = moe_settings() if name == TOY_MOE_MODEL_NAME else TrainSettings()
+        train(settings, target, log_every=0)
+    return target
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from raysweep.calibration import CalibrationSource
-from raysweep.calibration.registry import builtin_source
+from raysweep.calibration.text_sources import builtin_source
 from raysweep.toyworld.sources import ToySource
 
 WORDS = {
