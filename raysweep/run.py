@@ -24,7 +24,7 @@ from raysweep.config import ConfigError, SweepConfig, TrialConfig, load_config
 from raysweep.dense import sweep_baseline
 from raysweep.output import claim_output
 from raysweep.preflight import preflight
-from raysweep.records import RECORDS_FILE, finished_ids, read_records
+from raysweep.records import RECORDS_FILE, TrialRecord, finished_ids, read_records
 
 _PASS_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
              "RAYSWEEP_CACHE_DIR", "HF_TOKEN", "TOKENIZERS_PARALLELISM")  # fmt: skip
@@ -204,7 +204,8 @@ def run_sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str = "all") ->
 def _sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str, out: Path, records: Path,
            storage: str) -> int:  # fmt: skip
     """The grid, then the search, then the report; the summary's exit status."""
-    if mode in ("all", "grid"):
+    grid, search = mode in ("all", "grid"), cfg.search is not None and mode in ("all", "search")
+    if grid:
         from raysweep.trainables import compute_dense, run_grid
 
         done = finished_ids(records)
@@ -216,13 +217,13 @@ def _sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str, out: Path, re
             outcome = run_grid(cfg, todo, dense, records, storage)
             print(f"[raysweep] grid finished in {outcome.wall_s:.0f}s: {outcome.ok} ok, "
                   f"{len(outcome.errors)} error", flush=True)  # fmt: skip
-    if cfg.search is not None and mode in ("all", "search"):
+    if search:
         from raysweep.search import run_search
 
         run_search(cfg, out, storage)
     if cfg.analysis:
         _report(out)
-    return _summary(points, records)
+    return _summary(points, records, grid=grid, search=search)
 
 
 def _report(out: Path) -> None:
@@ -235,19 +236,41 @@ def _report(out: Path) -> None:
         print(f"[raysweep] analysis report failed: {exc!r}", file=sys.stderr, flush=True)
 
 
-def _summary(points: list[TrialConfig], records: Path) -> int:
-    latest: dict[str, str] = {}
+def _summary(points: list[TrialConfig], records: Path, *, grid: bool, search: bool) -> int:
+    """Print what ``records`` holds of this run; the exit status.
+
+    1 when a trial the run was meant to finish has no ``ok`` record: a grid point (with
+    ``grid``) or a best mix's confirmation (with ``search``), else 0. Search trials may fail
+    without failing the run: the study carries on without them.
+    """
+    latest: dict[str, TrialRecord] = {}
     for r in read_records(records, warn=False).records:
-        if latest.get(r.trial_id) != "ok":
-            latest[r.trial_id] = r.status
-    ids = [p.trial_id for p in points]
-    ok = sum(latest.get(i) == "ok" for i in ids)
-    bad = [p for p in points if latest.get(p.trial_id) == "error"]
-    print(f"[raysweep] summary: {ok}/{len(ids)} points ok, {len(bad)} in error, "
-          f"records in {records}", flush=True)  # fmt: skip
-    for p in bad:
-        print(f"[raysweep]   error: {p.label}", flush=True)
-    return 1 if bad or ok < len(ids) else 0
+        if r.trial_id not in latest or latest[r.trial_id].status != "ok":
+            latest[r.trial_id] = r
+    status = {i: r.status for i, r in latest.items()}
+    failed: list[str] = []
+    unfinished = 0
+    if grid:
+        ok = sum(status.get(p.trial_id) == "ok" for p in points)
+        errors = [p.label for p in points if status.get(p.trial_id) == "error"]
+        unfinished += len(points) - ok
+        failed += errors
+        print(f"[raysweep] summary: {ok}/{len(points)} points ok, {len(errors)} in error",
+              flush=True)  # fmt: skip
+    if search:
+        trials = [r for r in latest.values() if r.phase == "search"]
+        confirms = [r for r in latest.values() if r.phase == "confirm"]
+        confirmed = [r for r in confirms if r.status == "ok"]
+        unfinished += len(confirms) - len(confirmed)
+        failed += [f"confirm {r.method} {r.structure} {r.sparsity:g} {r.mix}"
+                   for r in confirms if r.status != "ok"]  # fmt: skip
+        print(f"[raysweep] summary: {sum(r.status == 'ok' for r in trials)}/{len(trials)} "
+              f"search trials ok, {len(confirmed)}/{len(confirms)} confirmations ok",
+              flush=True)  # fmt: skip
+    print(f"[raysweep] records in {records}", flush=True)
+    for label in failed:
+        print(f"[raysweep]   error: {label}", flush=True)
+    return 1 if unfinished else 0
 
 
 if __name__ == "__main__":
