@@ -217,8 +217,7 @@ def build_count_on_toy(cache: Path) -> dict[str, int]:
 
 def study_points() -> dict[str, int]:
     from raysweep.config import load_config
-    from raysweep.grid import trial_points
-    from raysweep.search.driver import search_sources
+    from raysweep.planning import search_sources, trial_points
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "study.yaml")
     points = trial_points(cfg)

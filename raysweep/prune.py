@@ -202,7 +202,7 @@ def _label(record: Any) -> str | None:
 def resolve(args: argparse.Namespace) -> tuple[SweepConfig, TrialConfig, Any]:
     """(the validated sweep config, its one point, the record it reproduces or None)."""
     from raysweep.config import validate_config
-    from raysweep.grid import trial_points
+    from raysweep.planning import trial_points
 
     record = None
     try:
@@ -232,7 +232,7 @@ def resolve(args: argparse.Namespace) -> tuple[SweepConfig, TrialConfig, Any]:
 
 
 def _many_points(cfg: SweepConfig, n: int) -> str:
-    from raysweep.grid import mixes_of
+    from raysweep.planning import mixes_of
 
     axes = {"--calibration": [name for name, _ in mixes_of(cfg)],
             "--method": cfg.pruning.methods, "--sparsity": cfg.pruning.sparsities,

@@ -102,7 +102,7 @@ def resolve(args: argparse.Namespace) -> SweepConfig:
         overrides.append(f"output_dir={args.output}")
     cfg = load_config(args.config, overrides)
     if args.smoke_test:
-        from raysweep.smoke import smoke_config
+        from raysweep.planning import smoke_config
 
         cfg = smoke_config(cfg)
     check_output_location(cfg)
@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = resolve(args)
-        from raysweep.grid import trial_points
+        from raysweep.planning import trial_points
 
         points = trial_points(cfg)
     except ConfigError as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from raysweep.config import SweepConfig, validate_config
-from raysweep.grid import trial_points
+from raysweep.planning import trial_points
 from raysweep.records import read_records
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

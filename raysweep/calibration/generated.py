@@ -126,19 +126,9 @@ class Sampling:
         if self.eos not in ("continue", "suppress"):
             raise ValueError(f"{self.kind}: eos must be 'continue' or 'suppress', got {self.eos!r}")
 
-    def temperature_at(self, step: int) -> float:
-        """Temperature of the ``step``-th sampled token (0-based), per the linear schedule."""
-        if self.temperature_initial is None or self.schedule_tokens == 0:
-            return float(self.temperature)
-        if step >= self.schedule_tokens:
-            return float(self.temperature)
-        frac = step / self.schedule_tokens
-        return float(
-            self.temperature_initial + frac * (self.temperature - self.temperature_initial)
-        )
-
     def temperatures(self, steps: torch.Tensor) -> torch.Tensor:
-        """``temperature_at`` for a tensor of sampled-token indices (float32, same shape)."""
+        """Temperature of each sampled token, given its 0-based index among the sampled tokens,
+        per the linear schedule (float32, the shape of ``steps``)."""
         final = torch.full(steps.shape, float(self.temperature), device=steps.device)
         if self.temperature_initial is None or self.schedule_tokens == 0:
             return final

@@ -20,9 +20,10 @@ import ray
 from ray import tune
 
 from raysweep.atomic import write_text_atomic
-from raysweep.config import SweepConfig, TrialConfig, structure_sparsity
+from raysweep.config import SweepConfig, TrialConfig
 from raysweep.dense import DenseBaseline, sweep_baseline
 from raysweep.pipeline import run_trial
+from raysweep.planning import confirm_point, search_points, search_sources
 from raysweep.records import RECORDS_FILE, TrialRecord, read_records
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
 from raysweep.search.tuner import run_mix_search
@@ -64,49 +65,6 @@ def search_trial(config: dict[str, Any]) -> None:
     )
 
 
-def search_sources(cfg: SweepConfig) -> list[str]:
-    """``search.sources``, or every sweep source aligned to a capability dimension."""
-    assert cfg.search is not None
-    if cfg.search.sources:
-        return list(cfg.search.sources)
-    from raysweep.grid import source_dimensions
-
-    dims = source_dimensions(cfg)
-    return [s for s in cfg.calibration.sources if dims.get(s)]
-
-
-def _search_points(cfg: SweepConfig) -> list[TrialConfig]:
-    """One base point per (method, structure, sparsity) searched (the mix is filled in later)."""
-    s = cfg.search
-    assert s is not None
-    sources = search_sources(cfg)
-    ev = cfg.evaluation.model_copy(
-        update={
-            "suite": s.suite or cfg.evaluation.suite,
-            "limit": s.limit or cfg.evaluation.limit,
-            "perplexity": s.perplexity,
-        }
-    )
-    seen: dict[tuple[str, str, float], TrialConfig] = {}
-    for method in s.methods or cfg.pruning.methods:
-        for structure in s.structures or cfg.pruning.structures:
-            for sparsity in s.sparsities or cfg.pruning.sparsities:
-                sp = round(structure_sparsity(structure, sparsity), 6)
-                seen.setdefault((method, structure, sp), TrialConfig(
-                    sweep=cfg.name, phase="search", model=cfg.model,
-                    mix={sources[0]: 1.0}, mix_name="search",
-                    n_samples=cfg.calibration.n_samples, seqlen=cfg.calibration.seqlen,
-                    seed=cfg.calibration.seeds[0], custom_sources=cfg.calibration.custom_sources,
-                    method=method, sparsity=sp, structure=structure,
-                    mode="oneshot" if s.mode == "oneshot_stats" else "sequential",
-                    damp=cfg.pruning.damp, block_size=cfg.pruning.block_size,
-                    pruning_device=cfg.pruning.device, evaluation=ev, resources=cfg.resources,
-                    min_expert_tokens=cfg.pruning.min_expert_tokens,
-                    expert_fallback=cfg.pruning.expert_fallback,
-                ))  # fmt: skip
-    return list(seen.values())
-
-
 def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]]:
     """Run every configured search, confirm each best mix, write ``search/summary.{json,md}``."""
     from raysweep.models import reuses_actors
@@ -119,7 +77,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
         raise ValueError(f"search needs at least 2 sources, got {sources}")
     records = out / RECORDS_FILE
     summaries = []
-    for base in _search_points(cfg):
+    for base in search_points(cfg):
         name = f"search-{base.method}-{base.structure.replace(':', 'of')}-{base.sparsity:g}"
         n_trials = max(s.n_trials, len(sources) + 1)
         print(f"[raysweep] {name}: {n_trials} trials over {len(sources)} sources "
@@ -151,11 +109,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
         )
         confirmed = None
         if s.confirm and res.best_weights:
-            best = {k: v for k, v in res.best_weights.items() if v > 0}
-            point = base.model_copy(update={
-                "phase": "confirm", "mix": best, "mix_name": "best", "mode": cfg.pruning.mode,
-                "evaluation": cfg.evaluation,
-            })  # fmt: skip
+            point = confirm_point(cfg, base, res.best_weights)
             dense = sweep_baseline(point, out, compute_dense)
             run_grid(cfg, [point], dense, records, storage, phase="confirm")
             confirmed = _latest(records, point.trial_id)

@@ -19,7 +19,6 @@ from raysweep.trainables.trial import sweep_trial
 
 @dataclass
 class GridOutcome:
-    ran: int = 0
     ok: int = 0
     errors: list[TrialRecord] = field(default_factory=list)
     wall_s: float = 0.0
@@ -88,7 +87,6 @@ def run_grid(
         ),
     )
     tuner.fit()
-    out.ran = len(points)
     out.ok = writer.ok
     out.errors = writer.errors
     out.wall_s = time.monotonic() - t0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from raysweep.config import validate_config
-from raysweep.grid import trial_points
+from raysweep.planning import trial_points
 from raysweep.records import read_records
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

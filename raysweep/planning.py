@@ -1,0 +1,200 @@
+"""Trial planning: the points a sweep config runs (plain Python: no Ray).
+
+- the grid: every (mix x method x structure x sparsity x seed), N:M counted once per pattern
+  (:func:`trial_points`), where the mixes are the single sources, the configured mixes and the
+  uniform mix (:func:`mixes_of`);
+- the search: one base point per searched (method, structure, sparsity) (:func:`search_points`),
+  over :func:`search_sources`, and the confirmation of a best mix (:func:`confirm_point`);
+- ``--smoke-test``: the same sweep cut down to a handful of cheap points (:func:`smoke_config`).
+
+Every point is built by :func:`trial_config` from the sweep's shared settings and its own axes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+from raysweep.config import (
+    DIMENSIONS,
+    EvaluationConfig,
+    SweepConfig,
+    TrialConfig,
+    structure_sparsity,
+)
+
+
+def trial_config(
+    cfg: SweepConfig,
+    *,
+    phase: str,
+    mix: Mapping[str, float],
+    mix_name: str,
+    method: str,
+    structure: str,
+    sparsity: float,
+    seed: int,
+    mode: str | None = None,
+    evaluation: EvaluationConfig | None = None,
+) -> TrialConfig:
+    """One point of ``cfg``: its model, calibration sizes, pruning options and resources, with the
+    point's own axes. ``sparsity`` is the target: an N:M structure fixes the real one.
+    ``mode`` and ``evaluation`` default to the sweep's."""
+    cal, pr = cfg.calibration, cfg.pruning
+    return TrialConfig(
+        sweep=cfg.name,
+        phase=phase,  # type: ignore[arg-type]
+        model=cfg.model,
+        mix=dict(mix),
+        mix_name=mix_name,
+        n_samples=cal.n_samples,
+        seqlen=cal.seqlen,
+        seed=seed,
+        custom_sources=cal.custom_sources,
+        method=method,  # type: ignore[arg-type]
+        sparsity=round(structure_sparsity(structure, sparsity), 6),
+        structure=structure,
+        mode=mode or pr.mode,  # type: ignore[arg-type]
+        damp=pr.damp,
+        block_size=pr.block_size,
+        pruning_device=pr.device,
+        min_expert_tokens=pr.min_expert_tokens,
+        expert_fallback=pr.expert_fallback,
+        evaluation=evaluation or cfg.evaluation,
+        resources=cfg.resources,
+    )
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def uniform_mix(sources: list[str], dimension_of: Mapping[str, str | None]) -> dict[str, float]:
+    """Equal share per capability dimension present, split equally among its aligned sources.
+
+    Sources aligned to no dimension are left out; with no aligned source at all, every source
+    gets an equal weight.
+    """
+    groups: dict[str, list[str]] = {d: [] for d in DIMENSIONS}
+    for s in sources:
+        d = dimension_of.get(s)
+        if d in groups:
+            groups[d].append(s)
+    present = {d: ss for d, ss in groups.items() if ss}
+    if not present:
+        return {s: 1.0 / len(sources) for s in sources}
+    share = 1.0 / len(present)
+    return {s: share / len(ss) for ss in present.values() for s in ss}
+
+
+def source_dimensions(cfg: SweepConfig) -> dict[str, str | None]:
+    """The capability dimension each of the sweep's calibration sources is aligned to."""
+    from raysweep.calibration import get_source, sources_from_specs
+
+    extra = sources_from_specs(cfg.calibration.custom_sources)
+    return {s: get_source(s, extra=extra).dimension for s in cfg.calibration.sources}
+
+
+def mixes_of(cfg: SweepConfig) -> list[tuple[str, dict[str, float]]]:
+    """(mix name, weights) of every calibration point: single sources, configured mixes, uniform."""
+    cal = cfg.calibration
+    out = [(s, {s: 1.0}) for s in cal.sources]
+    out += [(m.name, dict(m.weights)) for m in cal.mixes]
+    if cal.uniform_mix and len(cal.sources) > 1 and "uniform" not in {m.name for m in cal.mixes}:
+        out.append(("uniform", uniform_mix(cal.sources, source_dimensions(cfg))))
+    return out
+
+
+def trial_points(cfg: SweepConfig, phase: str = "grid") -> list[TrialConfig]:
+    """Every (mix x sparsity x method x structure x seed) point, N:M counted once per pattern."""
+    points: dict[str, TrialConfig] = {}
+    pr = cfg.pruning
+    for (name, mix), method, structure, sparsity, seed in itertools.product(
+        mixes_of(cfg), pr.methods, pr.structures, pr.sparsities, cfg.calibration.seeds
+    ):
+        t = trial_config(cfg, phase=phase, mix=mix, mix_name=name, method=method,
+                         structure=structure, sparsity=sparsity, seed=seed)  # fmt: skip
+        points.setdefault(t.trial_id, t)
+    return list(points.values())
+
+
+# --------------------------------------------------------------------------- the search
+
+
+def search_sources(cfg: SweepConfig) -> list[str]:
+    """``search.sources``, or every sweep source aligned to a capability dimension."""
+    assert cfg.search is not None
+    if cfg.search.sources:
+        return list(cfg.search.sources)
+    dims = source_dimensions(cfg)
+    return [s for s in cfg.calibration.sources if dims.get(s)]
+
+
+def search_points(cfg: SweepConfig) -> list[TrialConfig]:
+    """One base point per (method, structure, sparsity) searched, on the search's suite and
+    limit; its mix is a placeholder that each search trial replaces with its proposal."""
+    s = cfg.search
+    assert s is not None
+    sources = search_sources(cfg)
+    ev = cfg.evaluation.model_copy(
+        update={
+            "suite": s.suite or cfg.evaluation.suite,
+            "limit": s.limit or cfg.evaluation.limit,
+            "perplexity": s.perplexity,
+        }
+    )
+    mode = "oneshot" if s.mode == "oneshot_stats" else "sequential"
+    seen: dict[tuple[str, str, float], TrialConfig] = {}
+    for method in s.methods or cfg.pruning.methods:
+        for structure in s.structures or cfg.pruning.structures:
+            for sparsity in s.sparsities or cfg.pruning.sparsities:
+                sp = round(structure_sparsity(structure, sparsity), 6)
+                if (method, structure, sp) not in seen:
+                    seen[method, structure, sp] = trial_config(
+                        cfg, phase="search", mix={sources[0]: 1.0}, mix_name="search",
+                        method=method, structure=structure, sparsity=sp,
+                        seed=cfg.calibration.seeds[0], mode=mode, evaluation=ev,
+                    )  # fmt: skip
+    return list(seen.values())
+
+
+def confirm_point(cfg: SweepConfig, base: TrialConfig, weights: Mapping[str, float]) -> TrialConfig:
+    """The best mix of the search from ``base`` as one trial of the sweep's own mode and suite."""
+    best = {k: v for k, v in weights.items() if v > 0}
+    return base.model_copy(update={"phase": "confirm", "mix": best, "mix_name": "best",
+                                   "mode": cfg.pruning.mode, "evaluation": cfg.evaluation})  # fmt: skip
+
+
+# --------------------------------------------------------------------------- --smoke-test
+
+
+def smoke_config(cfg: SweepConfig) -> SweepConfig:
+    """Two sources (plus the uniform mix), one sparsity, one method, small sets and task limits."""
+    cal = cfg.calibration.model_copy(
+        update={
+            "sources": cfg.calibration.sources[:2],
+            "mixes": cfg.calibration.mixes[:1],
+            "n_samples": min(cfg.calibration.n_samples, 16),
+            "seeds": cfg.calibration.seeds[:1],
+        }
+    )
+    pru = cfg.pruning.model_copy(
+        update={
+            "methods": cfg.pruning.methods[:1],
+            "sparsities": cfg.pruning.sparsities[-1:],
+            "structures": cfg.pruning.structures[:1],
+        }
+    )
+    ev = cfg.evaluation.model_copy(update={"limit": min(cfg.evaluation.limit or 40, 40)})
+    search = None
+    if cfg.search is not None:
+        search = cfg.search.model_copy(update={"n_trials": 4, "max_concurrent": 2, "limit": 40})
+    return cfg.model_copy(
+        update={
+            "name": cfg.name,
+            "output_dir": cfg.output_dir.rstrip("/") + "-smoke",
+            "calibration": cal,
+            "pruning": pru,
+            "evaluation": ev,
+            "search": search,
+        }
+    )

@@ -1,0 +1,77 @@
+"""Trial planning: grid, search and confirmation points, and the smoke config, with golden ids."""
+
+from __future__ import annotations
+
+import hashlib
+
+from raysweep.config import validate_config
+from raysweep.planning import (
+    confirm_point,
+    search_points,
+    search_sources,
+    smoke_config,
+    trial_points,
+)
+
+SOURCES = ["toy_general_prose", "toy_math_word", "toy_code_programs"]
+CFG = validate_config({
+    "name": "golden", "model": {"path": "raysweep-toy", "device": "cpu"},
+    "calibration": {"sources": SOURCES, "uniform_mix": True, "n_samples": 8, "seqlen": 64,
+                    "mixes": [{"name": "half",
+                               "weights": {"toy_general_prose": 1, "toy_math_word": 1}}],
+                    "seeds": [0, 1]},
+    "pruning": {"methods": ["wanda", "sparsegpt"], "sparsities": [0.5, 0.7],
+                "structures": ["unstructured", "2:4"]},
+    "evaluation": {"suite": "toy", "limit": 24},
+    "search": {"n_trials": 5, "limit": 12, "methods": ["wanda"],
+               "structures": ["unstructured", "2:4"]},
+})  # fmt: skip
+
+
+def test_grid_points_keep_their_ids():
+    points = trial_points(CFG)
+    # 5 mixes (3 sources, "half", uniform) x 2 methods x 2 seeds x (2 sparsities + one 2:4).
+    assert len(points) == 5 * 2 * 2 * 3
+    assert {p.mix_name for p in points} == {*SOURCES, "half", "uniform"}
+    assert {p.sparsity for p in points if p.structure == "2:4"} == {0.5}
+    ids = ",".join(p.trial_id for p in points)
+    # Fixed: a resumed sweep finds its finished trials by these ids.
+    assert hashlib.sha256(ids.encode()).hexdigest()[:16] == "e1d1764383197a6d"
+
+
+def test_search_points_keep_their_ids():
+    points = search_points(CFG)
+    assert [p.trial_id for p in points] == ["47970f990eb694bb", "f6032410c95c7819",
+                                            "7f1bfb222ea53599"]  # fmt: skip
+    assert search_sources(CFG) == SOURCES  # each is aligned to a dimension
+    for p in points:
+        assert (p.phase, p.mode, p.evaluation.limit, p.evaluation.perplexity) == (
+            "search",
+            "oneshot",
+            12,
+            False,
+        )
+
+
+def test_confirm_point_is_a_trial_of_the_sweeps_own_mode_and_suite():
+    base = search_points(CFG)[0]
+    point = confirm_point(CFG, base, {"toy_general_prose": 0.75, "toy_math_word": 0.25,
+                                      "toy_code_programs": 0.0})  # fmt: skip
+    assert point.mix == {"toy_general_prose": 0.75, "toy_math_word": 0.25}
+    assert (point.phase, point.mix_name, point.mode) == ("confirm", "best", "sequential")
+    assert point.evaluation == CFG.evaluation
+    assert (point.method, point.structure, point.sparsity) == (
+        base.method,
+        base.structure,
+        base.sparsity,
+    )
+
+
+def test_smoke_config_is_a_handful_of_points():
+    smoke = smoke_config(CFG)
+    points = trial_points(smoke)
+    # Two sources and "half" (over those two, the same trial as their uniform mix), with one
+    # method, sparsity, structure and seed.
+    assert [p.mix_name for p in points] == ["toy_general_prose", "toy_math_word", "half"]
+    assert all(p.n_samples == 8 and p.evaluation.limit == 24 for p in points)
+    assert smoke.search is not None and smoke.search.n_trials == 4
