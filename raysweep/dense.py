@@ -41,6 +41,24 @@ log = logging.getLogger(__name__)
 SWEEP_DIR = "dense"  # the sweep's copy, under its output directory
 
 
+def evaluate(
+    model: Any, tokenizer: Any, suite: Suite | str, ev: EvaluationConfig
+) -> CapabilityScores:
+    """Scores of ``model`` on ``suite`` with an :class:`EvaluationConfig`'s settings: the one
+    evaluation that dense baselines, trials and the command-line tools share."""
+    return evaluate_capabilities(
+        model,
+        tokenizer,
+        suite,
+        limit=ev.limit,
+        batch_size=ev.batch_size,
+        seed=ev.seed,
+        max_length=ev.max_length,
+        allow_code_execution=ev.allow_code_execution,
+        perplexity=ev.perplexity,
+    )
+
+
 @dataclass(frozen=True)
 class DenseBaseline:
     """The dense model's scores and the key they are cached under (recorded with every trial)."""
@@ -163,17 +181,7 @@ def score_dense(
             return cached
         suite = get_suite(ev.suite)
         start = time.perf_counter()
-        scores = evaluate_capabilities(
-            model,
-            tokenizer,
-            suite,
-            limit=ev.limit,
-            batch_size=ev.batch_size,
-            seed=ev.seed,
-            max_length=ev.max_length,
-            allow_code_execution=ev.allow_code_execution,
-            perplexity=ev.perplexity,
-        )
+        scores = evaluate(model, tokenizer, suite, ev)
         elapsed = time.perf_counter() - start
         baseline = DenseBaseline(key, scores)
         write_baseline(directory, baseline, {

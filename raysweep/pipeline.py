@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from raysweep.config import TrialConfig
-from raysweep.dense import DenseBaseline
+from raysweep.dense import DenseBaseline, evaluate
 from raysweep.models import trial_device
 from raysweep.records import TrialRecord
 
@@ -243,7 +243,7 @@ def run_trial(
     attempts: int = 1,
 ) -> TrialRecord:
     """Run one trial end to end and return its record (exceptions propagate to the caller)."""
-    from raysweep.evaluation import evaluate_capabilities, get_suite, score_retention
+    from raysweep.evaluation import get_suite, score_retention
 
     started = _now()
     t_all = time.perf_counter()
@@ -259,17 +259,7 @@ def run_trial(
     stage("evaluating")
     ev = trial.evaluation
     with timer.phase("eval"):
-        scores = evaluate_capabilities(
-            loaded.model,
-            loaded.tokenizer,
-            suite,
-            limit=ev.limit,
-            batch_size=ev.batch_size,
-            seed=ev.seed,
-            max_length=ev.max_length,
-            allow_code_execution=ev.allow_code_execution,
-            perplexity=ev.perplexity,
-        )
+        scores = evaluate(loaded.model, loaded.tokenizer, suite, ev)
 
     ret = score_retention(scores, dense.scores, suite)
     device_peaks = [pruned.peak_before_prune, _peak_device_bytes(device)]

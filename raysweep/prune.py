@@ -347,14 +347,10 @@ def save_pruned(pruned: Any, directory: str | Path, card: Mapping[str, Any]) -> 
 
 def score_pruned(trial: TrialConfig, pruned: Any) -> Any:  # -> CapabilityScores
     """The pruned model's scores on ``trial.evaluation``."""
-    from raysweep.evaluation import evaluate_capabilities
+    from raysweep.dense import evaluate
 
     ev = trial.evaluation
-    return evaluate_capabilities(
-        pruned.loaded.model, pruned.loaded.tokenizer, ev.suite, limit=ev.limit,
-        batch_size=ev.batch_size, seed=ev.seed, max_length=ev.max_length,
-        allow_code_execution=ev.allow_code_execution, perplexity=ev.perplexity,
-    )  # fmt: skip
+    return evaluate(pruned.loaded.model, pruned.loaded.tokenizer, ev.suite, ev)
 
 
 def with_retention(trial: TrialConfig, scores: Any, eval_s: float) -> dict[str, Any]:

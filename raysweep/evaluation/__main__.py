@@ -207,8 +207,8 @@ def score_model(cfg: Any, *, use_cache: bool = True) -> dict[str, Any]:
     """
     import torch
 
-    from raysweep.dense import dense_key, read_baseline, score_dense
-    from raysweep.evaluation import evaluate_capabilities, score_retention
+    from raysweep.dense import dense_key, evaluate, read_baseline, score_dense
+    from raysweep.evaluation import score_retention
     from raysweep.models import load_dense, resolve_device, resolve_model_path
     from raysweep.pipeline import versions
 
@@ -228,11 +228,7 @@ def score_model(cfg: Any, *, use_cache: bool = True) -> dict[str, Any]:
         if card is None and use_cache:
             scores = score_dense(loaded.model, loaded.tokenizer, spec, ev).scores
         else:
-            scores = evaluate_capabilities(loaded.model, loaded.tokenizer, suite, limit=ev.limit,
-                                           batch_size=ev.batch_size, seed=ev.seed,
-                                           max_length=ev.max_length,
-                                           allow_code_execution=ev.allow_code_execution,
-                                           perplexity=ev.perplexity)  # fmt: skip
+            scores = evaluate(loaded.model, loaded.tokenizer, suite, ev)
         del loaded
     out: dict[str, Any] = {
         "model": spec.path,
