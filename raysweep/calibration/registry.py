@@ -4,17 +4,17 @@ built from user specs (``calibration.custom_sources``)."""
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from .generated import GENERATED_SOURCES, generated_source_from_spec
 from .presets import HUB_PRESETS
 from .sources import CalibrationSource, FormatFn, file_source
-from .text_sources import TEXT_SOURCES, TextSourceTable, lookup
+from .text_sources import TEXT_SOURCES, LazySourceTable, TextSourceTable, lookup
 
 
-class SourceTable(Mapping[str, CalibrationSource]):
+class SourceTable(LazySourceTable):
     """Read-only ``name -> CalibrationSource``: the Hub presets, the model-generated sources
     (``self_cal``, ``sgs``, ``igsp``), then the toy sources of ``text`` (loaded lazily).
 
@@ -24,29 +24,17 @@ class SourceTable(Mapping[str, CalibrationSource]):
 
     def __init__(self, text: TextSourceTable | None = None) -> None:
         self.text = TextSourceTable() if text is None else text
-        self._rows: dict[str, CalibrationSource] | None = None
 
     @property
     def toy_error(self) -> str | None:
         self._table()
         return self.text.toy_error
 
-    def _table(self) -> dict[str, CalibrationSource]:
-        if self._rows is None:
-            rows = {s.name: s for s in HUB_PRESETS}
-            rows.update((s.name, s) for s in GENERATED_SOURCES)
-            rows.update(self.text)
-            self._rows = rows
-        return self._rows
-
-    def __getitem__(self, name: str) -> CalibrationSource:
-        return self._table()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
+    def _build(self) -> dict[str, CalibrationSource]:
+        rows = {s.name: s for s in HUB_PRESETS}
+        rows.update((s.name, s) for s in GENERATED_SOURCES)
+        rows.update(self.text)
+        return rows
 
 
 SOURCES = SourceTable(TEXT_SOURCES)

@@ -47,26 +47,17 @@ def builtin_source(toy: Any) -> CalibrationSource:
     )
 
 
-class TextSourceTable(Mapping[str, CalibrationSource]):
-    """Read-only ``name -> CalibrationSource``: the Hub presets, then the toy sources (loaded
-    lazily).
+class LazySourceTable(Mapping[str, CalibrationSource]):
+    """A read-only ``name -> CalibrationSource`` built by ``_build`` on first use."""
 
-    If the toy world cannot be imported the table holds the presets only, and ``toy_error`` says
-    why (asking for a ``toy_`` name then raises an error that quotes it).
-    """
+    _rows: dict[str, CalibrationSource] | None = None
 
-    def __init__(self) -> None:
-        self._rows: dict[str, CalibrationSource] | None = None
-        self.toy_error: str | None = None
+    def _build(self) -> dict[str, CalibrationSource]:
+        raise NotImplementedError
 
     def _table(self) -> dict[str, CalibrationSource]:
         if self._rows is None:
-            rows = {s.name: s for s in HUB_PRESETS}
-            try:
-                rows.update((s.name, s) for s in _toy_sources())
-            except ToySourcesUnavailable as err:
-                self.toy_error = str(err)
-            self._rows = rows
+            self._rows = self._build()
         return self._rows
 
     def __getitem__(self, name: str) -> CalibrationSource:
@@ -77,6 +68,26 @@ class TextSourceTable(Mapping[str, CalibrationSource]):
 
     def __len__(self) -> int:
         return len(self._table())
+
+
+class TextSourceTable(LazySourceTable):
+    """Read-only ``name -> CalibrationSource``: the Hub presets, then the toy sources (loaded
+    lazily).
+
+    If the toy world cannot be imported the table holds the presets only, and ``toy_error`` says
+    why (asking for a ``toy_`` name then raises an error that quotes it).
+    """
+
+    def __init__(self) -> None:
+        self.toy_error: str | None = None
+
+    def _build(self) -> dict[str, CalibrationSource]:
+        rows = {s.name: s for s in HUB_PRESETS}
+        try:
+            rows.update((s.name, s) for s in _toy_sources())
+        except ToySourcesUnavailable as err:
+            self.toy_error = str(err)
+        return rows
 
 
 TEXT_SOURCES = TextSourceTable()
