@@ -18,6 +18,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -114,33 +115,36 @@ def build_model(settings: TrainSettings, tokenizer: PreTrainedTokenizerFast) -> 
     if settings.moe is not None:
         return _build_moe_model(settings, settings.moe, tokenizer)
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=settings.hidden_size,
-        intermediate_size=settings.intermediate_size,
-        num_hidden_layers=settings.num_layers,
-        num_attention_heads=settings.num_heads,
-        num_key_value_heads=settings.num_heads,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        **_shared_config(settings, tokenizer), intermediate_size=settings.intermediate_size
     )
     torch.manual_seed(settings.seed)
     return LlamaForCausalLM(config)
+
+
+def _shared_config(settings: TrainSettings, tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
+    """What the dense and the MoE toy models have in common: width, depth, heads, positions,
+    tied embeddings and the tokenizer's special tokens."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": settings.hidden_size,
+        "num_hidden_layers": settings.num_layers,
+        "num_attention_heads": settings.num_heads,
+        "num_key_value_heads": settings.num_heads,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": True,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
 
 
 def _build_moe_model(
     settings: TrainSettings, moe: MoeSettings, tokenizer: PreTrainedTokenizerFast
 ) -> Qwen3MoeForCausalLM:
     config = Qwen3MoeConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=settings.hidden_size,
+        **_shared_config(settings, tokenizer),
         intermediate_size=moe.expert_intermediate_size,  # unused: no dense-MLP layers
         moe_intermediate_size=moe.expert_intermediate_size,
-        num_hidden_layers=settings.num_layers,
-        num_attention_heads=settings.num_heads,
-        num_key_value_heads=settings.num_heads,
         head_dim=settings.hidden_size // settings.num_heads,
         num_experts=moe.num_experts,
         num_experts_per_tok=moe.top_k,
@@ -148,11 +152,6 @@ def _build_moe_model(
         decoder_sparse_step=1,
         mlp_only_layers=[],
         router_aux_loss_coef=moe.router_aux_loss_coef,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(settings.seed)
     return Qwen3MoeForCausalLM(config)
