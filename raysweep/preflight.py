@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from raysweep.calibration.text_sources import FILE_PREFIX
 from raysweep.config import ModelConfig, SweepConfig
 
-FILE_PREFIX = "file:"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 _TEXT_SUFFIXES = (".txt", ".jsonl", ".json")
 _SNIFF_BYTES = 1 << 16
