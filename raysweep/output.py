@@ -6,13 +6,17 @@ config with the ``config.yaml`` of a run already there. A rerun may grow the swe
 sources, mixes, sparsities, methods, structures, seeds, search trials) and change how it runs
 (Ray, resources, output path); anything that changes what an existing record means (model,
 sample count, sequence length, pruning options, evaluation suite or limit, search objective, …)
-is refused, so that one report never mixes records measured two ways.
+is refused, so that one report never mixes records measured two ways. ``--new-config`` says
+the change is meant: the run then goes to a sub-run ``config-<fingerprint>/`` of the directory
+(:func:`place_new_config`), where its records stay apart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,6 +29,7 @@ from raysweep.config import ConfigError, SweepConfig
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".raysweep.lock"
+SUB_RUN_PREFIX = "config-"
 # Dotted fields a rerun may change: the sweep's axes, and how (not what) it runs.
 GROWABLE = (
     "name", "output_dir", "ray", "resources", "analysis",
@@ -58,6 +63,47 @@ def config_conflicts(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     return lines
 
 
+def meaning_fingerprint(config: Mapping[str, Any]) -> str:
+    """12 hex digits over every field a rerun may not change (the same for a grown sweep)."""
+    fields = {k: v for k, v in _flatten(config).items() if not _growable(k)}
+    blob = json.dumps(fields, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _existing_config(out: Path) -> Mapping[str, Any] | None:
+    existing = out / CONFIG_FILE
+    if not existing.is_file():
+        return None
+    try:
+        old = yaml.safe_load(existing.read_text()) or {}
+    except yaml.YAMLError:
+        old = None
+    if not isinstance(old, Mapping):
+        raise ConfigError(f"output_dir: {str(existing)!r} is not a raysweep config")
+    return old
+
+
+def place_new_config(cfg: SweepConfig) -> tuple[SweepConfig, str | None]:
+    """Where a run of ``cfg`` goes when the user asked for a new config (``--new-config``).
+
+    When ``cfg.output_dir`` holds a run whose meaning differs, the run is kept apart in the
+    sub-run ``<output_dir>/config-<fingerprint>/`` (the same directory for the same meaning, so
+    a rerun resumes it); otherwise ``cfg`` is unchanged. Returns the config and a line saying
+    where it went (None when unchanged).
+    """
+    out = Path(cfg.output_dir)
+    old = _existing_config(out)
+    new = cfg.model_dump(mode="json")
+    if old is None or not config_conflicts(old, new):
+        return cfg, None
+    sub = out / f"{SUB_RUN_PREFIX}{meaning_fingerprint(new)}"
+    placed = cfg.model_copy(update={"output_dir": str(sub)})
+    return placed, (
+        f"--new-config: {str(out)!r} holds a run of another config; this one runs apart in "
+        f"{str(sub)!r} (rerun the same command to resume it)"
+    )
+
+
 @contextlib.contextmanager
 def claim_output(cfg: SweepConfig) -> Iterator[Path]:
     """Own ``cfg.output_dir`` for the block (raises ConfigError if another driver or another
@@ -87,13 +133,8 @@ def claim_output(cfg: SweepConfig) -> Iterator[Path]:
         handle.flush()
         existing = out / CONFIG_FILE
         new = cfg.model_dump(mode="json")
-        if existing.is_file():
-            try:
-                old = yaml.safe_load(existing.read_text()) or {}
-            except yaml.YAMLError:
-                old = None
-            if not isinstance(old, Mapping):
-                raise ConfigError(f"output_dir: {str(existing)!r} is not a raysweep config")
+        old = _existing_config(out)
+        if old is not None:
             conflicts = config_conflicts(old, new)
             if conflicts:
                 raise ConfigError(
@@ -101,7 +142,8 @@ def claim_output(cfg: SweepConfig) -> Iterator[Path]:
                     "would mix with this one's:\n  "
                     + "\n  ".join(conflicts)
                     + "\n  allowed: the same config (a rerun resumes it), with more sources, "
-                    "mixes, sparsities, methods, structures or seeds; or another --output"
+                    "mixes, sparsities, methods, structures or seeds; another --output; or "
+                    "--new-config to run it apart in a sub-run of this directory"
                 )
         write_text_atomic(existing, cfg.to_yaml())
         try:

@@ -240,9 +240,13 @@ def run_trial(
     dense: DenseBaseline,
     *,
     stage: Stage = lambda s: None,
+    progress: Callable[[int, int], None] | None = None,
     attempts: int = 1,
 ) -> TrialRecord:
-    """Run one trial end to end and return its record (exceptions propagate to the caller)."""
+    """Run one trial end to end and return its record (exceptions propagate to the caller).
+
+    ``stage(name)`` is called as each stage begins, ``progress(done, num_layers)`` after each
+    decoder layer is pruned."""
     from raysweep.evaluation import get_suite, score_retention
 
     started = _now()
@@ -252,7 +256,7 @@ def run_trial(
         torch.cuda.reset_peak_memory_stats(device)
     suite = get_suite(trial.evaluation.suite)
 
-    pruned = prune_trial(trial, stage=stage)
+    pruned = prune_trial(trial, stage=stage, progress=progress)
     loaded, report, timer = pruned.loaded, pruned.report, pruned.timer
     prune_device = pruned.prune_device
 
@@ -297,6 +301,7 @@ def run_trial(
         retention_above_chance=dict(ret.retention_above_chance),
         total_retention=ret.total_retention,
         worst_retention=ret.worst_retention,
+        unmeasurable=list(ret.undefined),
         timings=pruned.timings(trial, time.perf_counter() - t_all),
         peak_host_bytes=_peak_host_bytes(),
         peak_device_bytes=max(measured) if measured else None,

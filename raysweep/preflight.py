@@ -3,7 +3,7 @@
 The schema (``raysweep.config``) checks each value alone; these checks read the world the
 config points at: the model directory or Hub cache, the tokenizer files, local calibration files,
 lm-eval's task index, the device. They are cheap (a model's ``config.json``, the head of each
-file, lm-eval's index) and never load weights.
+file, lm-eval's index, a tokenizer for the token estimate of local files) and never load weights.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from raysweep.config import ModelConfig, SweepConfig
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 _TEXT_SUFFIXES = (".txt", ".jsonl", ".json")
 _SNIFF_BYTES = 1 << 16
+# A source is refused when even 1.5 times its estimated tokens fall short of what it must give.
+_TOKEN_TOLERANCE = 1.5
 _POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "n_ctx")
 
 
@@ -168,16 +170,126 @@ def _file_problem(name: str) -> str | None:
     return None
 
 
-def _source_problems(cfg: SweepConfig) -> list[str]:
-    names = [*cfg.calibration.sources]
+def _windows_needed(cfg: SweepConfig) -> dict[str, int]:
+    """The most windows any point of the sweep draws from each source it names."""
+    from raysweep.calibration import allocate_counts
+
+    n = cfg.calibration.n_samples
+    alone = [*cfg.calibration.sources]
+    if cfg.search is not None:  # a searched weight may come close to 1
+        alone += cfg.search.sources or []
+    needed = dict.fromkeys(alone, n)
     for mix in cfg.calibration.mixes:
-        names += list(mix.weights)
-    if cfg.search is not None and cfg.search.sources:
-        names += cfg.search.sources
+        for name, count in allocate_counts(mix.weights, n).items():
+            needed[name] = max(needed.get(name, 0), count)
+    return needed
+
+
+def _text_bytes(path: Path) -> int | None:
+    """Bytes of document text in one file, estimated from its head (None: cannot tell)."""
+    size = path.stat().st_size
+    if path.suffix == ".txt":
+        return size
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(path).metadata
+            column = meta.schema.names.index("text")
+            return sum(
+                meta.row_group(g).column(column).total_uncompressed_size
+                for g in range(meta.num_row_groups)
+            )
+        except Exception:  # noqa: BLE001 - no estimate rather than a wrong one
+            return None
+    head = path.read_bytes()[:_SNIFF_BYTES]
+    lines = head.split(b"\n")
+    if len(head) == _SNIFF_BYTES:
+        lines = lines[:-1]  # the last line may be cut at the sniff boundary
+    row_bytes = text = 0
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("text"), str):
+            row_bytes += len(line) + 1
+            text += len(row["text"].encode("utf-8"))
+    if not row_bytes:  # one JSON document, not lines: at most its size is text
+        return size
+    return int(size * text / row_bytes)
+
+
+def _bytes_per_token(cfg: SweepConfig, sample: str) -> float | None:
+    """UTF-8 bytes per token of the model's tokenizer on ``sample`` (None: no tokenizer)."""
+    from raysweep.models import resolve_model_path
+
+    try:
+        from transformers import AutoTokenizer
+
+        path = resolve_model_path(cfg.model)
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
+            local_files_only=not Path(path).expanduser().is_dir(),
+        )  # fmt: skip
+        tokens = len(tokenizer(sample, add_special_tokens=False, verbose=False)["input_ids"])
+    except Exception:  # noqa: BLE001 - the model checks report an unloadable tokenizer
+        return None
+    return len(sample.encode("utf-8")) / tokens if tokens else None
+
+
+def _files_of(name: str) -> list[Path]:
+    root = Path(name[len(FILE_PREFIX) :]).expanduser()
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    return [p for p in files if p.suffix in (*_TEXT_SUFFIXES, ".parquet")]
+
+
+def _token_problem(cfg: SweepConfig, name: str, windows: int) -> str | None:
+    """A problem line when a file source clearly holds fewer tokens than ``windows`` windows
+    need. Cheap: the text size is read from the files' heads and the tokenizer's bytes per
+    token from a sample; a tolerance keeps an estimate's error from refusing a source that may
+    suffice (the calibration build checks the exact count)."""
+    files = _files_of(name)
+    sizes = [_text_bytes(p) for p in files]
+    if any(s is None for s in sizes):
+        return None
+    sample = next((p for p in files if p.suffix == ".txt"), None)
+    text = sample.read_bytes()[:_SNIFF_BYTES].decode("utf-8", "ignore") if sample else ""
+    if not text:
+        for path in files:
+            if path.suffix in (".jsonl", ".json"):
+                rows = path.read_bytes()[:_SNIFF_BYTES].split(b"\n")[:-1] or [b""]
+                text = "\n".join(_row_text(line) for line in rows)
+                if text.strip():
+                    break
+    ratio = _bytes_per_token(cfg, text) if text.strip() else None
+    if ratio is None:
+        return None
+    estimate = int(sum(sizes) / ratio)  # type: ignore[arg-type]
+    need = windows * cfg.calibration.seqlen
+    if estimate * _TOKEN_TOLERANCE >= need:
+        return None
+    return (
+        f"calibration source {name!r}: holds about {estimate:,} tokens ({sum(sizes):,} bytes of "  # type: ignore[arg-type]
+        f"text at {ratio:.2f} bytes per token), but {windows} windows of calibration.seqlen "
+        f"{cfg.calibration.seqlen} need {need:,}: add text, or lower calibration.n_samples "
+        f"(at most about {estimate // cfg.calibration.seqlen}) or calibration.seqlen"
+    )
+
+
+def _row_text(line: bytes) -> str:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return ""
+    return row["text"] if isinstance(row, dict) and isinstance(row.get("text"), str) else ""
+
+
+def _source_problems(cfg: SweepConfig) -> list[str]:
     problems = []
-    for name in dict.fromkeys(names):
+    for name, windows in _windows_needed(cfg).items():
         if name.startswith(FILE_PREFIX):
-            problem = _file_problem(name)
+            problem = _file_problem(name) or _token_problem(cfg, name, windows)
             if problem:
                 problems.append(problem)
     return problems

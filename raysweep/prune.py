@@ -376,6 +376,7 @@ def with_retention(trial: TrialConfig, scores: Any, eval_s: float) -> dict[str, 
         "retention_above_chance": dict(ret.retention_above_chance),
         "total_retention": ret.total_retention,
         "worst_retention": ret.worst_retention,
+        "unmeasurable": list(ret.undefined),
         "eval_s": eval_s,
     }
 

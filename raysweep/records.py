@@ -76,6 +76,9 @@ class TrialRecord(BaseModel):
     retention_above_chance: dict[str, float | None] = Field(default_factory=dict)
     total_retention: float | None = None
     worst_retention: float | None = None
+    # Dimensions the dense model scores at or below chance: their retention is None and total /
+    # worst retention are over the other dimensions only.
+    unmeasurable: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
     peak_host_bytes: int | None = None
     peak_device_bytes: int | None = None

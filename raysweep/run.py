@@ -22,7 +22,7 @@ from pathlib import Path
 
 from raysweep.config import ConfigError, SweepConfig, TrialConfig, load_config
 from raysweep.dense import sweep_baseline
-from raysweep.output import claim_output
+from raysweep.output import claim_output, place_new_config
 from raysweep.preflight import preflight
 from raysweep.records import RECORDS_FILE, TrialRecord, finished_ids, read_records
 
@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(rerunning without --resume continues it too)")  # fmt: skip
     p.add_argument("--mode", choices=("all", "grid", "search"), default="all",
                    help="grid only, search only, or grid then search (default)")  # fmt: skip
+    p.add_argument("--new-config", action="store_true",
+                   help="the output directory holds a run of another config and this change is "
+                   "meant: run apart in its sub-run <output>/config-<fingerprint>/")  # fmt: skip
     p.add_argument("--validate", action="store_true", help="validate, print the plan, exit")
+    p.add_argument("--debug", action="store_true",
+                   help="print the traceback of a configuration error too")  # fmt: skip
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="config overrides")
     return p
 
@@ -106,6 +111,10 @@ def resolve(args: argparse.Namespace) -> SweepConfig:
 
         cfg = smoke_config(cfg)
     check_output_location(cfg)
+    if args.new_config:
+        cfg, placed = place_new_config(cfg)
+        if placed:
+            print(f"[raysweep] {placed}", flush=True)
     if args.mode == "search" and cfg.search is None:
         raise ConfigError("--mode search: the config has no 'search' section")
     if args.resume and not (Path(cfg.output_dir) / RECORDS_FILE).exists():
@@ -121,8 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         points = trial_points(cfg)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _config_error(exc, args.debug)
     print("# resolved configuration\n" + cfg.to_yaml(), flush=True)
     print(f"# {len(points)} grid points", flush=True)
     on_cluster = joins_cluster(cfg, os.environ, Path.cwd()) is not None
@@ -139,14 +147,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_sweep(cfg, points, mode=args.mode)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _config_error(exc, args.debug)
     except KeyboardInterrupt:
         records = Path(cfg.output_dir).resolve() / RECORDS_FILE
         kept = len(finished_ids(records)) if records.exists() else 0
         print(f"\n[raysweep] interrupted: {kept} finished trial(s) kept in {records}; rerun "
               "the same command to resume", file=sys.stderr, flush=True)  # fmt: skip
         return 130
+
+
+def _config_error(exc: ConfigError, debug: bool) -> int:
+    """A user's mistake: one message, exit 2; the traceback only with ``--debug``."""
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -186,8 +203,24 @@ def start_ray(cfg: SweepConfig) -> None:
         ctx = ray.init(num_cpus=cfg.ray.num_cpus, include_dashboard=cfg.ray.dashboard,
                        runtime_env={"env_vars": env}, log_to_driver=False)  # fmt: skip
     url = getattr(ctx, "dashboard_url", None)
-    print(f"[raysweep] Ray dashboard: http://{url}" if url else "[raysweep] Ray dashboard: off",
+    print(dashboard_line(url, remote=bool(address), auth=os.environ.get("RAY_AUTH_MODE")),
           flush=True)  # fmt: skip
+
+
+def dashboard_line(url: str | None, *, remote: bool, auth: str | None) -> str:
+    """Where the dashboard is and, when Ray asks for a token (``RAY_AUTH_MODE=token``, the
+    default of a local ``ray.init`` since Ray 2.60), how to get past its login dialog."""
+    if not url:
+        return "[raysweep] Ray dashboard: off"
+    line = f"[raysweep] Ray dashboard: http://{url}"
+    if (auth or "").lower() != "token":
+        return line
+    where = (
+        "the cluster's token: `ray exec cluster.yaml 'ray get-auth-token'` (or RAY_AUTH_TOKEN)"
+        if remote
+        else "the output of `ray get-auth-token` (read from ~/.ray/auth_token)"
+    )
+    return f"{line}\n[raysweep]   it asks for a token: paste {where}"
 
 
 def run_sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str = "all") -> int:

@@ -119,3 +119,54 @@ def test_empty_config_file_is_refused(tmp_path, capsys):
     empty.write_text("\n")
     assert main(["--config", str(empty), "--validate"]) == 2
     assert "is empty" in capsys.readouterr().err
+
+
+def test_new_config_runs_apart_in_a_sub_run_that_a_rerun_finds_again(tmp_path):
+    from raysweep.output import place_new_config
+
+    first = _cfg(tmp_path)
+    same, line = place_new_config(first)
+    assert same is first and line is None  # nothing there yet: nothing to keep apart
+    with claim_output(first):
+        pass
+    changed = _cfg(tmp_path, "evaluation.limit=30")
+    placed, line = place_new_config(changed)
+    sub = tmp_path / "run" / placed.output_dir.rsplit("/", 1)[1]
+    assert placed.output_dir == str(sub) and sub.name.startswith("config-")
+    assert "runs apart in" in line and str(sub) in line
+    assert not sub.exists()  # placing writes nothing
+    with claim_output(placed) as out:
+        assert out == sub
+    assert "limit: 30" in (sub / "config.yaml").read_text()
+    assert "limit: 20" in (tmp_path / "run" / "config.yaml").read_text()
+    # The same meaning, grown by a sparsity, goes to the same sub-run; the first config stays home.
+    grown, _ = place_new_config(
+        _cfg(tmp_path, "evaluation.limit=30", "pruning.sparsities=[0.5,0.6]")
+    )
+    assert grown.output_dir == str(sub)
+    assert place_new_config(first)[0] is first
+    assert place_new_config(_cfg(tmp_path, "evaluation.limit=40"))[0].output_dir != str(sub)
+
+
+def test_debug_shows_the_traceback_of_a_user_error(tmp_path, capsys):
+    bad = [f"--output={tmp_path / 'x'}", "--validate", "pruning.sparsities=[1.5]"]
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert main([*bad, "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "pruning.sparsities" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_command_line_refuses_a_changed_config_unless_told(tmp_path, capsys):
+    with claim_output(_cfg(tmp_path)):
+        pass
+    argv = ["--output", str(tmp_path / "run"), *BASE[:2], "evaluation.limit=30"]
+    assert main(argv) == 2  # refused when the driver claims the directory, before Ray starts
+    err = capsys.readouterr().err
+    assert "evaluation.limit: 20 -> 30" in err and "--new-config" in err
+    assert main([*argv, "--new-config", "--validate"]) == 0
+    out = capsys.readouterr().out
+    assert "--new-config:" in out and "config-" in out
+    assert "limit: 20" in (tmp_path / "run" / "config.yaml").read_text()

@@ -1,4 +1,5 @@
-"""A real tiny trial's record says what the hardware did: phase timings and separate peaks."""
+"""A real tiny trial's record says what the hardware did (phase timings, separate peaks) and
+which dimensions it could not measure."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def test_sequential_trial_records_every_phase_and_host_and_device_peaks():
     trial = TrialConfig(mix={"toy_general_prose": 1.0}, mix_name="prose", n_samples=4, seqlen=32,
                         method="wanda", evaluation=evaluation)  # fmt: skip
     dims = get_suite("toy").dimensions
-    dense = DenseBaseline("test-dense", CapabilityScores({}, {d: 1.0 for d in dims}))
+    # The dense model at chance on math: math is unmeasurable, and the record says so.
+    dense_dims = {d: 0.25 if d == "math" else 1.0 for d in dims}
+    dense = DenseBaseline("test-dense", CapabilityScores({}, dense_dims))
     record = run_trial(trial, dense)
     assert record.status == "ok" and record.device == "cpu"
     assert set(PHASES) <= set(record.timings)
@@ -29,5 +32,10 @@ def test_sequential_trial_records_every_phase_and_host_and_device_peaks():
     assert t["total_s"] >= t["load_s"] + t["calibrate_s"] + t["prune_s"] + t["eval_s"]
     assert record.peak_host_bytes is not None and record.peak_host_bytes > 0
     assert record.peak_device_bytes is None  # no CUDA device: no number, not 0
+    assert record.unmeasurable == ["math"] and record.retention["math"] is None
+    measured = [record.retention[d] for d in dims if d != "math"]
+    assert record.total_retention == sum(measured) / len(measured)
+    assert record.worst_retention == min(measured)
     written = json.loads(record.to_json())
+    assert written["unmeasurable"] == ["math"]
     assert "peak_memory_bytes" not in written and written["peak_device_bytes"] is None

@@ -63,8 +63,48 @@ def test_bad_local_calibration_files(tmp_path, name, content, expected):
 
 def test_good_local_calibration_file(tmp_path):
     path = tmp_path / "ok.jsonl"
-    path.write_text('{"text": "a document"}\n')
-    assert _problems(f"calibration.sources=[file:{path}]") == []
+    path.write_text('{"text": "a document of a few words"}\n' * 200)
+    assert _problems(f"calibration.sources=[file:{path}]", "calibration.n_samples=4") == []
+
+
+_PROSE = "The river runs past the old mill, and the miller counts his sacks of grain. "
+
+
+def _tokens(text: str) -> int:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_toy_model())
+    return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl"])
+def test_a_file_source_too_small_for_its_windows(tmp_path, suffix):
+    path = tmp_path / f"small{suffix}"
+    rows = [_PROSE * 3] * 20
+    if suffix == ".txt":
+        path.write_text("".join(rows))
+    else:
+        path.write_text("".join(f'{{"text": "{r}", "id": {i}}}\n' for i, r in enumerate(rows)))
+    actual = _tokens("".join(rows))
+    # 64 windows of 128 tokens need 8192; the file holds a fraction of that.
+    (problem,) = _problems(f"calibration.sources=[file:{path}]", "calibration.n_samples=64")
+    assert problem.startswith(f"calibration source 'file:{path}': holds about ")
+    estimate = int(problem.split("holds about ")[1].split(" tokens")[0].replace(",", ""))
+    assert 0.8 * actual <= estimate <= 1.25 * actual, (estimate, actual)
+    assert "but 64 windows of calibration.seqlen 128 need 8,192" in problem
+    assert f"at most about {estimate // 128}" in problem
+    # Enough for what the sweep draws from it: no problem.
+    assert _problems(f"calibration.sources=[file:{path}]", "calibration.n_samples=4") == []
+
+
+def test_a_mixed_file_source_needs_only_its_share(tmp_path):
+    path = tmp_path / "share.txt"
+    path.write_text(_PROSE * 26)  # about 6 windows of 128 tokens
+    mix = f"calibration.mixes=[{{name: m, weights: {{'file:{path}': 0.1, toy_web: 0.9}}}}]"
+    # 32 windows: 3 from the file under the mix, but 32 when it is also a point of its own.
+    assert _problems(mix, "calibration.sources=[toy_web]", "calibration.n_samples=32") == []
+    (problem,) = _problems(mix, f"calibration.sources=['file:{path}']", "calibration.n_samples=32")
+    assert "but 32 windows" in problem
 
 
 def test_unknown_task_in_an_inline_suite():

@@ -178,9 +178,21 @@ def test_evaluate_prints_retention_and_writes_it_beside_the_model(tmp_path, caps
     assert card["config"]["evaluation"]["limit"] == 3
 
 
-def test_a_source_too_small_for_the_set_exits_2_with_one_line(tmp_path, capsys):
+def test_a_source_clearly_too_small_is_refused_before_any_work(tmp_path, capsys):
     text = tmp_path / "tiny.txt"
     text.write_text("just a few words of text\n")
+    argv = ["--calibration", f"file:{text}", "--method", "wanda", "--sparsity", "0.5", *SMALL]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: calibration source 'file:{text}': holds about ")
+    assert "10 windows of calibration.seqlen 64 need 640" in err and "Traceback" not in err
+
+
+def test_a_source_just_too_small_for_the_set_exits_2_with_one_line(tmp_path, capsys):
+    # About 0.8 of the 640 tokens needed: within the preflight's tolerance for its estimate,
+    # so the calibration build finds the shortfall, exactly, and says so in one line.
+    text = tmp_path / "short.txt"
+    text.write_text("The river runs past the old mill and the miller counts his grain. " * 19)
     argv = ["--calibration", f"file:{text}", "--method", "wanda", "--sparsity", "0.5", *SMALL]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from raysweep.records import RECORDS_FILE, TrialRecord, read_records
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
 from raysweep.search.tuner import run_mix_search
 from raysweep.trainables.callbacks import RecordWriter
-from raysweep.trainables.trial import RECORD_KEY
+from raysweep.trainables.trial import RECORD_KEY, trial_log
 
 
 def mix_label(weights: Mapping[str, float]) -> str:
@@ -48,11 +46,9 @@ def search_trial(config: dict[str, Any]) -> None:
     point.update(mix=weights, mix_name=mix_label(config["weights"]))
     trial = TrialConfig.model_validate(point)
 
-    def stage(name: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')} [search {trial.label}] {name}", file=sys.stderr,
-              flush=True)  # fmt: skip
-
-    record = run_trial(trial, DenseBaseline.from_dict(config["dense"]), stage=stage)
+    stage, progress = trial_log(f"search {trial.label}")
+    record = run_trial(trial, DenseBaseline.from_dict(config["dense"]), stage=stage,
+                       progress=progress)  # fmt: skip
     record.node_id = ray.get_runtime_context().get_node_id()
     record.host = platform.node()
     row = record.model_dump(mode="json")

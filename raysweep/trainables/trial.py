@@ -17,6 +17,23 @@ from raysweep.pipeline import describe_failure, error_record, is_deterministic, 
 RECORD_KEY = "record_json"
 
 
+def trial_log(label: str, current: list[str] | None = None) -> tuple[Any, Any]:
+    """``stage`` and ``progress`` callbacks that write a trial's stage and each pruned layer to
+    the trial actor's stderr: its log in the Ray dashboard (Jobs or Actors, then Logs) and in
+    ``<ray temp>/session_latest/logs``. ``current[0]`` keeps the stage for error records."""
+    current = current if current is not None else ["starting"]
+
+    def stage(name: str) -> None:
+        current[0] = name
+        print(f"{time.strftime('%H:%M:%S')} [{label}] {name}", file=sys.stderr, flush=True)
+
+    def progress(done: int, total: int) -> None:
+        print(f"{time.strftime('%H:%M:%S')} [{label}] pruned layer {done}/{total}",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    return stage, progress
+
+
 def sweep_trial(config: dict[str, Any]) -> None:
     """One sweep point: ``config = {"point": TrialConfig dump, "dense": DenseBaseline dict}``."""
     trial = TrialConfig.model_validate(config["point"])
@@ -25,12 +42,9 @@ def sweep_trial(config: dict[str, Any]) -> None:
 
     current = ["starting"]
 
-    def stage(name: str) -> None:
-        current[0] = name
-        print(f"{time.strftime('%H:%M:%S')} [{label}] {name}", file=sys.stderr, flush=True)
-
+    stage, progress = trial_log(label, current)
     try:
-        record = run_trial(trial, dense, stage=stage)
+        record = run_trial(trial, dense, stage=stage, progress=progress)
     except Exception as exc:
         if not is_deterministic(exc):
             raise  # Tune retries it (max_failures): a worker fault may not recur
