@@ -210,6 +210,11 @@ class SearchConfig(_Strict):
     )
     reference: str | None = Field(None, description="reference source shown beside the best mix")
     confirm: bool = True
+    save_best: bool = Field(
+        False,
+        description="save each confirmed best mix's pruned model (save_pretrained + recipe card) "
+        "under <output>/search/best-<method>-<structure>-<sparsity>/",
+    )
     methods: list[Literal["magnitude", "wanda", "sparsegpt"]] | None = None
     sparsities: list[float] | None = None
     structures: list[str] | None = None

@@ -35,7 +35,7 @@ GROWABLE = (
     "name", "output_dir", "ray", "resources", "analysis",
     "calibration.sources", "calibration.mixes", "calibration.uniform_mix", "calibration.seeds",
     "pruning.methods", "pruning.sparsities", "pruning.structures", "pruning.device",
-    "search.n_trials", "search.max_concurrent", "search.confirm",
+    "search.n_trials", "search.max_concurrent", "search.confirm", "search.save_best",
 )  # fmt: skip
 
 

@@ -4,7 +4,8 @@
   (:func:`trial_points`), where the mixes are the single sources, the configured mixes and the
   uniform mix (:func:`mixes_of`);
 - the search: one base point per searched (method, structure, sparsity) (:func:`search_points`),
-  over :func:`search_sources`, and the confirmation of a best mix (:func:`confirm_point`);
+  over :func:`search_sources`, :func:`search_trials` each (:func:`search_plan` says it in one
+  line), and the confirmation of a best mix (:func:`confirm_point`);
 - ``--smoke-test``: the same sweep cut down to a handful of cheap points (:func:`smoke_config`).
 
 Every point is built by :func:`trial_config` from the sweep's shared settings and its own axes.
@@ -157,6 +158,41 @@ def search_points(cfg: SweepConfig) -> list[TrialConfig]:
     return list(seen.values())
 
 
+def search_trials(cfg: SweepConfig) -> int:
+    """Trials of each search: ``search.n_trials``, raised to cover the baselines every search
+    evaluates first (the uniform mix, then each source alone)."""
+    assert cfg.search is not None
+    return max(cfg.search.n_trials, len(search_sources(cfg)) + 1)
+
+
+def search_plan(cfg: SweepConfig) -> str:
+    """One line: how many searches, trials and confirmations the search phase runs (ConfigError
+    when it cannot run: fewer than two sources to weigh)."""
+    from raysweep.config import ConfigError
+
+    assert cfg.search is not None
+    sources = search_sources(cfg)
+    if len(sources) < 2:
+        raise ConfigError(
+            f"search.sources: {sources} — a mix search weighs at least 2 sources (list them "
+            "under search.sources, or sweep sources aligned to 2 or more dimensions)"
+        )
+    if cfg.search.save_best and not cfg.search.confirm:
+        raise ConfigError(
+            "search.save_best: true saves the confirmed best mix, but search.confirm is false: "
+            "set search.confirm: true, or save_best: false"
+        )
+    points = search_points(cfg)
+    per = search_trials(cfg)
+    confirms = len(points) if cfg.search.confirm else 0
+    saved = f", then {len(points)} best-mix model(s) saved" if cfg.search.save_best else ""
+    return (
+        f"{len(points)} search(es) x {per} trials over {len(sources)} sources "
+        f"({', '.join(sources)}) + {confirms} confirmation(s) = {len(points) * per + confirms} "
+        f"search trials{saved}"
+    )
+
+
 def confirm_point(cfg: SweepConfig, base: TrialConfig, weights: Mapping[str, float]) -> TrialConfig:
     """The best mix of the search from ``base`` as one trial of the sweep's own mode and suite."""
     best = {k: v for k, v in weights.items() if v > 0}
@@ -167,8 +203,11 @@ def confirm_point(cfg: SweepConfig, base: TrialConfig, weights: Mapping[str, flo
 # --------------------------------------------------------------------------- --smoke-test
 
 
-def smoke_config(cfg: SweepConfig) -> SweepConfig:
-    """Two sources (plus the uniform mix), one sparsity, one method, small sets and task limits."""
+def smoke_config(cfg: SweepConfig, *, own_output: bool = True) -> SweepConfig:
+    """Two sources (plus the uniform mix), one sparsity, one method, small sets and task limits.
+
+    With ``own_output`` the smoke run writes to ``<output_dir>-smoke``, beside the real run;
+    without (an explicit ``--output``), to ``output_dir`` itself."""
     cal = cfg.calibration.model_copy(
         update={
             "sources": cfg.calibration.sources[:2],
@@ -191,7 +230,7 @@ def smoke_config(cfg: SweepConfig) -> SweepConfig:
     return cfg.model_copy(
         update={
             "name": cfg.name,
-            "output_dir": cfg.output_dir.rstrip("/") + "-smoke",
+            "output_dir": cfg.output_dir.rstrip("/") + "-smoke" if own_output else cfg.output_dir,
             "calibration": cal,
             "pruning": pru,
             "evaluation": ev,

@@ -109,7 +109,7 @@ def resolve(args: argparse.Namespace) -> SweepConfig:
     if args.smoke_test:
         from raysweep.planning import smoke_config
 
-        cfg = smoke_config(cfg)
+        cfg = smoke_config(cfg, own_output=not args.output)
     check_output_location(cfg)
     if args.new_config:
         cfg, placed = place_new_config(cfg)
@@ -126,13 +126,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = resolve(args)
-        from raysweep.planning import trial_points
+        from raysweep.planning import search_plan, trial_points
 
         points = trial_points(cfg)
+        searching = cfg.search is not None and args.mode in ("all", "search")
+        plan = search_plan(cfg) if searching else None
     except ConfigError as exc:
         return _config_error(exc, args.debug)
     print("# resolved configuration\n" + cfg.to_yaml(), flush=True)
-    print(f"# {len(points)} grid points", flush=True)
+    grid_note = "" if args.mode in ("all", "grid") else " (not run: --mode search)"
+    print(f"# {len(points)} grid points{grid_note}", flush=True)
+    if plan:
+        print(f"# {plan}", flush=True)
     on_cluster = joins_cluster(cfg, os.environ, Path.cwd()) is not None
     problems = preflight(cfg, on_cluster=on_cluster)
     for problem in problems:

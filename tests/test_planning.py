@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 
-from raysweep.config import validate_config
+import pytest
+
+from raysweep.config import ConfigError, validate_config
 from raysweep.planning import (
     confirm_point,
+    search_plan,
     search_points,
     search_sources,
+    search_trials,
     smoke_config,
     trial_points,
 )
@@ -75,3 +79,34 @@ def test_smoke_config_is_a_handful_of_points():
     assert [p.mix_name for p in points] == ["toy_general_prose", "toy_math_word", "half"]
     assert all(p.n_samples == 8 and p.evaluation.limit == 24 for p in points)
     assert smoke.search is not None and smoke.search.n_trials == 4
+
+
+def test_smoke_output_goes_beside_the_run_unless_given():
+    assert smoke_config(CFG).output_dir == CFG.output_dir + "-smoke"
+    assert smoke_config(CFG, own_output=False).output_dir == CFG.output_dir
+
+
+def _with_search(**search) -> object:
+    tree = CFG.model_dump(mode="json")
+    tree["search"] = {**tree["search"], **search}
+    return validate_config(tree)
+
+
+def test_the_search_plan_counts_its_trials():
+    # wanda unstructured at 0.5 and 0.7, and 2:4 once (its sparsity is the pattern's).
+    assert len(search_points(CFG)) == 3
+    assert search_trials(CFG) == 5  # n_trials 5 >= 3 sources + uniform
+    assert search_plan(CFG) == (
+        "3 search(es) x 5 trials over 3 sources (toy_general_prose, toy_math_word, "
+        "toy_code_programs) + 3 confirmation(s) = 18 search trials"
+    )
+    assert search_trials(_with_search(n_trials=2)) == 4  # raised to the 4 baselines
+    saving = _with_search(save_best=True, confirm=True)
+    assert search_plan(saving).endswith("= 18 search trials, then 3 best-mix model(s) saved")
+
+
+def test_a_search_that_cannot_run_is_refused_before_any_work():
+    with pytest.raises(ConfigError, match=r"search.sources: \['toy_math_word'\] — a mix search"):
+        search_plan(_with_search(sources=["toy_math_word"]))
+    with pytest.raises(ConfigError, match="search.save_best: true saves the confirmed best mix"):
+        search_plan(_with_search(save_best=True, confirm=False))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,11 @@ from raysweep.atomic import write_text_atomic
 from raysweep.config import SweepConfig, TrialConfig
 from raysweep.dense import DenseBaseline, sweep_baseline
 from raysweep.pipeline import run_trial
-from raysweep.planning import confirm_point, search_points, search_sources
+from raysweep.planning import confirm_point, search_points, search_sources, search_trials
 from raysweep.records import RECORDS_FILE, TrialRecord, read_records
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
-from raysweep.search.tuner import run_mix_search
-from raysweep.trainables.callbacks import RecordWriter
+from raysweep.search.tuner import completed_trials, run_mix_search
+from raysweep.trainables.callbacks import RecordWriter, SearchProgress
 from raysweep.trainables.trial import RECORD_KEY, trial_log
 
 
@@ -75,10 +77,12 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
     summaries = []
     for base in search_points(cfg):
         name = f"search-{base.method}-{base.structure.replace(':', 'of')}-{base.sparsity:g}"
-        n_trials = max(s.n_trials, len(sources) + 1)
+        n_trials = search_trials(cfg)
         print(f"[raysweep] {name}: {n_trials} trials over {len(sources)} sources "
               f"({s.mode}, objective {s.objective})", flush=True)  # fmt: skip
         search_dense = sweep_baseline(base, out, compute_dense)
+        db = (out / "search" / "optuna.db").resolve()
+        done = len(completed_trials(f"sqlite:///{db}", name)) if db.is_file() else 0
         metrics = [METRIC]
         if s.multi_objective:
             metrics = [f"retention_{d}" for d in sorted(search_dense.scores.dimension_scores)]
@@ -100,7 +104,10 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
             resources={"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
             storage_path=storage,
             max_failures=cfg.ray.max_failures,
-            callbacks=[RecordWriter(records)],
+            callbacks=[
+                RecordWriter(records),
+                SearchProgress(name, n_trials - done, METRIC, s.objective),
+            ],  # fmt: skip
             reuse_actors=reuses_actors(cfg.resources),
         )
         confirmed = None
@@ -109,9 +116,80 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
             dense = sweep_baseline(point, out, compute_dense)
             run_grid(cfg, [point], dense, records, storage, phase="confirm")
             confirmed = _latest(records, point.trial_id)
-        summaries.append(_summarise(cfg, base, res, confirmed, records, sources))
+        summary = _summarise(cfg, base, res, confirmed, records, sources)
+        if s.save_best and confirmed is not None and confirmed.status == "ok":
+            summary["saved"] = save_best(cfg, point, out / "search" / best_dirname(base))
+        summaries.append(summary)
+        for line in console_lines(summary):
+            print(line, flush=True)
     _write_summary(out / "search", summaries)
     return summaries
+
+
+def best_dirname(base: TrialConfig) -> str:
+    """``best-<method>-<structure>-<sparsity>``, with ``2of4`` for ``2:4``."""
+    return f"best-{base.method}-{base.structure.replace(':', 'of')}-{base.sparsity:g}"
+
+
+def save_best(cfg: SweepConfig, point: TrialConfig, directory: Path) -> str:
+    """Prune the confirmed best mix's point again (same calibration set, same masks) in a Ray
+    task with a trial's resources and save it there with its recipe card; a directory whose card
+    is already this trial's is kept. Returns the directory."""
+    from raysweep.evaluation.__main__ import CARD_FILE
+
+    card = directory / CARD_FILE
+    if card.is_file() and json.loads(card.read_text()).get("trial_id") == point.trial_id:
+        print(f"[raysweep] best mix already saved in {directory}", flush=True)
+        return str(directory)
+    res = cfg.resources
+    task = ray.remote(num_cpus=res.cpu, num_gpus=res.gpu, max_retries=1)(_save_task)
+    print(f"[raysweep] saving the best mix's pruned model to {directory}", flush=True)
+    return ray.get(task.remote(point.model_dump(mode="json"), str(directory)))
+
+
+def _save_task(point: dict[str, Any], directory: str) -> str:
+    import shutil
+    import tempfile
+
+    from raysweep.prune import prune_point, recipe_card, save_pruned
+
+    trial = TrialConfig.model_validate(point)
+    t0 = time.perf_counter()
+    pruned = prune_point(trial, log=lambda line: print(line, file=sys.stderr, flush=True))
+    card = recipe_card(trial, pruned, total_s=time.perf_counter() - t0,
+                       extra={"from_search": "confirmed best mix"})  # fmt: skip
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside, then renamed: a directory named best-* is always a whole model.
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    save_pruned(pruned, staging, card)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return str(target)
+
+
+def console_lines(summary: Mapping[str, Any]) -> list[str]:
+    """What a search found, for the console: the best mix, its objective inside the search,
+    and the confirmed scores beside the baselines on the sweep's full suite."""
+    key = summary["objective"]
+    weights = ", ".join(f"{k} {v:.3f}" for k, v in summary["best_weights"].items() if v > 0)
+    value = summary["best_value"]
+    lines = [f"[raysweep] {summary['search']}: best mix {weights or '(none)'}; {key} "
+             f"{_fmt(value)} on the search suite"]  # fmt: skip
+    full = summary["full_suite_rows"]
+    if full.get("best_mix"):
+        parts = [f"best mix {_fmt(objective_value(full['best_mix'], key))}"]
+        if full.get("uniform"):
+            parts.append(f"uniform {_fmt(objective_value(full['uniform'], key))}")
+        single = full.get("best_single_source")
+        if single:
+            parts.append(f"best single source {next(iter(single['mix']))} "
+                         f"{_fmt(objective_value(single, key))}")  # fmt: skip
+        lines.append(f"[raysweep]   confirmed on the full suite, {key}: " + ", ".join(parts))
+    if summary.get("saved"):
+        lines.append(f"[raysweep]   pruned model saved in {summary['saved']}")
+    return lines
 
 
 def _latest(records: Path, trial_id: str) -> TrialRecord | None:
@@ -123,7 +201,8 @@ def _row(r: TrialRecord | None) -> dict[str, Any] | None:
     if r is None:
         return None
     return {"mix": r.mix, "retention": r.retention, "total_retention": r.total_retention,
-            "worst_retention": r.worst_retention, "status": r.status}  # fmt: skip
+            "worst_retention": r.worst_retention,
+            "retention_above_chance": r.retention_above_chance, "status": r.status}  # fmt: skip
 
 
 def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  # noqa: ANN001

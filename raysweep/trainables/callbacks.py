@@ -93,10 +93,14 @@ class ProgressLine(Callback):
             eta = f"{int(left // 60)}m{int(left % 60):02d}s"
         print(
             f"[raysweep] {self.phase} {finished}/{self.total} done, {len(self.running)} running, "
-            f"{self.failed} failed, {self.retried} retried, elapsed {elapsed:.0f}s, ETA {eta}",
+            f"{self.failed} failed, {self.retried} retried, elapsed {elapsed:.0f}s, ETA {eta}"
+            + self._extra(),
             file=sys.stdout,  # looked up per call: Tune pickles callbacks with its state
             flush=True,
         )
+
+    def _extra(self) -> str:
+        return ""
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)
@@ -114,3 +118,30 @@ class ProgressLine(Callback):
         self.running.discard(trial.trial_id)
         self.failed += 1
         self._show()
+
+
+class SearchProgress(ProgressLine):
+    """:class:`ProgressLine` of a mix search, with the best objective so far and its mix:
+    ``..., best worst_retention 0.812 (toy_a 0.41, toy_b 0.59)``."""
+
+    def __init__(self, phase: str, total: int, metric: str, objective: str) -> None:
+        super().__init__(phase, total)
+        self.metric, self.objective = metric, objective
+        self.best: float | None = None
+        self.best_weights: dict[str, float] = {}
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        value = result.get(self.metric)
+        if value is None or (self.best is not None and value <= self.best):
+            return
+        self.best = float(value)
+        weights = trial.config.get("weights", {})
+        self.best_weights = {k: float(v) for k, v in weights.items() if v > 0}
+
+    def _extra(self) -> str:
+        if self.best is None:
+            return ""
+        mix = ", ".join(f"{k} {v:.2f}" for k, v in self.best_weights.items())
+        return f", best {self.objective} {self.best:.3f} ({mix})"

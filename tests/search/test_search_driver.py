@@ -16,7 +16,11 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 SOURCES = ["toy_general_prose", "toy_math_word"]
 
 
-def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_local, tmp_path):
+def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_local, tmp_path,
+                                                                        capsys):  # fmt: skip
+    import torch
+    from transformers import AutoModelForCausalLM
+
     from raysweep.run import run_sweep
 
     out = tmp_path / "run"
@@ -27,7 +31,8 @@ def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_loca
         "pruning": {"methods": ["wanda"], "sparsities": [0.7]},
         "evaluation": {"suite": "toy", "limit": 24, "batch_size": 32, "max_length": 256,
                        "perplexity": True},
-        "search": {"n_trials": 5, "max_concurrent": 2, "limit": 12, "reference": "toy_math_word"},
+        "search": {"n_trials": 5, "max_concurrent": 2, "limit": 12, "reference": "toy_math_word",
+                   "save_best": True},
         "ray": {"max_failures": 1, "dashboard": False},
         "analysis": False,
     })  # fmt: skip
@@ -66,3 +71,30 @@ def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_loca
     md = (out / "search" / "summary.md").read_text()
     assert "best mix" in md and "uniform mix" in md and "toy_math_word" in md
     assert Path(summary["storage"].removeprefix("sqlite:///")).exists()
+
+    # The console names the best mix and its confirmed score beside the baselines.
+    console = capsys.readouterr().out
+    assert (
+        "search-wanda-unstructured-0.7 5/5 done" in console and ", best worst_retention" in console
+    )
+    weights = ", ".join(f"{k} {v:.3f}" for k, v in summary["best_weights"].items() if v > 0)
+    assert f"[raysweep] wanda unstructured 0.7: best mix {weights}; worst_retention" in console
+    assert (
+        f"confirmed on the full suite, worst_retention: best mix {confirm.worst_retention:.3f}"
+        in console
+    )
+    # search.save_best: the confirmed point's pruned model, loadable, with its recipe card.
+    saved = out / "search" / "best-wanda-unstructured-0.7"
+    assert summary["saved"] == str(saved) and f"pruned model saved in {saved}" in console
+    card = json.loads((saved / "raysweep_prune.json").read_text())
+    assert card["trial_id"] == confirm.trial_id and card["calibration"]["mix"] == confirm.mix
+    assert card["pruning"]["achieved_sparsity"] == pytest.approx(confirm.achieved_sparsity)
+    model = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32)
+    mlp = model.model.layers[0].mlp.down_proj.weight
+    assert (mlp == 0).float().mean().item() == pytest.approx(0.7, abs=1e-3)
+    assert not any(p.name.startswith(".") for p in saved.parent.iterdir())  # no staging left
+    # A rerun resumes: nothing new to run, and the saved model is kept, not made again.
+    stamp = (saved / "raysweep_prune.json").stat().st_mtime_ns
+    assert run_sweep(cfg, trial_points(cfg), mode="all") == 0
+    assert "best mix already saved in" in capsys.readouterr().out
+    assert (saved / "raysweep_prune.json").stat().st_mtime_ns == stamp
