@@ -1,19 +1,29 @@
-"""``python -m analysis <run dir or records.jsonl>``: write the report and print its headlines."""
+"""``python -m analysis RUN [RUN ...]``: write the report and print its headlines.
+
+A RUN is a run directory or a records.jsonl file. Several runs make one report with the run as
+a column: they must share model, suite and item limit (``--allow-mixed`` overrides), and where
+they share points the report puts those side by side and groups every statistic by run."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from analysis.records import GROUP_KEYS
 from analysis.report import DEFAULT_MAX_FIGURE_GROUPS, analyse, write_report
+from analysis.runs import RUN, load_runs, overlapping
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
-    parser.add_argument("records", type=Path, help="run directory or records.jsonl file")
-    parser.add_argument("--out", type=Path, default=None, help="default: <run dir>/report/")
+    parser.add_argument("records", type=Path, nargs="+",
+                        help="run directory or records.jsonl file; several to compare runs")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: <run dir>/report/; for several runs ./compare-<runs>/")  # fmt: skip
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="compare runs even when their model, suite or item limit differ")  # fmt: skip
     parser.add_argument(
         "--group-by",
         default=",".join(GROUP_KEYS),
@@ -35,17 +45,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     group_by = tuple(k.strip() for k in args.group_by.split(",") if k.strip())
     try:
+        records: Any = args.records[0]
+        runs: tuple = ()
+        if len(args.records) > 1:
+            records, runs = load_runs(args.records, allow_mixed=args.allow_mixed)
+            if overlapping(records) and RUN not in group_by:
+                group_by = (*group_by, RUN)
         analysis = analyse(
-            args.records,
+            records,
             group_by=group_by,
             reference=args.reference or None,
             n_resamples=args.resamples,
             seed=args.seed,
+            runs=runs,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = args.out if args.out is not None else analysis.records.path.parent / "report"
+    if args.out is not None:
+        out = args.out
+    elif runs:
+        out = Path.cwd() / ("compare-" + "-".join(r.name.replace("/", "_") for r in runs))[:120]
+    else:
+        out = analysis.records.path.parent / "report"
     try:
         files = write_report(analysis, out, max_figure_groups=args.max_figure_groups)
     except OSError as exc:  # a read-only run directory, a full disk
@@ -63,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"({again.strerror or again}); give --out DIR", file=sys.stderr)  # fmt: skip
             return 2
     records = analysis.records
+    for run in analysis.runs:
+        print(f"run {run.name}: {run.ok}/{run.trials} ok trials ({run.path})")
     print(
         f"{len(records.trials)} trials ({len(records.ok)} ok, {records.n_errors} failed, "
         f"{len(records.broken_lines)} unreadable line(s)) -> {files.report_md}"

@@ -222,6 +222,34 @@ def mix_comparison(mix_rows: pd.DataFrame, dimensions: list[str], title: str, pa
     return _save(figure, path)
 
 
+def run_scatter(shared: pd.DataFrame, first: str, second: str, path: Path) -> Path:
+    """Each shared point's total and worst retention in ``second`` against ``first``; points
+    above the diagonal retained more in ``second``."""
+    figure, rect = _figure(3.6, 3.6, 0.9, 1.8, 0.7, 0.5)
+    axes = figure.add_axes(rect)
+    values = []
+    for measure, marker, colour in (("total_retention", "o", "tab:blue"),
+                                    ("worst_retention", "^", "tab:red")):  # fmt: skip
+        x = shared.get(f"{measure} {first}")
+        y = shared.get(f"{measure} {second}")
+        if x is None or y is None:
+            continue
+        x, y = x.to_numpy(float) * 100, y.to_numpy(float) * 100
+        axes.scatter(x, y, marker=marker, color=colour, s=22, label=measure.replace("_", " "))
+        values += [*x[np.isfinite(x)], *y[np.isfinite(y)]]
+    low, high = (min(values), max(values)) if values else (0.0, 100.0)
+    pad = max(1.0, 0.05 * (high - low))
+    axes.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", lw=0.8, ls="--")
+    axes.set_xlim(low - pad, high + pad)
+    axes.set_ylim(low - pad, high + pad)
+    axes.set_xlabel(f"{first}: retention (% of dense)")
+    axes.set_ylabel(f"{second}: retention (% of dense)")
+    axes.set_title(f"{len(shared)} shared point(s)", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(figure, path)
+
+
 def expert_load(loads: list, path: Path) -> Path:
     """One panel per calibration source: MoE layer x expert, log10 of the routed tokens;
     cells under the coverage threshold are crossed out."""

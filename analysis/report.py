@@ -44,6 +44,7 @@ from analysis.records import (
     retention_column,
     source_means,
 )
+from analysis.runs import RunInfo, shared_points
 from analysis.study import STUDY_MODEL, STUDY_SETTING, STUDY_SWEEP, study_comparison
 
 DEFAULT_MAX_FIGURE_GROUPS = 6
@@ -68,6 +69,7 @@ class Analysis:
     sources: pd.DataFrame  # seed-averaged single sources (analysis.records.source_means)
     headlines: dict[str, str]  # group label -> sentence
     study: pd.DataFrame | None  # published vs run, when the records come from the study sweep
+    runs: tuple[RunInfo, ...] = ()  # the runs compared, when the records come from several
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,10 @@ def analyse(
     reference: str | None = "c4",
     n_resamples: int = 9999,
     seed: int = 0,
+    runs: tuple[RunInfo, ...] = (),
 ) -> Analysis:
-    """Load (if given a path) and compute every table of the report."""
+    """Load (if given a path) and compute every table of the report; ``runs`` describes the
+    runs of records read by :func:`analysis.runs.load_runs`."""
     if not isinstance(records, RecordSet):
         records = load_records(records)
     group_by = tuple(group_by)
@@ -113,6 +117,7 @@ def analyse(
         sources,
         headlines,
         study,
+        tuple(runs),
     )
 
 
@@ -210,8 +215,9 @@ def _summary_blocks(analysis: Analysis) -> list[Block]:
     sweeps = sorted(trials["sweep"].dropna().astype(str).unique()) if "sweep" in trials else []
     models = sorted(trials["model"].dropna().astype(str).unique()) if "model" in trials else []
     phases = ok["phase"].value_counts()
+    files = [str(r.path) for r in analysis.runs] or [str(records.path)]
     items = [
-        f"records file: {records.path}",
+        f"records file{'s' if len(files) > 1 else ''}: {', '.join(files)}",
         f"trials: {len(trials)} read, {len(ok)} ok, {records.n_errors} failed"
         + (
             f", {len(records.broken_lines)} unreadable line(s) skipped"
@@ -318,6 +324,8 @@ def write_report(
             ),
             Table(_study_view(analysis.study)),
         ]
+    if len(analysis.runs) >= 2:
+        _run_blocks(analysis, out, blocks, jobs)
     drawn, skipped = _group_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _sparsity_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _expert_blocks(analysis, out, blocks, jobs)
@@ -345,7 +353,7 @@ def _call(job: _FigureJob) -> Path:
     return function(*args, path=path)
 
 
-_FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_", "experts_")
+_FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_", "experts_", "runs_")
 
 
 def _remove_stale_figures(directory: Path, wanted: set[Path]) -> None:
@@ -365,6 +373,51 @@ def _render_figures(jobs: list[_FigureJob], workers: int | None) -> list[Path]:
         return [_call(job) for job in jobs]
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         return list(pool.map(_call, jobs))
+
+
+def _run_blocks(analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob]) -> None:
+    """The runs compared, and the points they share side by side."""
+    runs = analysis.runs
+    table = pd.DataFrame(
+        [
+            {
+                "run": r.name,
+                "records": str(r.path),
+                "model": r.model,
+                "suite": r.suite,
+                "limit": r.limit,
+                "trials": r.trials,
+                "ok": r.ok,
+            }
+            for r in runs
+        ]  # fmt: skip
+    )
+    blocks += [Heading(2, "Runs compared"), Table(table)]
+    shared = shared_points(analysis.records, runs)
+    if shared.empty:
+        blocks.append(
+            Paragraph(
+                "The runs share no point (method, structure, sparsity, mix and seed): "
+                "their groups below are disjoint."
+            )  # fmt: skip
+        )
+        return
+    grouped = "run" in analysis.group_by
+    blocks += [
+        Paragraph(
+            f"{len(shared)} point(s) were run in more than one run; their retentions side by "
+            f"side, with each later run's difference from {runs[0].name}."
+            + (
+                " The groups below are split by run, so no statistic pools two runs."
+                if grouped
+                else ""
+            )  # fmt: skip
+        ),
+        Table(shared.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)),
+    ]
+    caption = f"Retention of the shared points, {runs[1].name} against {runs[0].name}"
+    args = (shared, runs[0].name, runs[1].name)
+    blocks.append(_figure(jobs, out, figures.run_scatter, args, "runs_shared.png", caption))
 
 
 def _split(frame: pd.DataFrame, keys: tuple[str, ...]) -> dict[tuple, pd.DataFrame]:
@@ -501,6 +554,8 @@ def _write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
     }
     if analysis.study is not None:
         tables["study_comparison"] = analysis.study
+    if len(analysis.runs) >= 2:
+        tables["runs_shared"] = shared_points(analysis.records, analysis.runs)
     paths = {}
     for name, frame in tables.items():
         paths[name] = out / f"{name}.csv"
@@ -511,7 +566,7 @@ def _write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
 def retention_table(records: RecordSet) -> pd.DataFrame:
     """Every trial (ok and failed) as one flat row, main fields first."""
     trials = records.trials
-    leading = [c for c in _LEADING if c in trials.columns]
+    leading = [c for c in ("run", *_LEADING) if c in trials.columns]
     retention = sorted(c for c in trials.columns if c.startswith("retention."))
     rest = sorted(c for c in trials.columns if c not in leading and c not in retention)
     return trials[[*leading, *retention, *rest]]
