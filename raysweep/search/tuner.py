@@ -29,9 +29,32 @@ class MixSearchResult:
     proposals: list[dict[str, float]] = field(default_factory=list)  # weights, in trial order
 
 
+class _PicklableNSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II whose thread lock (Optuna >= 5.1 keeps one) is dropped when Tune pickles the
+    searcher into its experiment state and made anew when it is read back."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        import threading
+
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
+# Optuna names a GA sampler's trial attributes after its class: keep NSGA-II's names, so that a
+# study begun by either class resumes with the other.
+for _key in ("_GENERATION_KEY", "_PARENT_CACHE_KEY_PREFIX"):
+    if hasattr(optuna.samplers.NSGAIISampler, _key):
+        setattr(_PicklableNSGAII, _key, getattr(optuna.samplers.NSGAIISampler, _key))
+
+
 def _sampler(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     if multi_objective:
-        return optuna.samplers.NSGAIISampler(seed=seed)
+        return _PicklableNSGAII(seed=seed)
     # multivariate TPE models the weights jointly; the constant liar keeps parallel workers
     # from proposing the same point while earlier trials are still running.
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
