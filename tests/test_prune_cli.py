@@ -62,6 +62,21 @@ def test_saved_model_reloads_with_exactly_the_pruned_weights(saved):
     assert info["bytes"] > 1_000_000
 
 
+def test_lm_evals_hf_model_loads_the_saved_directory_with_its_zeros(saved):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    trial, pruned, directory, info = saved
+    lm = HFLM(pretrained=str(directory), batch_size=4, max_length=128, device="cpu",
+              dtype="float32")  # fmt: skip
+    theirs = _masks(lm.model)
+    for name, mask in _masks(pruned.loaded.model).items():
+        assert torch.equal(mask, theirs[name]), name
+    request = Instance("loglikelihood", {}, ("The river", " runs"), 0)
+    ((logprob, _),) = lm.loglikelihood([request], disable_tqdm=True)
+    assert logprob < 0 and logprob == logprob  # a finite log-probability from the pruned model
+
+
 def test_recipe_card_has_the_counts_and_rebuilds_the_same_calibration_set(saved):
     trial, pruned, directory, _ = saved
     card = json.loads((directory / CARD_FILE).read_text())

@@ -96,3 +96,16 @@ def test_runs_with_the_same_directory_name_are_told_apart(tmp_path):
     records, runs = load_runs([a, b])
     assert [r.name for r in runs] == ["x/run", "y/run"]
     assert not overlapping(records) and shared_points(records, runs).empty
+
+
+def test_two_runs_of_different_sparsities_make_one_report_covering_both(tmp_path):
+    a = _run(tmp_path, "A", [_record(s, 0.5, 0.0) for s in SOURCES])
+    b = _run(tmp_path, "B", [_record(s, 0.7, -0.1) for s in SOURCES])
+    assert main([str(a), str(b), "--out", str(tmp_path / "r"), "--resamples", "99"]) == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "The runs share no point" in text
+    assert "## Group wanda · unstructured · 50%" in text
+    assert "## Group wanda · unstructured · 70%" in text
+    retention = pd.read_csv(tmp_path / "r" / "retention.csv")
+    assert retention.groupby("run")["sparsity"].unique().to_dict().keys() == {"A", "B"}
+    assert sorted(retention["sparsity"].unique()) == [0.5, 0.7]
