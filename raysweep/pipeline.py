@@ -260,7 +260,8 @@ def run_trial(
     loaded, report, timer = pruned.loaded, pruned.report, pruned.timer
     prune_device = pruned.prune_device
 
-    stage("evaluating")
+    # The stage names the tasks: a trial actor's log (and an error record) says what it scores.
+    stage(f"evaluating {', '.join(t.name for t in suite.tasks)}")
     ev = trial.evaluation
     with timer.phase("eval"):
         scores = evaluate(loaded.model, loaded.tokenizer, suite, ev)

@@ -22,7 +22,13 @@ def test_sequential_trial_records_every_phase_and_host_and_device_peaks():
     # The dense model at chance on math: math is unmeasurable, and the record says so.
     dense_dims = {d: 0.25 if d == "math" else 1.0 for d in dims}
     dense = DenseBaseline("test-dense", CapabilityScores({}, dense_dims))
-    record = run_trial(trial, dense)
+    stages, layers = [], []
+    record = run_trial(trial, dense, stage=stages.append,
+                       progress=lambda done, total: layers.append((done, total)))  # fmt: skip
+    # What a trial actor's log shows: each stage, the tasks it scores, every pruned layer.
+    tasks = ", ".join(t.name for t in get_suite("toy").tasks)
+    assert stages[0] == "loading model" and stages[-2:] == [f"evaluating {tasks}", "done"], stages
+    assert layers == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert record.status == "ok" and record.device == "cpu"
     assert set(PHASES) <= set(record.timings)
     assert all(record.timings[k] > 0 for k in PHASES), record.timings
