@@ -70,6 +70,7 @@ class Analysis:
     headlines: dict[str, str]  # group label -> sentence
     study: pd.DataFrame | None  # published vs run, when the records come from the study sweep
     runs: tuple[RunInfo, ...] = ()  # the runs compared, when the records come from several
+    shared: pd.DataFrame | None = None  # their shared points side by side (analysis.runs)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def analyse(
         headlines,
         study,
         tuple(runs),
+        shared_points(records, runs) if len(runs) >= 2 else None,
     )
 
 
@@ -393,8 +395,8 @@ def _run_blocks(analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_
         ]  # fmt: skip
     )
     blocks += [Heading(2, "Runs compared"), Table(table)]
-    shared = shared_points(analysis.records, runs)
-    if shared.empty:
+    shared = analysis.shared
+    if shared is None or shared.empty:
         blocks.append(
             Paragraph(
                 "The runs share no point (method, structure, sparsity, mix and seed): "
@@ -554,8 +556,8 @@ def _write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
     }
     if analysis.study is not None:
         tables["study_comparison"] = analysis.study
-    if len(analysis.runs) >= 2:
-        tables["runs_shared"] = shared_points(analysis.records, analysis.runs)
+    if analysis.shared is not None:
+        tables["runs_shared"] = analysis.shared
     paths = {}
     for name, frame in tables.items():
         paths[name] = out / f"{name}.csv"

@@ -8,6 +8,7 @@ file, lm-eval's index, a tokenizer for the token estimate of local files) and ne
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -120,16 +121,23 @@ def _model_problems(cfg: SweepConfig) -> list[str]:
     return []
 
 
-def _file_problem(name: str) -> str | None:
+def _files_of(name: str) -> tuple[Path, list[Path] | None, list[Path]]:
+    """(root, every file under it or None when it does not exist, the readable ones)."""
     root = Path(name[len(FILE_PREFIX) :]).expanduser()
-    where = f"calibration source {name!r}"
     if root.is_dir():
         files = sorted(p for p in root.rglob("*") if p.is_file())
     elif root.is_file():
         files = [root]
     else:
+        return root, None, []
+    return root, files, [p for p in files if p.suffix in (*_TEXT_SUFFIXES, ".parquet")]
+
+
+def _file_problem(name: str) -> str | None:
+    root, files, usable = _files_of(name)
+    where = f"calibration source {name!r}"
+    if files is None:
         return f"{where}: no such file or directory {str(root)!r}"
-    usable = [p for p in files if p.suffix in (*_TEXT_SUFFIXES, ".parquet")]
     if not usable:
         return (
             f"{where}: no .txt, .jsonl, .json or .parquet file in {str(root)!r}"
@@ -208,48 +216,42 @@ def _text_bytes(path: Path) -> int | None:
         lines = lines[:-1]  # the last line may be cut at the sniff boundary
     row_bytes = text = 0
     for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("text"), str):
+        if body := _row_text(line):
             row_bytes += len(line) + 1
-            text += len(row["text"].encode("utf-8"))
+            text += len(body.encode("utf-8"))
     if not row_bytes:  # one JSON document, not lines: at most its size is text
         return size
     return int(size * text / row_bytes)
 
 
-def _bytes_per_token(cfg: SweepConfig, sample: str) -> float | None:
-    """UTF-8 bytes per token of the model's tokenizer on ``sample`` (None: no tokenizer)."""
+def _tokenizer(cfg: SweepConfig) -> Any | None:
+    """The model's tokenizer, or None when it cannot be loaded (the model checks say why)."""
     from raysweep.models import resolve_model_path
 
     try:
         from transformers import AutoTokenizer
 
         path = resolve_model_path(cfg.model)
-        tokenizer = AutoTokenizer.from_pretrained(
+        return AutoTokenizer.from_pretrained(
             path, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
             local_files_only=not Path(path).expanduser().is_dir(),
         )  # fmt: skip
-        tokens = len(tokenizer(sample, add_special_tokens=False, verbose=False)["input_ids"])
-    except Exception:  # noqa: BLE001 - the model checks report an unloadable tokenizer
+    except Exception:  # noqa: BLE001 - reported by the model checks
         return None
+
+
+def _bytes_per_token(tokenizer: Any, sample: str) -> float | None:
+    """UTF-8 bytes per token of ``tokenizer`` on ``sample``."""
+    tokens = len(tokenizer(sample, add_special_tokens=False, verbose=False)["input_ids"])
     return len(sample.encode("utf-8")) / tokens if tokens else None
 
 
-def _files_of(name: str) -> list[Path]:
-    root = Path(name[len(FILE_PREFIX) :]).expanduser()
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    return [p for p in files if p.suffix in (*_TEXT_SUFFIXES, ".parquet")]
-
-
-def _token_problem(cfg: SweepConfig, name: str, windows: int) -> str | None:
+def _token_problem(cfg: SweepConfig, name: str, windows: int, tokenizer: Any) -> str | None:
     """A problem line when a file source clearly holds fewer tokens than ``windows`` windows
     need. Cheap: the text size is read from the files' heads and the tokenizer's bytes per
     token from a sample; a tolerance keeps an estimate's error from refusing a source that may
     suffice (the calibration build checks the exact count)."""
-    files = _files_of(name)
+    files = _files_of(name)[2]
     sizes = [_text_bytes(p) for p in files]
     if any(s is None for s in sizes):
         return None
@@ -262,7 +264,7 @@ def _token_problem(cfg: SweepConfig, name: str, windows: int) -> str | None:
                 text = "\n".join(_row_text(line) for line in rows)
                 if text.strip():
                     break
-    ratio = _bytes_per_token(cfg, text) if text.strip() else None
+    ratio = _bytes_per_token(tokenizer, text) if text.strip() and tokenizer else None
     if ratio is None:
         return None
     estimate = int(sum(sizes) / ratio)  # type: ignore[arg-type]
@@ -286,10 +288,11 @@ def _row_text(line: bytes) -> str:
 
 
 def _source_problems(cfg: SweepConfig) -> list[str]:
+    tokenizer = functools.cache(lambda: _tokenizer(cfg))  # loaded once, for the first file
     problems = []
     for name, windows in _windows_needed(cfg).items():
         if name.startswith(FILE_PREFIX):
-            problem = _file_problem(name) or _token_problem(cfg, name, windows)
+            problem = _file_problem(name) or _token_problem(cfg, name, windows, tokenizer())
             if problem:
                 problems.append(problem)
     return problems

@@ -23,10 +23,16 @@ from raysweep.atomic import write_text_atomic
 from raysweep.config import SweepConfig, TrialConfig
 from raysweep.dense import DenseBaseline, sweep_baseline
 from raysweep.pipeline import run_trial
-from raysweep.planning import confirm_point, search_points, search_sources, search_trials
+from raysweep.planning import (
+    confirm_point,
+    search_plan,
+    search_points,
+    search_sources,
+    search_trials,
+)
 from raysweep.records import RECORDS_FILE, TrialRecord, read_records
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
-from raysweep.search.tuner import completed_trials, run_mix_search
+from raysweep.search.tuner import finished_trials, run_mix_search
 from raysweep.trainables.callbacks import RecordWriter, SearchProgress
 from raysweep.trainables.trial import RECORD_KEY, trial_log
 
@@ -70,19 +76,17 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
 
     s = cfg.search
     assert s is not None
+    search_plan(cfg)  # ConfigError when the search cannot run, as in the driver's --validate
     sources = search_sources(cfg)
-    if len(sources) < 2:
-        raise ValueError(f"search needs at least 2 sources, got {sources}")
     records = out / RECORDS_FILE
     summaries = []
     for base in search_points(cfg):
-        name = f"search-{base.method}-{base.structure.replace(':', 'of')}-{base.sparsity:g}"
+        name = f"search-{point_slug(base)}"
         n_trials = search_trials(cfg)
         print(f"[raysweep] {name}: {n_trials} trials over {len(sources)} sources "
               f"({s.mode}, objective {s.objective})", flush=True)  # fmt: skip
         search_dense = sweep_baseline(base, out, compute_dense)
-        db = (out / "search" / "optuna.db").resolve()
-        done = len(completed_trials(f"sqlite:///{db}", name)) if db.is_file() else 0
+        done = finished_trials(out / "search", name)
         metrics = [METRIC]
         if s.multi_objective:
             metrics = [f"retention_{d}" for d in sorted(search_dense.scores.dimension_scores)]
@@ -126,9 +130,14 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
     return summaries
 
 
+def point_slug(base: TrialConfig) -> str:
+    """``<method>-<structure>-<sparsity>``, with ``2of4`` for ``2:4``: names a search's study
+    (``search-<slug>``) and its saved best model (``best-<slug>``)."""
+    return f"{base.method}-{base.structure.replace(':', 'of')}-{base.sparsity:g}"
+
+
 def best_dirname(base: TrialConfig) -> str:
-    """``best-<method>-<structure>-<sparsity>``, with ``2of4`` for ``2:4``."""
-    return f"best-{base.method}-{base.structure.replace(':', 'of')}-{base.sparsity:g}"
+    return f"best-{point_slug(base)}"
 
 
 def save_best(cfg: SweepConfig, point: TrialConfig, directory: Path) -> str:

@@ -60,6 +60,18 @@ def _sampler(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
 
 
+def study_url(study_dir: Path) -> str:
+    """The SQLite URL of the Optuna studies kept in ``study_dir``."""
+    return f"sqlite:///{(study_dir / 'optuna.db').resolve()}"
+
+
+def finished_trials(study_dir: Path, study_name: str) -> int:
+    """Completed trials of a study in ``study_dir`` (0 before its database exists)."""
+    if not (study_dir / "optuna.db").is_file():
+        return 0
+    return len(completed_trials(study_url(study_dir), study_name))
+
+
 def completed_trials(storage_url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
     try:
         study = optuna.load_study(study_name=study_name, storage=storage_url)
@@ -94,7 +106,7 @@ def run_mix_search(
     """
     t0 = time.monotonic()
     study_dir.mkdir(parents=True, exist_ok=True)
-    storage_url = f"sqlite:///{(study_dir / 'optuna.db').resolve()}"
+    storage_url = study_url(study_dir)
     multi = len(metrics) > 1
     done = completed_trials(storage_url, study_name)
     remaining = max(0, n_trials - len(done))
