@@ -13,7 +13,9 @@ import logging
 import os
 import random
 import re
-from collections.abc import Iterator, Mapping
+import weakref
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from raysweep.evaluation.dimensions import Suite, TaskSpec, get_suite
@@ -21,6 +23,7 @@ from raysweep.evaluation.perplexity import heldout_perplexity, heldout_texts
 from raysweep.evaluation.scoring import CapabilityScores, make_scores
 
 if TYPE_CHECKING:
+    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
 log = logging.getLogger(__name__)
@@ -185,6 +188,154 @@ def resolve_max_length(model: Any, tokenizer: Any, max_length: int | None) -> in
     return 2048
 
 
+class _PairEncodings:
+    """Token ids of (context, continuation) pairs for one tokenizer and one HFLM encoding setup.
+
+    Contexts are stored once (an item's choices share them) as compact arrays; continuations are
+    short. Entries depend on the strings and the tokenizer only, never on model weights.
+    """
+
+    MAX_PAIRS = 1_000_000  # beyond this the store starts over (memory stays bounded)
+
+    def __init__(self) -> None:
+        self.contexts: dict[str, array] = {}
+        self.pairs: dict[tuple[str, str], tuple[array, tuple[int, ...]]] = {}
+
+    def clear(self) -> None:
+        self.contexts.clear()
+        self.pairs.clear()
+
+
+# Per tokenizer object (held weakly) and the HFLM settings that change tok_encode's output.
+_ENCODINGS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _PairEncodings]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _pair_encodings(lm: HFLM) -> _PairEncodings:
+    tokenizer = lm.tokenizer
+    key = (lm.add_bos_token, lm.prefix_token_id, len(tokenizer))
+    per_setup = _ENCODINGS.setdefault(tokenizer, {})
+    if key not in per_setup:
+        per_setup[key] = _PairEncodings()
+    return per_setup[key]
+
+
+def _encode_requests(
+    lm: HFLM, pairs: Sequence[tuple[str, str]]
+) -> list[tuple[list[int], list[int]]]:
+    """lm-eval's ``TemplateLM.loglikelihood`` tokenization of each pair, reusing earlier results.
+
+    Same rules as lm-eval (causal backend): an empty context becomes the prefix token; trailing
+    context whitespace moves to the continuation; the continuation is what encoding the whole
+    string adds after the context's tokens.
+    """
+    store = _pair_encodings(lm)
+    if len(store.pairs) > store.MAX_PAIRS:
+        store.clear()
+    out = []
+    for pair in pairs:
+        hit = store.pairs.get(pair)
+        if hit is None:
+            context, continuation = pair
+            if context == "":
+                cont = lm.tok_encode(continuation, add_special_tokens=False)
+                if lm.prefix_token_id != cont[0]:
+                    ctx, cont = [lm.prefix_token_id], cont
+                else:
+                    ctx, cont = cont[:1], cont[1:]
+                ctx_ids = array("q", ctx)
+            else:
+                n_spaces = len(context) - len(context.rstrip())
+                if n_spaces > 0:
+                    continuation = context[-n_spaces:] + continuation
+                    context = context[:-n_spaces]
+                if context not in store.contexts:
+                    store.contexts[context] = array("q", lm.tok_encode(context))
+                ctx_ids = store.contexts[context]
+                cont = lm.tok_encode(context + continuation)[len(ctx_ids) :]
+            hit = store.pairs[pair] = (ctx_ids, tuple(cont))
+        out.append((hit[0].tolist(), list(hit[1])))
+    return out
+
+
+_SHARED_CONTEXT_LM: type | None = None
+
+
+def _shared_context_lm_class() -> type:
+    """``SharedContextHFLM``: lm-eval's HFLM scoring each context once for all its continuations.
+
+    Only ``loglikelihood`` differs from the stock HFLM. Requests are tokenized as lm-eval does
+    (cached per tokenizer, see :func:`_encode_requests`); those that lm-eval would score without
+    truncation are grouped by context token ids and packed one group per row
+    (:mod:`raysweep.evaluation.shared_context`); the others, and every request of a model or
+    setup packing does not support (non-causal, flash attention, mixed precision, automatic
+    batch size, a model whose packed scores disagree with plain ones on a probe), take the stock
+    path. Results are the stock ``(log-prob sum, is_greedy)`` in request order.
+    ``loglikelihood_rolling`` and ``generate_until`` are lm-eval's.
+    """
+    global _SHARED_CONTEXT_LM
+    if _SHARED_CONTEXT_LM is not None:
+        return _SHARED_CONTEXT_LM
+    from lm_eval.models.huggingface import HFLM
+
+    from raysweep.evaluation import shared_context as sc
+
+    class SharedContextHFLM(HFLM):
+        def _packing_enabled(self) -> bool:
+            return (
+                self.backend == "causal"
+                and isinstance(self.batch_size, int)
+                and self.mixed_precision_dtype is None
+                and not getattr(self, "enable_thinking", None)
+                and sc.supports_packing(self.model)
+            )
+
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            if not self._packing_enabled():
+                return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+            pairs = [tuple(req.args) for req in requests]
+            encoded = _encode_requests(self, pairs)
+            limit = self.max_length
+            packed = [
+                i
+                for i, (ctx, cont) in enumerate(encoded)
+                if ctx and cont and len(ctx) + len(cont) <= limit + 1
+            ]
+            chosen = set(packed)
+            stock = [i for i in range(len(encoded)) if i not in chosen]
+            token_requests = [encoded[i] for i in packed]
+            probe = sc.probe_requests(token_requests)
+            if not sc.packing_matches_plain(self.model, probe, self.softmax_dtype):
+                log.warning(
+                    "packed scoring disagrees with plain scoring on %s; using lm-eval's path",
+                    type(self.model).__name__,
+                )
+                packed, stock = [], list(range(len(encoded)))
+            results: list[Any] = [None] * len(encoded)
+            if packed:
+                scores = sc.shared_context_loglikelihoods(
+                    self.model,
+                    [encoded[i] for i in packed],
+                    batch_size=self.batch_size,
+                    max_row_tokens=limit,
+                    softmax_dtype=self.softmax_dtype,
+                )
+                for i, answer in zip(packed, scores, strict=True):
+                    results[i] = answer
+                    self.cache_hook.add_partial("loglikelihood", pairs[i], answer)
+            if stock:
+                stock_scores = self._loglikelihood_tokens(
+                    [(pairs[i], *encoded[i]) for i in stock], disable_tqdm=disable_tqdm
+                )
+                for i, answer in zip(stock, stock_scores, strict=True):
+                    results[i] = answer
+            return results
+
+    _SHARED_CONTEXT_LM = SharedContextHFLM
+    return SharedContextHFLM
+
+
 def _batches(
     suite: Suite, limit: int | None
 ) -> dict[tuple[int | None, int | None], list[TaskSpec]]:
@@ -266,6 +417,7 @@ def evaluate_capabilities(
     max_length: int | None = None,
     allow_code_execution: bool = False,
     perplexity: bool = False,
+    shared_context: bool = True,
 ) -> CapabilityScores:
     """Score an in-memory causal LM on every task of ``suite``.
 
@@ -275,6 +427,11 @@ def evaluate_capabilities(
     No request cache is used and no samples are logged. With ``perplexity=True`` the held-out
     perplexity on ``suite.perplexity_corpus`` is recorded beside the task scores. As with the
     lm-eval CLI, a tokenizer without a pad token gets one assigned (its unk or eos token).
+
+    With ``shared_context`` (the default) multiple-choice requests are scored by
+    ``SharedContextHFLM``: each context once for all its choices, tokenization reused across
+    calls in a process; the scores are lm-eval's HFLM scores (to float rounding). False uses
+    lm-eval's HFLM itself.
 
     Raises ValueError before any work when the suite runs model-written code and
     ``allow_code_execution`` is False, or names a task lm-eval does not know.
@@ -289,12 +446,13 @@ def evaluate_capabilities(
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
+    lm_class = _shared_context_lm_class() if shared_context else HFLM
     _env_report_once()
     was_training = getattr(model, "training", False)
     task_scores: dict[str, float] = {}
     try:
         with _preserved_rng(), _code_execution_env(allow_code_execution and runs_code):
-            lm = HFLM(
+            lm = lm_class(
                 pretrained=model, tokenizer=tokenizer, max_length=length, batch_size=batch_size
             )
             for (task_limit, fewshot), specs in _batches(suite, limit).items():

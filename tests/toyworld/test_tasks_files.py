@@ -77,3 +77,40 @@ def test_lm_eval_python_api_matches_the_in_process_scorer(tmp_path):
     for task in TOY_TASKS:
         ours = accuracy(model, tokenizer, task_items(task.name)[:limit])
         assert results["results"][task.name]["acc,none"] == pytest.approx(ours, abs=1e-9), task.name
+
+
+@pytest.mark.slow
+def test_lm_eval_cli_matches_evaluate_capabilities(tmp_path):
+    # The stock command line on the saved toy model vs the in-memory (shared-context) path.
+    import os
+    import subprocess
+    import sys
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from raysweep.evaluation import evaluate_capabilities, get_suite
+    from raysweep.toyworld.tasks import TOY_TASK_TAG
+
+    torch.set_num_threads(1)
+    model_dir = ensure_toy_model()
+    suite = get_suite("toy")
+    limit, max_length = 100, 512
+    cmd = [
+        sys.executable, "-m", "lm_eval", "--model", "hf",
+        "--model_args", f"pretrained={model_dir},max_length={max_length}",
+        "--tasks", TOY_TASK_TAG, "--include_path", suite.include_path, "--limit", str(limit),
+        "--batch_size", "8", "--device", "cpu", "--seed", "0", "--output_path", str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result_file,) = tmp_path.rglob("results_*.json")
+    cli = json.loads(result_file.read_text())["results"]
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    ours = evaluate_capabilities(model, tokenizer, suite, limit=limit, max_length=max_length)
+    assert set(ours.task_scores) == {t.name for t in TOY_TASKS}
+    for task in TOY_TASKS:
+        assert ours.task_scores[task.name] == pytest.approx(cli[task.name]["acc,none"], abs=1e-9)
