@@ -12,8 +12,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +62,19 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Suite:
-    """A named set of tasks; ``include_path`` is a directory of extra lm-eval task YAMLs."""
+    """A named set of tasks; ``include_path`` is a directory of extra lm-eval task YAMLs.
+
+    ``write_tasks``, when given, writes the suite's task files into a directory and returns it:
+    a generated suite names its ``include_path`` without writing it, and the files are written
+    only when lm-eval first needs them (:func:`ensure_task_files`), so validation writes nothing.
+    """
 
     name: str
     tasks: tuple[TaskSpec, ...]
     include_path: str | None = None
     # Held-out text for the optional perplexity metric: "wikitext2", "toy" or "file:<path>".
     perplexity_corpus: str = "wikitext2"
+    write_tasks: Callable[[Path], object] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -160,13 +166,22 @@ _FAST = Suite(
 )
 
 
-def _toy_suite() -> Suite:
-    # The toy world's tasks are generated files; build the suite from its table on demand.
-    from raysweep.toyworld.tasks import TOY_TASKS, ensure_toy_tasks
+def ensure_task_files(suite: Suite) -> None:
+    """Write a generated suite's task files to its ``include_path`` unless they are there."""
+    if suite.write_tasks is None or suite.include_path is None:
+        return
+    suite.write_tasks(Path(suite.include_path))
 
-    root = Path(ensure_toy_tasks()).resolve()
+
+def _toy_suite() -> Suite:
+    # The toy world's tasks are generated files, written where the suite names them on first use.
+    from raysweep.paths import cache_dir
+    from raysweep.toyworld.tasks import TOY_TASKS, ensure_toy_tasks, tasks_digest
+
+    root = (cache_dir(create=False) / "toyworld" / f"tasks-{tasks_digest()}").resolve()
     specs = tuple(TaskSpec(t.name, t.dimension, t.metric, 0, t.chance) for t in TOY_TASKS)
-    return Suite(name="toy", tasks=specs, include_path=str(root), perplexity_corpus="toy")
+    return Suite(name="toy", tasks=specs, include_path=str(root), perplexity_corpus="toy",
+                 write_tasks=ensure_toy_tasks)  # fmt: skip
 
 
 class _SuiteTable(Mapping[str, Suite]):
