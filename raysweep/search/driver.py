@@ -81,10 +81,10 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
     records = out / RECORDS_FILE
     summaries = []
     for base in search_points(cfg):
-        name = f"search-{point_slug(base)}"
+        name, label = study_name(cfg, base), f"search-{point_slug(base)}"
         n_trials = search_trials(cfg)
-        print(f"[raysweep] {name}: {n_trials} trials over {len(sources)} sources "
-              f"({s.mode}, objective {s.objective})", flush=True)  # fmt: skip
+        print(f"[raysweep] {label}: {n_trials} trials over {len(sources)} sources "
+              f"({s.mode}, objective {s.objective}; Optuna study {name})", flush=True)  # fmt: skip
         search_dense = sweep_baseline(base, out, compute_dense)
         done = finished_trials(out / "search", name)
         metrics = [METRIC]
@@ -110,7 +110,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
             max_failures=cfg.ray.max_failures,
             callbacks=[
                 RecordWriter(records),
-                SearchProgress(name, n_trials - done, METRIC, s.objective),
+                SearchProgress(label, n_trials - done, METRIC, s.objective),
             ],  # fmt: skip
             reuse_actors=reuses_actors(cfg.resources),
         )
@@ -134,6 +134,26 @@ def point_slug(base: TrialConfig) -> str:
     """``<method>-<structure>-<sparsity>``, with ``2of4`` for ``2:4``: names a search's study
     (``search-<slug>``) and its saved best model (``best-<slug>``)."""
     return f"{base.method}-{base.structure.replace(':', 'of')}-{base.sparsity:g}"
+
+
+def study_name(cfg: SweepConfig, base: TrialConfig) -> str:
+    """``search-<slug>-<fingerprint>``: the Optuna study of one search. The fingerprint hashes
+    everything that changes what the study's values mean (the base point's model, calibration,
+    pruning and evaluation settings, suite and item limit included; the searched sources and
+    their custom specs; objective, multi-objective, minimum weight, search mode), so that a
+    changed search starts its own study instead of resuming one that measured something else.
+    """
+    from raysweep.records import trial_id_for
+
+    s = cfg.search
+    assert s is not None
+    sources = search_sources(cfg)
+    point = base.identity()
+    del point["mix"]
+    point["custom_sources"] = {k: v for k, v in base.custom_sources.items() if k in sources}
+    meaning = {"point": point, "sources": sources, "objective": s.objective,
+               "multi_objective": s.multi_objective, "min_weight": s.min_weight, "mode": s.mode}  # fmt: skip
+    return f"search-{point_slug(base)}-{trial_id_for(meaning)[:10]}"
 
 
 def best_dirname(base: TrialConfig) -> str:
