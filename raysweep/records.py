@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from raysweep.names import EQUAL_SOURCES_MIX, UNIFORM_MIX
+
 RECORDS_FILE = "records.jsonl"
 
 
@@ -94,6 +96,18 @@ class TrialRecord(BaseModel):
     started_at: str = ""
     finished_at: str = ""
     config: dict[str, Any] = Field(default_factory=dict, description="the trial's full config")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_mix_name(cls, data: Any) -> Any:
+        # The search's equal-per-source mix was called "uniform", like the grid's per-dimension one.
+        if (
+            isinstance(data, dict)
+            and data.get("phase") == "search"
+            and data.get("mix_name") == UNIFORM_MIX
+        ):
+            data = {**data, "mix_name": EQUAL_SOURCES_MIX}
+        return data
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from ray import tune
 from raysweep.atomic import write_text_atomic
 from raysweep.config import SweepConfig, TrialConfig
 from raysweep.dense import DenseBaseline, sweep_baseline
+from raysweep.names import EQUAL_SOURCES_MIX, UNIFORM_MIX
 from raysweep.pipeline import run_trial
 from raysweep.planning import (
     confirm_point,
@@ -38,12 +39,13 @@ from raysweep.trainables.trial import RECORD_KEY, trial_log
 
 
 def mix_label(weights: Mapping[str, float]) -> str:
-    """``toy_math`` for a one-hot mix, ``uniform`` for equal weights, else ``search``."""
+    """``toy_math`` for a one-hot mix, ``equal_sources`` for equal weights per source (not the
+    grid's ``uniform``, equal per dimension), else ``search``."""
     nz = {s: w for s, w in weights.items() if w > 0}
     if len(nz) == 1:
         return next(iter(nz))
     if len(nz) == len(weights) and max(nz.values()) - min(nz.values()) < 1e-9:
-        return "uniform"
+        return EQUAL_SOURCES_MIX
     return "search"
 
 
@@ -210,7 +212,7 @@ def console_lines(summary: Mapping[str, Any]) -> list[str]:
     if full.get("best_mix"):
         parts = [f"best mix {_fmt(objective_value(full['best_mix'], key))}"]
         if full.get("uniform"):
-            parts.append(f"uniform {_fmt(objective_value(full['uniform'], key))}")
+            parts.append(f"uniform mix {_fmt(objective_value(full['uniform'], key))}")
         single = full.get("best_single_source")
         if single:
             parts.append(f"best single source {next(iter(single['mix']))} "
@@ -245,11 +247,13 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
     def best_of(cands: list[TrialRecord]) -> TrialRecord | None:
         return max(cands, key=lambda r: objective_value(r.model_dump(), key), default=None)
 
-    def baselines(phase_rows: list[TrialRecord]) -> dict[str, Any]:
+    def baselines(phase_rows: list[TrialRecord], even: str) -> dict[str, Any]:
+        # ``even``: the search's equal-per-source mix, or the grid's equal-per-dimension one.
         singles = [r for r in phase_rows if len(r.mix) == 1 and next(iter(r.mix)) in sources]
         ref = s.reference
+        key = "equal_sources" if even == EQUAL_SOURCES_MIX else "uniform"
         return {
-            "uniform": _row(best_of([r for r in phase_rows if r.mix_name == "uniform"])),
+            key: _row(best_of([r for r in phase_rows if r.mix_name == even])),
             "best_single_source": _row(best_of(singles)),
             "reference": _row(best_of([r for r in phase_rows if r.mix == {ref: 1.0}]))
             if ref
@@ -270,8 +274,11 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
         "wall_s": round(res.wall_s, 1),
         "best_weights": res.best_weights,
         "best_value": res.best_value,
-        "search_suite_rows": {"best_mix": _row(best_of(searched)), **baselines(searched)},
-        "full_suite_rows": {"best_mix": _row(confirmed), **baselines(full)},
+        "search_suite_rows": {
+            "best_mix": _row(best_of(searched)),
+            **baselines(searched, EQUAL_SOURCES_MIX),
+        },
+        "full_suite_rows": {"best_mix": _row(confirmed), **baselines(full, UNIFORM_MIX)},
         "pareto": res.pareto,
         "storage": res.storage_url,
     }
@@ -284,7 +291,8 @@ def _fmt(v: Any) -> str:
 def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
     write_text_atomic(folder / "summary.json", json.dumps(summaries, indent=1))
     lines = ["# Mix-weight search", ""]
-    labels = {"best_mix": "best mix", "uniform": "uniform mix",
+    labels = {"best_mix": "best mix", "uniform": "uniform mix (equal weight per dimension)",
+              "equal_sources": "equal weight per source",
               "best_single_source": "best single source", "reference": "reference source"}  # fmt: skip
     for sm in summaries:
         lines += [f"## {sm['search']} — objective `{sm['objective']}`", "",
