@@ -31,7 +31,7 @@ from raysweep.planning import (
     search_sources,
     search_trials,
 )
-from raysweep.records import RECORDS_FILE, TrialRecord, read_records
+from raysweep.records import RECORDS_FILE, TrialRecord, latest_records, read_records
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
 from raysweep.search.tuner import finished_trials, run_mix_search
 from raysweep.trainables.callbacks import RecordWriter, SearchProgress
@@ -74,7 +74,7 @@ def search_trial(config: dict[str, Any]) -> None:
 def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]]:
     """Run every configured search, confirm each best mix, write ``search/summary.{json,md}``."""
     from raysweep.models import reuses_actors
-    from raysweep.trainables.grid import compute_dense, run_grid
+    from raysweep.trainables.grid import compute_dense
 
     s = cfg.search
     assert s is not None
@@ -119,9 +119,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
         confirmed = None
         if s.confirm and res.best_weights:
             point = confirm_point(cfg, base, res.best_weights)
-            dense = sweep_baseline(point, out, compute_dense)
-            run_grid(cfg, [point], dense, records, storage, phase="confirm")
-            confirmed = _latest(records, point.trial_id)
+            confirmed = confirm(cfg, point, out, records, storage)
         summary = _summarise(cfg, base, res, confirmed, records, sources)
         if s.save_best and confirmed is not None and confirmed.status == "ok":
             summary["saved"] = save_best(cfg, point, out / "search" / best_dirname(base))
@@ -223,9 +221,20 @@ def console_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _latest(records: Path, trial_id: str) -> TrialRecord | None:
-    found = [r for r in read_records(records, warn=False).records if r.trial_id == trial_id]
-    return found[-1] if found else None
+def confirm(cfg: SweepConfig, point: TrialConfig, out: Path, records: Path,
+            storage: str) -> TrialRecord | None:  # fmt: skip
+    """The confirmation trial's record: an ``ok`` record of the same trial (the same point, run
+    by the grid or an earlier run of the search) is reused; else the trial runs."""
+    from raysweep.trainables.grid import compute_dense, run_grid
+
+    found = latest_records(records).get(point.trial_id)
+    if found is not None and found.status == "ok":
+        print(f"[raysweep] best mix already confirmed ({found.phase} trial {point.trial_id})",
+              flush=True)  # fmt: skip
+        return found
+    dense = sweep_baseline(point, out, compute_dense)
+    run_grid(cfg, [point], dense, records, storage, phase="confirm")
+    return latest_records(records).get(point.trial_id)
 
 
 def _row(r: TrialRecord | None) -> dict[str, Any] | None:
