@@ -216,16 +216,9 @@ def pick_tokens(
     if banned:
         ids = torch.tensor(banned, device=logits.device)
         logits = logits.index_fill(1, ids, -math.inf)
-    logits = logits / temperature
-    probs = torch.softmax(logits, dim=-1)
-    ranked, order = _ranked(probs, sampling.top_k, sampling.top_p)
-    keep = ranked > 0
-    if sampling.top_p < 1.0:
-        before = ranked.cumsum(-1) - ranked  # mass of the tokens ranked above
-        keep &= before < sampling.top_p
-    if order is not None:
-        keep[:, 0] = True  # the most likely token always stays
-    cdf = (ranked * keep).double().cumsum(-1)  # (B, candidates)
+    weights, order = candidate_weights(logits / temperature, sampling)
+    keep = weights > 0
+    cdf = weights.double().cumsum(-1)  # (B, candidates)
     target = uniforms.to(cdf.device).unsqueeze(1) * cdf[:, -1:]
     pos = torch.searchsorted(cdf, target, right=True)  # (B, 1): first position whose cdf > target
     # Guard against target == total through rounding: fall back to the last kept position.
@@ -233,6 +226,28 @@ def pick_tokens(
     last = torch.where(keep, positions, -1).max(dim=1, keepdim=True).values
     pos = torch.minimum(pos, last)
     return (pos if order is None else order.gather(1, pos)).squeeze(1)
+
+
+def candidate_weights(
+    logits: torch.Tensor, sampling: Sampling
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Unnormalised sampling weights after top-k then top-p, as Hugging Face's ``generate``
+    applies them (``TopKLogitsWarper`` then ``TopPLogitsWarper``): top-p reads the probabilities
+    renormalised over the top-k tokens. logits ``(B, V)``, already divided by the temperature ->
+    ``(weights (B, C), ids (B, C))`` with the candidates in descending order, or ``(weights
+    (B, V), None)`` in token order when nothing is cut; a cut token has weight 0."""
+    probs = torch.softmax(logits, dim=-1)
+    ranked, order = _ranked(probs, sampling.top_k, sampling.top_p)
+    keep = ranked > 0
+    if sampling.top_p < 1.0:
+        # Top-k's survivors form the distribution top-p cuts (the nucleus probe's are a prefix of
+        # the full one, whose mass is 1).
+        mass = ranked.sum(-1, keepdim=True) if sampling.top_k else 1.0
+        before = (ranked.cumsum(-1) - ranked) / mass  # mass of the tokens ranked above
+        keep &= before < sampling.top_p
+    if order is not None:
+        keep[:, 0] = True  # the most likely token always stays
+    return ranked * keep, order
 
 
 # Nucleus sampling without top-k first looks among this many most likely tokens (a full sort of a
@@ -799,6 +814,7 @@ __all__ = [
     "default_prefix_source",
     "generated_source",
     "generated_source_from_spec",
+    "candidate_weights",
     "pick_tokens",
     "sample_windows",
     "window_perplexities",
