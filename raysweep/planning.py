@@ -17,13 +17,12 @@ import itertools
 from collections.abc import Mapping
 
 from raysweep.config import (
-    DIMENSIONS,
     EvaluationConfig,
     SweepConfig,
     TrialConfig,
     structure_sparsity,
 )
-from raysweep.names import UNIFORM_MIX
+from raysweep.names import DIMENSIONS, UNIFORM_MIX
 
 
 def trial_config(

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-DIMENSIONS: tuple[str, ...] = ("general", "commonsense", "code", "math")
+from raysweep.names import DIMENSIONS
 
 
 @dataclass(frozen=True)

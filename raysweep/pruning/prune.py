@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from raysweep.names import METHODS, NMStructure, parse_structure
 from raysweep.pruning.architecture import (
     Unit,
     decoder_matrices,
@@ -22,14 +23,13 @@ from raysweep.pruning.architecture import (
 from raysweep.pruning.driver import PhaseTimer, walk_layers
 from raysweep.pruning.experts import EXPERT_FALLBACKS, ExpertMatrix
 from raysweep.pruning.magnitude import magnitude_mask
-from raysweep.pruning.masks import NMStructure, check_sparsity, parse_structure
+from raysweep.pruning.masks import check_sparsity
 from raysweep.pruning.memory import track_peak_memory
 from raysweep.pruning.sparsegpt import DEFAULT_BLOCK_SIZE, DEFAULT_DAMP, sparsegpt_prune
 from raysweep.pruning.statistics import LayerStatistics, StatisticsKind
 from raysweep.pruning.store import LayerSink, StatisticsProvider
 from raysweep.pruning.wanda import wanda_mask
 
-METHODS: tuple[str, ...] = ("magnitude", "wanda", "sparsegpt")
 MODES: tuple[str, ...] = ("sequential", "oneshot")
 _STATISTICS_KIND: dict[str, StatisticsKind | None] = {
     "magnitude": None,
