@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from raysweep.atomic import file_lock, write_json_atomic
 from raysweep.config import EvaluationConfig, ModelConfig, TrialConfig
-from raysweep.evaluation._files import atomic_write_json, file_lock
 from raysweep.evaluation.dimensions import Suite, get_suite
 from raysweep.evaluation.harness import evaluate_capabilities, lm_eval_version
 from raysweep.evaluation.scoring import CapabilityScores
@@ -148,7 +148,7 @@ def write_baseline(
 ) -> Path:
     """Store ``baseline`` (atomically: readers see the old file or the whole new one)."""
     path = _entry_path(directory, baseline.key)
-    atomic_write_json(path, {**(provenance or {}), **baseline.to_dict()})
+    write_json_atomic(path, {**(provenance or {}), **baseline.to_dict()})
     return path
 
 

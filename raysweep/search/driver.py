@@ -177,9 +177,9 @@ def save_best(cfg: SweepConfig, point: TrialConfig, directory: Path) -> str:
 
 
 def _save_task(point: dict[str, Any], directory: str) -> str:
-    import shutil
     import tempfile
 
+    from raysweep.atomic import replace_dir
     from raysweep.prune import prune_point, recipe_card, save_pruned
 
     trial = TrialConfig.model_validate(point)
@@ -192,9 +192,7 @@ def _save_task(point: dict[str, Any], directory: str) -> str:
     # Written beside, then renamed: a directory named best-* is always a whole model.
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     save_pruned(pruned, staging, card)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
+    replace_dir(staging, target)
     return str(target)
 
 
