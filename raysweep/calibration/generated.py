@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 PROGRESS_MIN_TOKENS = 65_536
 
 AUTO = "auto"
-TOY_PREFIX_SOURCE = "toy_web"
 HUB_PREFIX_SOURCE = "c4"
 
 # Generic format cues per capability dimension ("" = the start token alone). A few tokens each,
@@ -457,18 +456,13 @@ class SelfCal(Sampling):
 
 
 def default_prefix_source(model: Any) -> str:
-    """``toy_web`` for the toy models (offline, no Hub corpus), ``c4`` otherwise."""
-    try:
-        from raysweep.toyworld.model import TOY_MODEL_NAMES
-    except ImportError:  # the toy world is optional; its models are then not in use either
-        return HUB_PREFIX_SOURCE
+    """The prefix source a plug-in world names for this model (the toy world: ``toy_web``, offline,
+    for its models; see :mod:`raysweep.worlds`), else ``c4``."""
+    from raysweep.worlds import registry
+
     config = getattr(model, "config", None)
     path = str(getattr(config, "name_or_path", "") or getattr(model, "name_or_path", "") or "")
-    return (
-        TOY_PREFIX_SOURCE
-        if path.rstrip("/").split("/")[-1] in TOY_MODEL_NAMES
-        else HUB_PREFIX_SOURCE
-    )
+    return registry().prefix_source(path.rstrip("/").split("/")[-1]) or HUB_PREFIX_SOURCE
 
 
 @dataclass(frozen=True)
@@ -747,6 +741,12 @@ def _describe(generator: Sampling) -> str:
     return "Self-Cal: windows the model samples from the start token alone"
 
 
+def _is_offline_source(name: str) -> bool:
+    from .text_sources import TEXT_SOURCES
+
+    return name in TEXT_SOURCES and TEXT_SOURCES[name].offline
+
+
 def generated_source(name: str, generator: Sampling, description: str = "") -> CalibrationSource:
     """A table row for a generator instance.
 
@@ -754,7 +754,8 @@ def generated_source(name: str, generator: Sampling, description: str = "") -> C
     """
     offline = True
     if isinstance(generator, SGS):
-        offline = generator.prefix_source.startswith(("file:", "toy_"))
+        prefix = generator.prefix_source
+        offline = prefix.startswith("file:") or (prefix != AUTO and _is_offline_source(prefix))
     return CalibrationSource(
         name=name,
         kind="generated",

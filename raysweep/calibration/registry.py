@@ -16,19 +16,17 @@ from .text_sources import TEXT_SOURCES, LazySourceTable, TextSourceTable, lookup
 
 class SourceTable(LazySourceTable):
     """Read-only ``name -> CalibrationSource``: the Hub presets, the model-generated sources
-    (``self_cal``, ``sgs``, ``igsp``), then the toy sources of ``text`` (loaded lazily).
-
-    If the toy world cannot be imported the table holds the presets and generated sources only;
-    asking for a ``toy_`` name then raises an error that says why (``toy_error``).
+    (``self_cal``, ``sgs``, ``igsp``), then the plug-in worlds' sources of ``text`` (loaded on
+    first use; ``world_error`` says why a world's are missing).
     """
 
     def __init__(self, text: TextSourceTable | None = None) -> None:
         self.text = TextSourceTable() if text is None else text
 
     @property
-    def toy_error(self) -> str | None:
+    def world_error(self) -> str | None:
         self._table()
-        return self.text.toy_error
+        return self.text.world_error
 
     def _build(self) -> dict[str, CalibrationSource]:
         rows = {s.name: s for s in HUB_PRESETS}

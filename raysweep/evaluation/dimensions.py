@@ -173,21 +173,18 @@ def ensure_task_files(suite: Suite) -> None:
     suite.write_tasks(Path(suite.include_path))
 
 
-def _toy_suite() -> Suite:
-    # The toy world's tasks are generated files, written where the suite names them on first use.
-    from raysweep.paths import cache_dir
-    from raysweep.toyworld.tasks import TOY_TASKS, ensure_toy_tasks, tasks_digest
-
-    root = (cache_dir(create=False) / "toyworld" / f"tasks-{tasks_digest()}").resolve()
-    specs = tuple(TaskSpec(t.name, t.dimension, t.metric, 0, t.chance) for t in TOY_TASKS)
-    return Suite(name="toy", tasks=specs, include_path=str(root), perplexity_corpus="toy",
-                 write_tasks=ensure_toy_tasks)  # fmt: skip
-
-
 class _SuiteTable(Mapping[str, Suite]):
-    """Read-only name -> Suite table; the toy suite is built when first asked for."""
+    """Read-only name -> Suite table: the built-in suites, then those of the plug-in worlds
+    (:mod:`raysweep.worlds`, e.g. the toy world's ``toy``), each built when asked for."""
 
-    _builders = {"study": lambda: _STUDY, "fast": lambda: _FAST, "toy": _toy_suite}
+    _own: dict[str, Callable[[], Suite]] = {"study": lambda: _STUDY, "fast": lambda: _FAST}
+
+    @property
+    def _builders(self) -> dict[str, Callable[[], Suite]]:
+        from raysweep.worlds import registry
+
+        worlds = registry().suite_builders()
+        return {**self._own, **{n: b for n, b in worlds.items() if n not in self._own}}
 
     def __getitem__(self, name: str) -> Suite:
         return self._builders[name]()
@@ -282,9 +279,12 @@ def get_suite(name_or_spec: str | Mapping[str, Any] | Suite) -> Suite:
         return name_or_spec
     if isinstance(name_or_spec, str):
         if name_or_spec not in SUITES:
+            from raysweep.worlds import registry
+
+            failed = f"; {registry().error}" if registry().error else ""
             raise ValueError(
                 f"unknown suite {name_or_spec!r}; built-in suites: {', '.join(SUITES)}; "
-                f"close names: {_close(name_or_spec, tuple(SUITES))}"
+                f"close names: {_close(name_or_spec, tuple(SUITES))}{failed}"
             )
         return SUITES[name_or_spec]
     if isinstance(name_or_spec, Mapping):
