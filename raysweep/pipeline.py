@@ -89,15 +89,18 @@ def _trial_timings(
     return out
 
 
+def _reads_statistics(method: str) -> bool:
+    from raysweep.pruning import METHOD_TABLE
+
+    return METHOD_TABLE[method].statistics is not None
+
+
 def method_options(trial: TrialConfig) -> dict[str, Any]:
-    """The keyword options ``prune_model`` takes for the trial's method."""
-    if trial.method == "magnitude":
-        return {}
-    experts = {"min_expert_tokens": trial.min_expert_tokens,
-               "expert_fallback": trial.expert_fallback}  # fmt: skip
-    if trial.method == "wanda":
-        return experts
-    return {"damp": trial.damp, "block_size": trial.block_size, **experts}
+    """The keyword options ``prune_model`` takes for the trial's method (its row of the method
+    table names them; the trial config holds every method's under the same names)."""
+    from raysweep.pruning import METHOD_TABLE
+
+    return {name: getattr(trial, name) for name in METHOD_TABLE[trial.method].option_names}
 
 
 def _route(model: Any, calibration: torch.Tensor, device: torch.device) -> None:
@@ -159,7 +162,7 @@ class PrunedTrial:
             self.prune_s,
             self.report,
             total_s,
-            statistics_before_prune=trial.mode == "oneshot" and trial.method != "magnitude",
+            statistics_before_prune=trial.mode == "oneshot" and _reads_statistics(trial.method),
         )
 
 
