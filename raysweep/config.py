@@ -19,9 +19,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raysweep.names import DIMENSIONS, METHODS, Method, parse_structure  # noqa: F401 - re-exported
+from raysweep.specs import source_spec, suite_spec
 
 TOY_MODEL = "raysweep-toy"
 TOY_MOE_MODEL = "raysweep-toy-moe"  # shares the toy model's tokenizer and domains
+
+
+def _inline_suite(v: Any) -> Any:
+    """An inline suite checked as a SuiteSpec and kept as written (trial ids hash it)."""
+    if isinstance(v, dict):
+        suite_spec(v)
+    return v
 
 
 class ConfigError(ValueError):
@@ -91,8 +99,16 @@ class CalibrationConfig(_Strict):
     seqlen: int = Field(2048, gt=0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     custom_sources: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="user-defined sources: name -> source spec"
+        default_factory=dict,
+        description="user-defined sources: name -> source spec (raysweep.specs)",
     )
+
+    @field_validator("custom_sources")
+    @classmethod
+    def _typed_sources(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, spec in v.items():
+            source_spec(name, spec)  # the mapping is kept as written: trial ids hash it
+        return v
 
     @model_validator(mode="after")
     def _has_points(self) -> CalibrationConfig:
@@ -143,8 +159,14 @@ class PruningConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     suite: str | dict[str, Any] = Field(
-        "toy", description="'study', 'fast', 'toy' or an inline suite"
+        "toy", description="'study', 'fast', a world's suite ('toy') or an inline suite"
     )
+
+    @field_validator("suite")
+    @classmethod
+    def _typed_suite(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        return _inline_suite(v)
+
     limit: int | None = Field(None, gt=0, description="items per task (None: all)")
     batch_size: int = Field(8, gt=0)
     seed: int = 0
@@ -185,6 +207,12 @@ class SearchConfig(_Strict):
     mode: Literal["sequential", "oneshot_stats"] = "oneshot_stats"
     suite: str | dict[str, Any] | None = Field(None, description="suite for search trials")
     limit: int | None = Field(None, gt=0)
+
+    @field_validator("suite")
+    @classmethod
+    def _typed_suite(cls, v: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        return _inline_suite(v)
+
     perplexity: bool = Field(
         False, description="record held-out perplexity in search trials (no objective reads it)"
     )

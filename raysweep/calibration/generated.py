@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from raysweep.specs import GeneratedSourceSpec, source_spec
+
 from . import igsp_select
 from .igsp_select import IGSPSelection, select_igsp
 from .mixing import allocate_counts
@@ -770,35 +772,33 @@ GENERATED_SOURCES: tuple[CalibrationSource, ...] = tuple(
     generated_source(name, cls()) for name, cls in GENERATORS.items()
 )
 
-_SPEC_META = ("generator", "description", "dimension")
+_SPEC_META = tuple(GeneratedSourceSpec.model_fields)
 
 
 def generated_source_from_spec(name: str, spec: Mapping[str, Any]) -> CalibrationSource:
     """A generated source from a YAML mapping: ``generator`` (``self_cal``, ``sgs`` or ``igsp``) plus
     any of that generator's knobs, e.g. ``{generator: igsp, pool_factor: 4, temperature: 0.8}``;
     ``description`` and ``dimension`` as for other sources."""
-    kind = spec.get("generator")
-    if kind not in GENERATORS:
-        raise ValueError(
-            f"calibration source {name!r}: generator must be one of {', '.join(GENERATORS)}, "
-            f"got {kind!r}"
-        )
+    typed = source_spec(name, spec)
+    if not isinstance(typed, GeneratedSourceSpec):
+        raise ValueError(f"calibration source {name!r}: a generated source names its generator")
+    kind = typed.generator
     cls = GENERATORS[kind]
     knobs = {f.name for f in fields(cls)}
-    unknown = sorted(set(spec) - knobs - set(_SPEC_META))
+    unknown = sorted(set(typed.knobs) - knobs)
     if unknown:
         raise ValueError(
             f"calibration source {name!r}: unknown keys {', '.join(unknown)} for generator "
             f"{kind!r}; allowed: {', '.join([*_SPEC_META, *sorted(knobs)])}"
         )
-    options = {k: v for k, v in spec.items() if k in knobs}
+    options = typed.knobs
     try:
         generator = cls(**options)
     except ValueError as err:
         raise ValueError(f"calibration source {name!r}: {err}") from None
-    source = generated_source(name, generator, str(spec.get("description") or ""))
-    if spec.get("dimension") is not None:
-        source = replace(source, dimension=spec["dimension"])
+    source = generated_source(name, generator, typed.description or "")
+    if typed.dimension is not None:
+        source = replace(source, dimension=typed.dimension)
     return source
 
 

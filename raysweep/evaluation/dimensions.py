@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from raysweep.names import DIMENSIONS
+from raysweep.specs import suite_spec
 
 
 @dataclass(frozen=True)
@@ -201,9 +202,6 @@ class _SuiteTable(Mapping[str, Suite]):
 
 SUITES: Mapping[str, Suite] = _SuiteTable()
 
-_TASK_KEYS = {"name", "dimension", "metric", "num_fewshot", "chance", "limit", "unsafe_code"}
-_SUITE_KEYS = {"name", "tasks", "include_path", "perplexity_corpus"}
-
 
 def _close(name: str, candidates: list[str] | tuple[str, ...]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=5, cutoff=0.5)
@@ -222,44 +220,12 @@ def suite_from_mapping(spec: Mapping[str, Any], base_dir: str | Path | None = No
     ``metric`` defaults to ``acc`` and ``num_fewshot`` to 0; ``chance`` is required. A relative
     ``include_path`` is resolved against ``base_dir`` (default: the current directory).
     """
-    unknown = sorted(set(spec) - _SUITE_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown suite key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_SUITE_KEYS))}"
-        )
-    name = str(spec.get("name", "custom"))
-    raw_tasks = spec.get("tasks")
-    if not isinstance(raw_tasks, list | tuple) or not raw_tasks:
-        raise ValueError(f"suite {name!r}: 'tasks' must be a non-empty list of task mappings")
-    tasks = []
-    for i, entry in enumerate(raw_tasks):
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"suite {name!r}: task #{i} must be a mapping, got {entry!r}")
-        bad = sorted(set(entry) - _TASK_KEYS)
-        if bad:
-            raise ValueError(
-                f"suite {name!r}: task #{i} has unknown key(s) {', '.join(bad)}; "
-                f"allowed: {', '.join(sorted(_TASK_KEYS))}"
-            )
-        missing = [k for k in ("name", "dimension", "chance") if k not in entry]
-        if missing:
-            raise ValueError(f"suite {name!r}: task #{i} lacks {', '.join(missing)}")
-        tasks.append(
-            TaskSpec(
-                name=str(entry["name"]),
-                dimension=str(entry["dimension"]).lower(),
-                metric=str(entry.get("metric", "acc")),
-                num_fewshot=None
-                if entry.get("num_fewshot", 0) is None
-                else int(entry.get("num_fewshot", 0)),
-                chance=float(entry["chance"]),
-                limit=None if entry.get("limit") is None else int(entry["limit"]),
-                unsafe_code=bool(entry.get("unsafe_code", False)),
-            )
-        )
-    include = spec.get("include_path")
+    typed = suite_spec(spec)
+    name = typed.name
+    tasks = [TaskSpec(**entry.model_dump()) for entry in typed.tasks]
+    include = typed.include_path
     if include is not None:
-        path = Path(str(include)).expanduser()
+        path = Path(include).expanduser()
         if not path.is_absolute():
             path = Path(base_dir or Path.cwd()) / path
         if not path.is_dir():
@@ -269,7 +235,7 @@ def suite_from_mapping(spec: Mapping[str, Any], base_dir: str | Path | None = No
         name=name,
         tasks=tuple(tasks),
         include_path=include,
-        perplexity_corpus=str(spec.get("perplexity_corpus", "wikitext2")),
+        perplexity_corpus=typed.perplexity_corpus,
     )
 
 

@@ -127,7 +127,7 @@ def test_spec_based_on_a_preset_keeps_its_format():
     [
         (
             {"datset": "x"},
-            r"^calibration source 's': unknown keys datset; allowed: based_on, path, dataset",
+            r"^calibration source 's': unknown key 'datset'; allowed: based_on, path, dataset",
         ),
         ({"text_field": "t"}, r"^calibration source 's': give path, dataset or based_on$"),
         (
