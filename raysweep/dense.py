@@ -110,10 +110,10 @@ def dense_cache_key(
 
 def dense_key(model: ModelConfig, evaluation: EvaluationConfig) -> str:
     """The key of ``model``'s dense baseline on ``evaluation``'s suite and settings."""
-    from raysweep.models import model_fingerprint
+    from raysweep.models import model_spec_key
 
     ev = evaluation
-    return dense_cache_key(model_fingerprint(model), model.revision, ev.suite, ev.limit, ev.seed,
+    return dense_cache_key(model_spec_key(model), model.revision, ev.suite, ev.limit, ev.seed,
                            max_length=ev.max_length, perplexity=ev.perplexity)  # fmt: skip
 
 
@@ -165,7 +165,7 @@ def score_dense(
 ) -> DenseBaseline:
     """The loaded dense ``model``'s baseline: read from ``cache_dir`` (default: the node-local
     cache), else evaluated once under the key's lock and stored there."""
-    from raysweep.models import model_fingerprint
+    from raysweep.models import model_spec_key
 
     ev = evaluation
     key = dense_key(spec, ev)
@@ -185,7 +185,7 @@ def score_dense(
         elapsed = time.perf_counter() - start
         baseline = DenseBaseline(key, scores)
         write_baseline(directory, baseline, {
-            "model_id": model_fingerprint(spec), "revision": spec.revision, "suite": suite.name,
+            "model_id": model_spec_key(spec), "revision": spec.revision, "suite": suite.name,
             "suite_fingerprint": suite.fingerprint(), "limit": ev.limit, "seed": ev.seed,
             "max_length": ev.max_length, "eval_s": elapsed,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -98,8 +98,10 @@ def load_dense(spec: ModelConfig, device: torch.device, *, keep_pristine: bool) 
     return loaded
 
 
-def model_fingerprint(spec: ModelConfig) -> str:
-    """A cache-key component naming the model weights (path or hub id, revision, dtype)."""
+def model_spec_key(spec: ModelConfig) -> str:
+    """A cache-key component naming a model by its spec: path or hub id, revision, dtype and the
+    sizes of its weight files (the dense baseline and statistics caches; the calibration cache
+    hashes the loaded weights instead, ``calibration.cache.weights_fingerprint``)."""
     path = resolve_model_path(spec)
     p = Path(path)
     stamp = ""
