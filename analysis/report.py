@@ -293,7 +293,7 @@ def write_report(
     """Analyse ``records`` (unless given an :class:`Analysis`) and write every output file.
 
     Per-group figures are drawn for the first ``max_figure_groups`` groups (tables cover all),
-    by ``workers`` processes (default: up to 2 where ``fork`` is available).
+    by ``workers`` processes (default: up to 2), started with ``spawn``.
     """
     if isinstance(records, Analysis):
         analysis = records
@@ -368,12 +368,17 @@ def _remove_stale_figures(directory: Path, wanted: set[Path]) -> None:
 
 
 def _render_figures(jobs: list[_FigureJob], workers: int | None) -> list[Path]:
-    """Draw every figure, in parallel processes when ``fork`` makes that cheap."""
+    """Draw every figure, in parallel processes when there are enough of them.
+
+    The workers are spawned, never forked: the report is drawn inside the sweep's driver after
+    ``ray.init``, whose gRPC threads a forked child would inherit in whatever lock state they
+    were (a deadlock risk).
+    """
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
-    if workers <= 1 or len(jobs) < 4 or "fork" not in mp.get_all_start_methods():
+    if workers <= 1 or len(jobs) < 4:
         return [_call(job) for job in jobs]
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         return list(pool.map(_call, jobs))
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-DIMENSIONS = ("general", "commonsense", "code", "math")
-METHODS = ("magnitude", "wanda", "sparsegpt")
+from raysweep.names import DIMENSIONS, METHODS
+
 STRUCTURES = ("unstructured", "2:4", "4:8")
 SPARSITIES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 SOURCES = tuple(f"source_{i:02d}" for i in range(15))

@@ -29,11 +29,11 @@ from scipy.stats import pearsonr, spearmanr
 
 from raysweep.config import EvaluationConfig, ModelConfig, TrialConfig
 from raysweep.dense import dense_baseline
+from raysweep.names import DIMENSIONS
 from raysweep.pipeline import run_trial
 from raysweep.search.space import weights_from_u
 
 SOURCES = ("toy_general_prose", "toy_commonsense_stories", "toy_code_programs", "toy_math_word")
-DIMENSIONS = ("general", "commonsense", "code", "math")
 
 
 def _mixes(count: int) -> list[dict[str, float]]:

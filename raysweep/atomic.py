@@ -1,13 +1,23 @@
-"""Crash-safe file writes and node-wide build locks for the caches trials share on one node."""
+"""Crash-safe file and directory writes, and node-wide build locks: the one home of both.
+
+Every file raysweep writes for others to read (caches, dense baselines, task files, summaries,
+saved models) goes through :func:`atomic_path` (or its text / JSON helpers) or
+:func:`replace_dir`: a reader sees the old version or the complete new one, never a part.
+``records.jsonl`` is the exception by design: it is appended line by line
+(:func:`raysweep.records.append_record`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -23,6 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        fsync(Path(tmp))  # the bytes are on disk before the name points at them
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
@@ -34,6 +45,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
+
+
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
+    """``data`` as indented, key-sorted JSON, written atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
+
+
+def fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_dir(new: str | Path, path: str | Path) -> None:
+    """Rename the complete directory ``new`` to ``path`` (same file system); whatever was at
+    ``path`` is moved aside first, then removed, so ``path`` is never a partial directory."""
+    new, path = Path(new), Path(path)
+    old: Path | None = None
+    if path.exists() or path.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+        os.replace(path, old / path.name)
+    os.replace(new, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -36,11 +36,11 @@ _BUILD_METHOD = {"sqnorm": "wanda", "hessian": "sparsegpt"}
 
 def statistics_key(trial: TrialConfig, source: str, kind: str) -> dict[str, Any]:
     """Everything a source's stored statistics depend on (and nothing of the mix)."""
-    from raysweep.models import model_fingerprint
+    from raysweep.models import model_spec_key
     from raysweep.pruning.store import STORE_FORMAT
 
     return {
-        "model": model_fingerprint(trial.model),
+        "model": model_spec_key(trial.model),
         "revision": trial.model.revision,
         "dtype": trial.model.dtype,
         "source": source,

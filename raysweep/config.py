@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -19,12 +18,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-DIMENSIONS: tuple[str, ...] = ("general", "commonsense", "code", "math")
-METHODS: tuple[str, ...] = ("magnitude", "wanda", "sparsegpt")
+from raysweep.names import DIMENSIONS, METHODS, Method, parse_structure  # noqa: F401 - re-exported
+from raysweep.specs import source_spec, suite_spec
+
 TOY_MODEL = "raysweep-toy"
 TOY_MOE_MODEL = "raysweep-toy-moe"  # shares the toy model's tokenizer and domains
 
-_NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+def _inline_suite(v: Any) -> Any:
+    """An inline suite checked as a SuiteSpec and kept as written (trial ids hash it)."""
+    if isinstance(v, dict):
+        suite_spec(v)
+    return v
 
 
 class ConfigError(ValueError):
@@ -33,21 +38,6 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-def parse_structure(value: str) -> tuple[int, int] | None:
-    """``"unstructured"`` -> None; ``"N:M"`` -> (N kept, M group size). Raises ValueError otherwise."""
-    if value == "unstructured":
-        return None
-    m = _NM.match(value)
-    if not m:
-        raise ValueError(f"{value!r} is not 'unstructured' or an 'N:M' pattern such as '2:4'")
-    n, group = int(m.group(1)), int(m.group(2))
-    if group < 1 or n < 1 or n >= group:
-        raise ValueError(
-            f"{value!r} is impossible: N:M keeps N of every M weights, so it needs 1 <= N < M"
-        )
-    return n, group
 
 
 def structure_sparsity(structure: str, sparsity: float) -> float:
@@ -109,8 +99,16 @@ class CalibrationConfig(_Strict):
     seqlen: int = Field(2048, gt=0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     custom_sources: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="user-defined sources: name -> source spec"
+        default_factory=dict,
+        description="user-defined sources: name -> source spec (raysweep.specs)",
     )
+
+    @field_validator("custom_sources")
+    @classmethod
+    def _typed_sources(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, spec in v.items():
+            source_spec(name, spec)  # the mapping is kept as written: trial ids hash it
+        return v
 
     @model_validator(mode="after")
     def _has_points(self) -> CalibrationConfig:
@@ -127,9 +125,7 @@ class CalibrationConfig(_Strict):
 
 
 class PruningConfig(_Strict):
-    methods: list[Literal["magnitude", "wanda", "sparsegpt"]] = Field(
-        default_factory=lambda: ["wanda", "sparsegpt"], min_length=1
-    )
+    methods: list[Method] = Field(default_factory=lambda: ["wanda", "sparsegpt"], min_length=1)
     sparsities: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
     structures: list[str] = Field(default_factory=lambda: ["unstructured"], min_length=1)
     mode: Literal["sequential", "oneshot"] = "sequential"
@@ -163,8 +159,14 @@ class PruningConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     suite: str | dict[str, Any] = Field(
-        "toy", description="'study', 'fast', 'toy' or an inline suite"
+        "toy", description="'study', 'fast', a world's suite ('toy') or an inline suite"
     )
+
+    @field_validator("suite")
+    @classmethod
+    def _typed_suite(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        return _inline_suite(v)
+
     limit: int | None = Field(None, gt=0, description="items per task (None: all)")
     batch_size: int = Field(8, gt=0)
     seed: int = 0
@@ -205,6 +207,12 @@ class SearchConfig(_Strict):
     mode: Literal["sequential", "oneshot_stats"] = "oneshot_stats"
     suite: str | dict[str, Any] | None = Field(None, description="suite for search trials")
     limit: int | None = Field(None, gt=0)
+
+    @field_validator("suite")
+    @classmethod
+    def _typed_suite(cls, v: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        return _inline_suite(v)
+
     perplexity: bool = Field(
         False, description="record held-out perplexity in search trials (no objective reads it)"
     )
@@ -215,7 +223,7 @@ class SearchConfig(_Strict):
         description="save each confirmed best mix's pruned model (save_pretrained + recipe card) "
         "under <output>/search/best-<method>-<structure>-<sparsity>/",
     )
-    methods: list[Literal["magnitude", "wanda", "sparsegpt"]] | None = None
+    methods: list[Method] | None = None
     sparsities: list[float] | None = None
     structures: list[str] | None = None
 
@@ -423,7 +431,7 @@ class TrialConfig(_Strict):
     seqlen: int = Field(2048, gt=0)
     seed: int = 0
     custom_sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    method: Literal["magnitude", "wanda", "sparsegpt"] = "wanda"
+    method: Method = "wanda"
     sparsity: float = Field(0.5, ge=0, lt=1)
     structure: str = "unstructured"
     mode: Literal["sequential", "oneshot"] = "sequential"

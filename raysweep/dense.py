@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from raysweep.atomic import file_lock, write_json_atomic
 from raysweep.config import EvaluationConfig, ModelConfig, TrialConfig
-from raysweep.evaluation._files import atomic_write_json, file_lock
 from raysweep.evaluation.dimensions import Suite, get_suite
 from raysweep.evaluation.harness import evaluate_capabilities, lm_eval_version
 from raysweep.evaluation.scoring import CapabilityScores
@@ -110,10 +110,10 @@ def dense_cache_key(
 
 def dense_key(model: ModelConfig, evaluation: EvaluationConfig) -> str:
     """The key of ``model``'s dense baseline on ``evaluation``'s suite and settings."""
-    from raysweep.models import model_fingerprint
+    from raysweep.models import model_spec_key
 
     ev = evaluation
-    return dense_cache_key(model_fingerprint(model), model.revision, ev.suite, ev.limit, ev.seed,
+    return dense_cache_key(model_spec_key(model), model.revision, ev.suite, ev.limit, ev.seed,
                            max_length=ev.max_length, perplexity=ev.perplexity)  # fmt: skip
 
 
@@ -148,7 +148,7 @@ def write_baseline(
 ) -> Path:
     """Store ``baseline`` (atomically: readers see the old file or the whole new one)."""
     path = _entry_path(directory, baseline.key)
-    atomic_write_json(path, {**(provenance or {}), **baseline.to_dict()})
+    write_json_atomic(path, {**(provenance or {}), **baseline.to_dict()})
     return path
 
 
@@ -165,7 +165,7 @@ def score_dense(
 ) -> DenseBaseline:
     """The loaded dense ``model``'s baseline: read from ``cache_dir`` (default: the node-local
     cache), else evaluated once under the key's lock and stored there."""
-    from raysweep.models import model_fingerprint
+    from raysweep.models import model_spec_key
 
     ev = evaluation
     key = dense_key(spec, ev)
@@ -185,7 +185,7 @@ def score_dense(
         elapsed = time.perf_counter() - start
         baseline = DenseBaseline(key, scores)
         write_baseline(directory, baseline, {
-            "model_id": model_fingerprint(spec), "revision": spec.revision, "suite": suite.name,
+            "model_id": model_spec_key(spec), "revision": spec.revision, "suite": suite.name,
             "suite_fingerprint": suite.fingerprint(), "limit": ev.limit, "seed": ev.seed,
             "max_length": ev.max_length, "eval_s": elapsed,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -20,7 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from raysweep.config import TOY_MODEL, TOY_MOE_MODEL, ModelConfig, ResourcesConfig, TrialConfig
+from raysweep.config import ModelConfig, ResourcesConfig, TrialConfig
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -39,11 +39,11 @@ _CACHE: dict[tuple[str, str | None, str, str], LoadedModel] = {}
 
 
 def resolve_model_path(spec: ModelConfig) -> str:
-    if spec.path in (TOY_MODEL, TOY_MOE_MODEL):
-        from raysweep.toyworld import ensure_toy_model
+    """The local directory of a plug-in world's model named ``spec.path`` (the toy world's
+    ``raysweep-toy``, say; see :mod:`raysweep.worlds`), else ``spec.path`` itself."""
+    from raysweep.worlds import registry
 
-        return str(ensure_toy_model(spec.path))
-    return spec.path
+    return registry().model_path(spec.path) or spec.path
 
 
 def resolve_device(spec_device: str, want_gpu: bool) -> torch.device:
@@ -98,8 +98,10 @@ def load_dense(spec: ModelConfig, device: torch.device, *, keep_pristine: bool) 
     return loaded
 
 
-def model_fingerprint(spec: ModelConfig) -> str:
-    """A cache-key component naming the model weights (path or hub id, revision, dtype)."""
+def model_spec_key(spec: ModelConfig) -> str:
+    """A cache-key component naming a model by its spec: path or hub id, revision, dtype and the
+    sizes of its weight files (the dense baseline and statistics caches; the calibration cache
+    hashes the loaded weights instead, ``calibration.cache.weights_fingerprint``)."""
     path = resolve_model_path(spec)
     p = Path(path)
     stamp = ""

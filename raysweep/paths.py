@@ -6,8 +6,13 @@ import os
 from pathlib import Path
 
 
-def cache_dir() -> Path:
-    """Node-local cache root: ``$RAYSWEEP_CACHE_DIR`` or ``~/.cache/raysweep`` (created on demand)."""
+def cache_dir(*, create: bool = True) -> Path:
+    """Node-local cache root: ``$RAYSWEEP_CACHE_DIR`` or ``~/.cache/raysweep``.
+
+    Created unless ``create`` is false (a path planned for later, e.g. by ``--validate``, which
+    writes nothing).
+    """
     root = Path(os.environ.get("RAYSWEEP_CACHE_DIR") or Path.home() / ".cache" / "raysweep")
-    root.mkdir(parents=True, exist_ok=True)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
     return root

@@ -89,15 +89,18 @@ def _trial_timings(
     return out
 
 
+def _reads_statistics(method: str) -> bool:
+    from raysweep.pruning import METHOD_TABLE
+
+    return METHOD_TABLE[method].statistics is not None
+
+
 def method_options(trial: TrialConfig) -> dict[str, Any]:
-    """The keyword options ``prune_model`` takes for the trial's method."""
-    if trial.method == "magnitude":
-        return {}
-    experts = {"min_expert_tokens": trial.min_expert_tokens,
-               "expert_fallback": trial.expert_fallback}  # fmt: skip
-    if trial.method == "wanda":
-        return experts
-    return {"damp": trial.damp, "block_size": trial.block_size, **experts}
+    """The keyword options ``prune_model`` takes for the trial's method (its row of the method
+    table names them; the trial config holds every method's under the same names)."""
+    from raysweep.pruning import METHOD_TABLE
+
+    return {name: getattr(trial, name) for name in METHOD_TABLE[trial.method].option_names}
 
 
 def _route(model: Any, calibration: torch.Tensor, device: torch.device) -> None:
@@ -159,7 +162,7 @@ class PrunedTrial:
             self.prune_s,
             self.report,
             total_s,
-            statistics_before_prune=trial.mode == "oneshot" and trial.method != "magnitude",
+            statistics_before_prune=trial.mode == "oneshot" and _reads_statistics(trial.method),
         )
 
 
@@ -176,25 +179,47 @@ def prune_trial(
     (default: whether trials share a worker, ``models.reuses_actors``) keeps a CPU copy of the
     dense weights for the next load in this process.
     """
-    from raysweep.calibration import information_metrics, sources_from_specs
-    from raysweep.models import load_dense, reuses_actors
-    from raysweep.pruning import prune_model
+    from raysweep.calibration import sources_from_specs
+    from raysweep.models import reuses_actors
     from raysweep.pruning.driver import PhaseTimer
-    from raysweep.pruning.experts import counting_routed_tokens
 
     timer = PhaseTimer()
     torch.set_num_threads(trial.resources.torch_threads)
     device = trial_device(trial)
-    if keep_pristine is None:
-        keep_pristine = reuses_actors(trial.resources)
+    keep = reuses_actors(trial.resources) if keep_pristine is None else keep_pristine
+    extra = sources_from_specs(trial.custom_sources)
+
+    loaded = _load_stage(trial, device, keep, timer, stage)
+    calib, metrics, expert_tokens = _calibration_stage(trial, loaded, extra, device, timer, stage)
+    peak_before_prune = _peak_device_bytes(device)  # prune_model resets CUDA's peak counter
+    prune_device = torch.device(trial.pruning_device) if trial.pruning_device else device
+    report = _prune_stage(trial, loaded, calib, extra, prune_device, timer, stage, progress)
+    return PrunedTrial(loaded=loaded, device=device, prune_device=prune_device,
+                       calibration=calib, metrics=metrics, expert_tokens=expert_tokens,
+                       report=report, timer=timer, prune_s=timer.seconds["prune"],
+                       peak_before_prune=peak_before_prune)  # fmt: skip
+
+
+def _load_stage(trial: TrialConfig, device: torch.device, keep_pristine: bool, timer: Any,
+                stage: Stage) -> Any:  # fmt: skip
+    from raysweep.models import load_dense
 
     stage("loading model")
     with timer.phase("load"):
-        loaded = load_dense(trial.model, device, keep_pristine=keep_pristine)
+        return load_dense(trial.model, device, keep_pristine=keep_pristine)
+
+
+def _calibration_stage(
+    trial: TrialConfig, loaded: Any, extra: Mapping[str, Any], device: torch.device, timer: Any,
+    stage: Stage,
+) -> tuple[torch.Tensor, dict[str, float], list[list[int]] | None]:  # fmt: skip
+    """The calibration set, its information metrics and (MoE) the dense routers' token counts
+    per (layer, expert) on it."""
+    from raysweep.calibration import information_metrics
+    from raysweep.pruning.experts import counting_routed_tokens
 
     stage("calibrating")
     with timer.phase("calibrate"):
-        extra = sources_from_specs(trial.custom_sources)
         calib = _calibrate(trial, loaded, extra)
         with timer.phase("calib_metrics"):
             # The one-shot path exists to skip calibration forward passes, perplexity's included.
@@ -204,35 +229,35 @@ def prune_trial(
                 if routing.layers:  # MoE: the dense routers' decisions on exactly this set
                     _route(loaded.model, calib, device)
             metrics.update(routing.metrics(trial.min_expert_tokens))
-    peak_before_prune = _peak_device_bytes(device)  # prune_model resets CUDA's peak counter
+    tokens = routing.tokens.tolist() if routing.layers else None
+    return calib, {k: float(v) for k, v in metrics.items()}, tokens
+
+
+def _prune_stage(
+    trial: TrialConfig, loaded: Any, calib: torch.Tensor, extra: Mapping[str, Any],
+    prune_device: torch.device, timer: Any, stage: Stage,
+    progress: Callable[[int, int], None] | None,
+) -> Any:  # fmt: skip
+    """Prune the loaded model in place; the PruneReport. One-shot reads the mix's statistics
+    (built or read per source) instead of the calibration set."""
+    from raysweep.pruning import prune_model
 
     stage(f"pruning ({trial.method}, {trial.structure}, {trial.sparsity:g})")
-    t0 = time.perf_counter()
-    options = method_options(trial)
-    prune_device = torch.device(trial.pruning_device) if trial.pruning_device else device
-    if trial.mode == "oneshot":
-        stats = _oneshot_statistics(trial, loaded, extra, prune_device)
-        report = prune_model(
-            loaded.model, None, trial.method, trial.sparsity, structure=trial.structure,
-            mode="oneshot", device=prune_device, statistics=stats, progress=progress, **options,
+    with timer.phase("prune"):
+        oneshot = trial.mode == "oneshot"
+        stats = _oneshot_statistics(trial, loaded, extra, prune_device) if oneshot else None
+        return prune_model(
+            loaded.model, None if oneshot else calib, trial.method, trial.sparsity,
+            structure=trial.structure, mode=trial.mode, device=prune_device, statistics=stats,
+            progress=progress, **method_options(trial),
         )  # fmt: skip
-    else:
-        report = prune_model(
-            loaded.model, calib, trial.method, trial.sparsity, structure=trial.structure,
-            mode="sequential", device=prune_device, progress=progress, **options,
-        )  # fmt: skip
-    return PrunedTrial(
-        loaded=loaded,
-        device=device,
-        prune_device=prune_device,
-        calibration=calib,
-        metrics={k: float(v) for k, v in metrics.items()},
-        expert_tokens=routing.tokens.tolist() if routing.layers else None,
-        report=report,
-        timer=timer,
-        prune_s=time.perf_counter() - t0,
-        peak_before_prune=peak_before_prune,
-    )
+
+
+def _evaluation_stage(trial: TrialConfig, pruned: PrunedTrial, suite: Any, stage: Stage) -> Any:
+    # The stage names the tasks: a trial actor's log (and an error record) says what it scores.
+    stage(f"evaluating {', '.join(t.name for t in suite.tasks)}")
+    with pruned.timer.phase("eval"):
+        return evaluate(pruned.loaded.model, pruned.loaded.tokenizer, suite, trial.evaluation)
 
 
 def run_trial(
@@ -243,35 +268,36 @@ def run_trial(
     progress: Callable[[int, int], None] | None = None,
     attempts: int = 1,
 ) -> TrialRecord:
-    """Run one trial end to end and return its record (exceptions propagate to the caller).
+    """Run one trial end to end and return its record (exceptions propagate to the caller):
+    load, calibrate and prune (:func:`prune_trial`), evaluate, score, record.
 
     ``stage(name)`` is called as each stage begins, ``progress(done, num_layers)`` after each
     decoder layer is pruned."""
     from raysweep.evaluation import get_suite, score_retention
 
-    started = _now()
-    t_all = time.perf_counter()
+    started, t_all = _now(), time.perf_counter()
     device = trial_device(trial)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     suite = get_suite(trial.evaluation.suite)
-
     pruned = prune_trial(trial, stage=stage, progress=progress)
-    loaded, report, timer = pruned.loaded, pruned.report, pruned.timer
-    prune_device = pruned.prune_device
+    scores = _evaluation_stage(trial, pruned, suite, stage)
+    retention = score_retention(scores, dense.scores, suite)
+    stage("done")
+    return _trial_record(trial, dense, pruned, scores, retention, attempts=attempts,
+                         started=started, total_s=time.perf_counter() - t_all)  # fmt: skip
 
-    # The stage names the tasks: a trial actor's log (and an error record) says what it scores.
-    stage(f"evaluating {', '.join(t.name for t in suite.tasks)}")
-    ev = trial.evaluation
-    with timer.phase("eval"):
-        scores = evaluate(loaded.model, loaded.tokenizer, suite, ev)
 
-    ret = score_retention(scores, dense.scores, suite)
+def _trial_record(
+    trial: TrialConfig, dense: DenseBaseline, pruned: PrunedTrial, scores: Any, ret: Any, *,
+    attempts: int, started: str, total_s: float,
+) -> TrialRecord:  # fmt: skip
+    """The ok record of a finished trial."""
+    report, device = pruned.report, pruned.device
     device_peaks = [pruned.peak_before_prune, _peak_device_bytes(device)]
-    if prune_device.type == "cuda":
+    if pruned.prune_device.type == "cuda":
         device_peaks.append(int(report.peak_memory_bytes["device"]))
     measured = [p for p in device_peaks if p is not None]
-    stage("done")
     return TrialRecord(
         trial_id=trial.trial_id,
         sweep=trial.sweep,
@@ -303,7 +329,7 @@ def run_trial(
         total_retention=ret.total_retention,
         worst_retention=ret.worst_retention,
         unmeasurable=list(ret.undefined),
-        timings=pruned.timings(trial, time.perf_counter() - t_all),
+        timings=pruned.timings(trial, total_s),
         peak_host_bytes=_peak_host_bytes(),
         peak_device_bytes=max(measured) if measured else None,
         host=platform.node(),

@@ -17,12 +17,12 @@ import itertools
 from collections.abc import Mapping
 
 from raysweep.config import (
-    DIMENSIONS,
     EvaluationConfig,
     SweepConfig,
     TrialConfig,
     structure_sparsity,
 )
+from raysweep.names import DIMENSIONS, UNIFORM_MIX
 
 
 def trial_config(
@@ -100,8 +100,8 @@ def mixes_of(cfg: SweepConfig) -> list[tuple[str, dict[str, float]]]:
     cal = cfg.calibration
     out = [(s, {s: 1.0}) for s in cal.sources]
     out += [(m.name, dict(m.weights)) for m in cal.mixes]
-    if cal.uniform_mix and len(cal.sources) > 1 and "uniform" not in {m.name for m in cal.mixes}:
-        out.append(("uniform", uniform_mix(cal.sources, source_dimensions(cfg))))
+    if cal.uniform_mix and len(cal.sources) > 1 and UNIFORM_MIX not in {m.name for m in cal.mixes}:
+        out.append((UNIFORM_MIX, uniform_mix(cal.sources, source_dimensions(cfg))))
     return out
 
 

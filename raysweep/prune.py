@@ -168,7 +168,7 @@ def sweep_tree(trial: TrialConfig) -> dict[str, Any]:
 def find_record(run_dir: str | Path, wanted: str) -> Any:  # -> TrialRecord
     """The record of ``wanted`` (trial id, unique id prefix or label) in ``run_dir``; an ``ok``
     record before an error one. Raises ConfigError naming what exists."""
-    from raysweep.records import RECORDS_FILE, read_records
+    from raysweep.records import RECORDS_FILE, latest_per_trial, read_records
 
     path = Path(run_dir) / RECORDS_FILE
     if not path.is_file():
@@ -186,10 +186,10 @@ def find_record(run_dir: str | Path, wanted: str) -> Any:  # -> TrialRecord
                           "'wanda-0.6-toy_math_word-s0')")  # fmt: skip
     if len(ids) > 1:
         raise ConfigError(f"--from-record: {wanted!r} names {len(ids)} trials ({', '.join(ids)})")
-    hits.sort(key=lambda r: r.status != "ok")
-    if not hits[0].config:
+    (record,) = latest_per_trial(hits).values()
+    if not record.config:
         raise ConfigError(f"--from-record: the record of {ids[0]} in {path} has no config")
-    return hits[0]
+    return record
 
 
 def _label(record: Any) -> str | None:

@@ -12,12 +12,14 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from raysweep.names import EQUAL_SOURCES_MIX, UNIFORM_MIX
 
 RECORDS_FILE = "records.jsonl"
 
@@ -97,6 +99,18 @@ class TrialRecord(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
+    def _legacy_mix_name(cls, data: Any) -> Any:
+        # The search's equal-per-source mix was called "uniform", like the grid's per-dimension one.
+        if (
+            isinstance(data, dict)
+            and data.get("phase") == "search"
+            and data.get("mix_name") == UNIFORM_MIX
+        ):
+            data = {**data, "mix_name": EQUAL_SOURCES_MIX}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
     def _legacy_peak(cls, data: Any) -> Any:
         # A legacy peak of a CPU trial was its host peak; on CUDA it stays unsplit.
         if (
@@ -165,6 +179,24 @@ def read_records(path: str | Path, *, warn: bool = True) -> RecordsRead:
     return out
 
 
+def latest_per_trial(records: Iterable[TrialRecord]) -> dict[str, TrialRecord]:
+    """One record per trial id, in first-appearance order: its last ``ok`` record, else its last
+    record. A retried trial (an error, then a success) counts once as the success; a success is
+    never hidden by a later error. ``analysis.records.latest_per_trial`` keeps the same rule for
+    raw rows (``tests/test_names.py`` checks they agree)."""
+    latest: dict[str, TrialRecord] = {}
+    for record in records:
+        previous = latest.get(record.trial_id)
+        if previous is None or record.status == "ok" or previous.status != "ok":
+            latest[record.trial_id] = record
+    return latest
+
+
+def latest_records(path: str | Path) -> dict[str, TrialRecord]:
+    """:func:`latest_per_trial` of a records file (empty when it does not exist)."""
+    return latest_per_trial(read_records(path, warn=False).records)
+
+
 def finished_ids(path: str | Path) -> set[str]:
     """Trial ids that already have an ``ok`` record (the resume set)."""
-    return {r.trial_id for r in read_records(path, warn=False).records if r.status == "ok"}
+    return {i for i, r in latest_records(path).items() if r.status == "ok"}

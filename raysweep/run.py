@@ -24,7 +24,7 @@ from raysweep.config import ConfigError, SweepConfig, TrialConfig, load_config
 from raysweep.dense import sweep_baseline
 from raysweep.output import claim_output, place_new_config
 from raysweep.preflight import preflight
-from raysweep.records import RECORDS_FILE, TrialRecord, finished_ids, read_records
+from raysweep.records import RECORDS_FILE, finished_ids, latest_records
 
 _PASS_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
              "RAYSWEEP_CACHE_DIR", "HF_TOKEN", "TOKENIZERS_PARALLELISM")  # fmt: skip
@@ -281,10 +281,7 @@ def _summary(points: list[TrialConfig], records: Path, *, grid: bool, search: bo
     ``grid``) or a best mix's confirmation (with ``search``), else 0. Search trials may fail
     without failing the run: the study carries on without them.
     """
-    latest: dict[str, TrialRecord] = {}
-    for r in read_records(records, warn=False).records:
-        if r.trial_id not in latest or latest[r.trial_id].status != "ok":
-            latest[r.trial_id] = r
+    latest = latest_records(records)
     status = {i: r.status for i, r in latest.items()}
     failed: list[str] = []
     unfinished = 0

@@ -123,8 +123,8 @@ def test_the_project_has_no_import_cycle() -> None:
 
 def test_the_graph_sees_function_level_and_relative_imports() -> None:
     graph = import_graph()
-    # models.resolve_model_path imports the toy world inside the function.
-    assert "raysweep.toyworld" in graph["raysweep.models"]
+    # models.resolve_model_path imports the plug-in registry inside the function.
+    assert "raysweep.worlds" in graph["raysweep.models"]
     # `from .sources import CalibrationSource` inside the calibration package.
     assert "raysweep.calibration.sources" in graph["raysweep.calibration.build"]
 

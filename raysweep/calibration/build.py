@@ -134,7 +134,7 @@ def source_windows(
     source, revision, seqlen, seed and count; concurrent callers on one node build a key once.
 
     Generated sources are written by ``model`` (a ``torch.nn.Module``; anything else is generated
-    without caching) and cached keyed by the model's fingerprint (``cache.model_fingerprint``),
+    without caching) and cached keyed by the model's fingerprint (``cache.weights_fingerprint``),
     the generator's knobs and code, tokenizer, seqlen, seed and count.
     """
     _check_positive("count", count)

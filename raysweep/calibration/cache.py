@@ -116,7 +116,7 @@ _FINGERPRINT_TENSORS = 8
 _FINGERPRINT_ELEMENTS = 4096
 
 
-def model_fingerprint(model: Any) -> dict[str, Any]:
+def weights_fingerprint(model: Any) -> dict[str, Any]:
     """What identifies a model's weights: its config's ``name_or_path`` and revision (commit hash
     when loaded from the Hub), the names, shapes and dtypes of all parameters, and a hash of up to
     4096 evenly spaced values of each of 8 parameters spread over the model (first and last
@@ -159,7 +159,7 @@ def generated_cache_key(
         "generation_version": GENERATION_VERSION,
         "raysweep": __version__,
         "tokenizer": tokenizer_fingerprint(tokenizer),
-        "model": model_fingerprint(model),
+        "model": weights_fingerprint(model),
         "generator": generator_fingerprint(source.generator, model),
         "seqlen": seqlen,
         "seed": seed,

@@ -44,11 +44,14 @@ def format_table(sources: Sequence[CalibrationSource]) -> str:
 
 
 def _default_tokenizer_path() -> Path:
-    try:
-        from raysweep.toyworld import ensure_toy_model
-    except ImportError as err:
-        raise SystemExit(f"no toy model available ({err}); pass --tokenizer PATH") from err
-    return ensure_toy_model()
+    """A plug-in world's default tokenizer (the toy model's, see :mod:`raysweep.worlds`)."""
+    from raysweep.worlds import registry
+
+    path = registry().default_tokenizer()
+    if path is None:
+        why = f" ({registry().error})" if registry().error else ""
+        raise SystemExit(f"no default tokenizer{why}; pass --tokenizer PATH")
+    return Path(path)
 
 
 def _load_tokenizer(path: str | None) -> Any:
@@ -82,13 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=3, help="windows to print (default 3)")
     parser.add_argument("--chars", type=int, default=600, help="characters per printed window")
-    parser.add_argument("--tokenizer", help="tokenizer path or id (default: the toy model's)")
+    parser.add_argument(
+        "--tokenizer", help="tokenizer path or id (default: a plug-in world's, the toy model's)"
+    )
     args = parser.parse_args(argv)
 
     if args.list:
         print(format_table(list(SOURCES.values())))
-        if SOURCES.toy_error:
-            print(f"(toy sources not listed: {SOURCES.toy_error})", file=sys.stderr)
+        if SOURCES.world_error:
+            print(f"(some sources not listed: {SOURCES.world_error})", file=sys.stderr)
         return 0
     tokenizer = _load_tokenizer(args.tokenizer)
     try:

@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from raysweep.specs import GeneratedSourceSpec, source_spec
+
 from . import igsp_select
 from .igsp_select import IGSPSelection, select_igsp
 from .mixing import allocate_counts
@@ -51,7 +53,6 @@ log = logging.getLogger(__name__)
 PROGRESS_MIN_TOKENS = 65_536
 
 AUTO = "auto"
-TOY_PREFIX_SOURCE = "toy_web"
 HUB_PREFIX_SOURCE = "c4"
 
 # Generic format cues per capability dimension ("" = the start token alone). A few tokens each,
@@ -216,16 +217,9 @@ def pick_tokens(
     if banned:
         ids = torch.tensor(banned, device=logits.device)
         logits = logits.index_fill(1, ids, -math.inf)
-    logits = logits / temperature
-    probs = torch.softmax(logits, dim=-1)
-    ranked, order = _ranked(probs, sampling.top_k, sampling.top_p)
-    keep = ranked > 0
-    if sampling.top_p < 1.0:
-        before = ranked.cumsum(-1) - ranked  # mass of the tokens ranked above
-        keep &= before < sampling.top_p
-    if order is not None:
-        keep[:, 0] = True  # the most likely token always stays
-    cdf = (ranked * keep).double().cumsum(-1)  # (B, candidates)
+    weights, order = candidate_weights(logits / temperature, sampling)
+    keep = weights > 0
+    cdf = weights.double().cumsum(-1)  # (B, candidates)
     target = uniforms.to(cdf.device).unsqueeze(1) * cdf[:, -1:]
     pos = torch.searchsorted(cdf, target, right=True)  # (B, 1): first position whose cdf > target
     # Guard against target == total through rounding: fall back to the last kept position.
@@ -233,6 +227,28 @@ def pick_tokens(
     last = torch.where(keep, positions, -1).max(dim=1, keepdim=True).values
     pos = torch.minimum(pos, last)
     return (pos if order is None else order.gather(1, pos)).squeeze(1)
+
+
+def candidate_weights(
+    logits: torch.Tensor, sampling: Sampling
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Unnormalised sampling weights after top-k then top-p, as Hugging Face's ``generate``
+    applies them (``TopKLogitsWarper`` then ``TopPLogitsWarper``): top-p reads the probabilities
+    renormalised over the top-k tokens. logits ``(B, V)``, already divided by the temperature ->
+    ``(weights (B, C), ids (B, C))`` with the candidates in descending order, or ``(weights
+    (B, V), None)`` in token order when nothing is cut; a cut token has weight 0."""
+    probs = torch.softmax(logits, dim=-1)
+    ranked, order = _ranked(probs, sampling.top_k, sampling.top_p)
+    keep = ranked > 0
+    if sampling.top_p < 1.0:
+        # Top-k's survivors form the distribution top-p cuts (the nucleus probe's are a prefix of
+        # the full one, whose mass is 1).
+        mass = ranked.sum(-1, keepdim=True) if sampling.top_k else 1.0
+        before = (ranked.cumsum(-1) - ranked) / mass  # mass of the tokens ranked above
+        keep &= before < sampling.top_p
+    if order is not None:
+        keep[:, 0] = True  # the most likely token always stays
+    return ranked * keep, order
 
 
 # Nucleus sampling without top-k first looks among this many most likely tokens (a full sort of a
@@ -442,18 +458,13 @@ class SelfCal(Sampling):
 
 
 def default_prefix_source(model: Any) -> str:
-    """``toy_web`` for the toy models (offline, no Hub corpus), ``c4`` otherwise."""
-    try:
-        from raysweep.toyworld.model import TOY_MODEL_NAMES
-    except ImportError:  # the toy world is optional; its models are then not in use either
-        return HUB_PREFIX_SOURCE
+    """The prefix source a plug-in world names for this model (the toy world: ``toy_web``, offline,
+    for its models; see :mod:`raysweep.worlds`), else ``c4``."""
+    from raysweep.worlds import registry
+
     config = getattr(model, "config", None)
     path = str(getattr(config, "name_or_path", "") or getattr(model, "name_or_path", "") or "")
-    return (
-        TOY_PREFIX_SOURCE
-        if path.rstrip("/").split("/")[-1] in TOY_MODEL_NAMES
-        else HUB_PREFIX_SOURCE
-    )
+    return registry().prefix_source(path.rstrip("/").split("/")[-1]) or HUB_PREFIX_SOURCE
 
 
 @dataclass(frozen=True)
@@ -732,6 +743,12 @@ def _describe(generator: Sampling) -> str:
     return "Self-Cal: windows the model samples from the start token alone"
 
 
+def _is_offline_source(name: str) -> bool:
+    from .text_sources import TEXT_SOURCES
+
+    return name in TEXT_SOURCES and TEXT_SOURCES[name].offline
+
+
 def generated_source(name: str, generator: Sampling, description: str = "") -> CalibrationSource:
     """A table row for a generator instance.
 
@@ -739,7 +756,8 @@ def generated_source(name: str, generator: Sampling, description: str = "") -> C
     """
     offline = True
     if isinstance(generator, SGS):
-        offline = generator.prefix_source.startswith(("file:", "toy_"))
+        prefix = generator.prefix_source
+        offline = prefix.startswith("file:") or (prefix != AUTO and _is_offline_source(prefix))
     return CalibrationSource(
         name=name,
         kind="generated",
@@ -754,35 +772,33 @@ GENERATED_SOURCES: tuple[CalibrationSource, ...] = tuple(
     generated_source(name, cls()) for name, cls in GENERATORS.items()
 )
 
-_SPEC_META = ("generator", "description", "dimension")
+_SPEC_META = tuple(GeneratedSourceSpec.model_fields)
 
 
 def generated_source_from_spec(name: str, spec: Mapping[str, Any]) -> CalibrationSource:
     """A generated source from a YAML mapping: ``generator`` (``self_cal``, ``sgs`` or ``igsp``) plus
     any of that generator's knobs, e.g. ``{generator: igsp, pool_factor: 4, temperature: 0.8}``;
     ``description`` and ``dimension`` as for other sources."""
-    kind = spec.get("generator")
-    if kind not in GENERATORS:
-        raise ValueError(
-            f"calibration source {name!r}: generator must be one of {', '.join(GENERATORS)}, "
-            f"got {kind!r}"
-        )
+    typed = source_spec(name, spec)
+    if not isinstance(typed, GeneratedSourceSpec):
+        raise ValueError(f"calibration source {name!r}: a generated source names its generator")
+    kind = typed.generator
     cls = GENERATORS[kind]
     knobs = {f.name for f in fields(cls)}
-    unknown = sorted(set(spec) - knobs - set(_SPEC_META))
+    unknown = sorted(set(typed.knobs) - knobs)
     if unknown:
         raise ValueError(
             f"calibration source {name!r}: unknown keys {', '.join(unknown)} for generator "
             f"{kind!r}; allowed: {', '.join([*_SPEC_META, *sorted(knobs)])}"
         )
-    options = {k: v for k, v in spec.items() if k in knobs}
+    options = typed.knobs
     try:
         generator = cls(**options)
     except ValueError as err:
         raise ValueError(f"calibration source {name!r}: {err}") from None
-    source = generated_source(name, generator, str(spec.get("description") or ""))
-    if spec.get("dimension") is not None:
-        source = replace(source, dimension=spec["dimension"])
+    source = generated_source(name, generator, typed.description or "")
+    if typed.dimension is not None:
+        source = replace(source, dimension=typed.dimension)
     return source
 
 
@@ -799,6 +815,7 @@ __all__ = [
     "default_prefix_source",
     "generated_source",
     "generated_source_from_spec",
+    "candidate_weights",
     "pick_tokens",
     "sample_windows",
     "window_perplexities",

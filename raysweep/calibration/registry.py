@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from raysweep.specs import GeneratedSourceSpec, source_spec
+
 from .generated import GENERATED_SOURCES, generated_source_from_spec
 from .presets import HUB_PRESETS
 from .sources import CalibrationSource, FormatFn, file_source
@@ -16,19 +18,17 @@ from .text_sources import TEXT_SOURCES, LazySourceTable, TextSourceTable, lookup
 
 class SourceTable(LazySourceTable):
     """Read-only ``name -> CalibrationSource``: the Hub presets, the model-generated sources
-    (``self_cal``, ``sgs``, ``igsp``), then the toy sources of ``text`` (loaded lazily).
-
-    If the toy world cannot be imported the table holds the presets and generated sources only;
-    asking for a ``toy_`` name then raises an error that says why (``toy_error``).
+    (``self_cal``, ``sgs``, ``igsp``), then the plug-in worlds' sources of ``text`` (loaded on
+    first use; ``world_error`` says why a world's are missing).
     """
 
     def __init__(self, text: TextSourceTable | None = None) -> None:
         self.text = TextSourceTable() if text is None else text
 
     @property
-    def toy_error(self) -> str | None:
+    def world_error(self) -> str | None:
         self._table()
-        return self.text.toy_error
+        return self.text.world_error
 
     def _build(self) -> dict[str, CalibrationSource]:
         rows = {s.name: s for s in HUB_PRESETS}
@@ -51,24 +51,6 @@ def get_source(
 
 
 # --------------------------------------------------------------------------- user specs
-
-_SPEC_KEYS = (
-    "based_on",
-    "path",
-    "dataset",
-    "config",
-    "split",
-    "revision",
-    "data_files",
-    "data_dir",
-    "streaming",
-    "text_field",
-    "template",
-    "contiguous",
-    "dimension",
-    "offline",
-    "description",
-)
 
 
 def template_format(template: str) -> tuple[FormatFn, tuple[str, ...]]:
@@ -95,7 +77,8 @@ def source_from_spec(
     spec: Mapping[str, Any],
     presets: Mapping[str, CalibrationSource] | None = None,
 ) -> CalibrationSource:
-    """A user-defined source from its YAML mapping.
+    """A user-defined source from its YAML mapping (checked as a
+    :class:`raysweep.specs.TextSourceSpec` or :class:`~raysweep.specs.GeneratedSourceSpec`).
 
     Keys: ``path`` (a local file or directory) or ``dataset`` (+ ``config``, ``split``, ``revision``,
     ``data_files``, ``data_dir``, ``streaming``); ``text_field`` or ``template`` (a ``str.format``
@@ -106,20 +89,11 @@ def source_from_spec(
     model-generated source whose other keys are that generator's knobs (see
     ``raysweep.calibration.generated``).
     """
-    if "generator" in spec:
+    typed = source_spec(name, spec)
+    if isinstance(typed, GeneratedSourceSpec):
         return generated_source_from_spec(name, spec)
-    unknown = sorted(set(spec) - set(_SPEC_KEYS))
-    if unknown:
-        raise ValueError(
-            f"calibration source {name!r}: unknown keys {', '.join(unknown)}; "
-            f"allowed: {', '.join(_SPEC_KEYS)}"
-        )
-    if "path" in spec and ("dataset" in spec or "based_on" in spec):
-        raise ValueError(f"calibration source {name!r}: give either path or dataset/based_on")
-    options = dict(spec)
+    options = typed.model_dump(exclude_unset=True)
     template = options.pop("template", None)
-    if template is not None and "text_field" in options:
-        raise ValueError(f"calibration source {name!r}: give either text_field or template")
     if "data_files" in options:
         files = options["data_files"]
         options["data_files"] = (files,) if isinstance(files, str) else tuple(files)
@@ -135,10 +109,8 @@ def source_from_spec(
         if preset_name not in presets:
             raise ValueError(f"calibration source {name!r}: unknown based_on {preset_name!r}")
         base = replace(presets[preset_name], name=name)
-    elif "dataset" in options:
+    else:  # the spec has a dataset
         base = CalibrationSource(name=name, dataset=options["dataset"])
-    else:
-        raise ValueError(f"calibration source {name!r}: give path, dataset or based_on")
 
     if template is not None:
         fn, fields = template_format(template)

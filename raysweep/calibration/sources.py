@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-DIMENSIONS = ("general", "commonsense", "code", "math")
+from raysweep.names import DIMENSIONS
 
 SourceKind = Literal["hub", "file", "builtin", "generated"]
 _KINDS = ("hub", "file", "builtin", "generated")

@@ -1,4 +1,5 @@
-"""Sources of text by name: the Hub presets, the toy world's offline sources and ``file:<path>``.
+"""Sources of text by name: the Hub presets, the plug-in worlds' offline sources (the toy
+world's ``toy_*``; see :mod:`raysweep.worlds`) and ``file:<path>``.
 
 The layer below the model-generated sources: an SGS generator reads its prompts from a source
 found here, and :mod:`raysweep.calibration.registry` adds the generated sources on top.
@@ -7,35 +8,21 @@ found here, and :mod:`raysweep.calibration.registry` adds the generated sources 
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from raysweep.worlds import registry
 
 from .presets import HUB_PRESETS
 from .sources import CalibrationSource, file_source
 
 FILE_PREFIX = "file:"
-_TOY_MODULE = "raysweep.toyworld.sources"
-
-
-class ToySourcesUnavailable(ImportError):
-    """The toy world's source module cannot be imported."""
-
-
-def _toy_sources() -> tuple[CalibrationSource, ...]:
-    # Imported on first use: the toy world is optional for Hub-only sweeps.
-    try:
-        module = importlib.import_module(_TOY_MODULE)
-    except ImportError as err:
-        raise ToySourcesUnavailable(
-            f"the toy world's sources are unavailable ({_TOY_MODULE} failed to import: {err})"
-        ) from err
-    return tuple(builtin_source(toy) for toy in module.TOY_SOURCES)
 
 
 def builtin_source(toy: Any) -> CalibrationSource:
     """The calibration source of an offline generator with ``name``, ``dimension``,
-    ``description`` and ``texts(seed)`` (a :class:`raysweep.toyworld.sources.ToySource`)."""
+    ``description`` and ``texts(seed)`` (what a world's ``text_sources`` returns, e.g. the toy
+    world's ``ToySource``)."""
     return CalibrationSource(
         name=toy.name,
         kind="builtin",
@@ -71,22 +58,21 @@ class LazySourceTable(Mapping[str, CalibrationSource]):
 
 
 class TextSourceTable(LazySourceTable):
-    """Read-only ``name -> CalibrationSource``: the Hub presets, then the toy sources (loaded
-    lazily).
+    """Read-only ``name -> CalibrationSource``: the Hub presets, then the plug-in worlds' text
+    sources (loaded on first use).
 
-    If the toy world cannot be imported the table holds the presets only, and ``toy_error`` says
-    why (asking for a ``toy_`` name then raises an error that quotes it).
+    A world that fails to load leaves its sources out, and ``world_error`` says why (an unknown
+    name's error then quotes it).
     """
 
     def __init__(self) -> None:
-        self.toy_error: str | None = None
+        self.world_error: str | None = None
 
     def _build(self) -> dict[str, CalibrationSource]:
         rows = {s.name: s for s in HUB_PRESETS}
-        try:
-            rows.update((s.name, s) for s in _toy_sources())
-        except ToySourcesUnavailable as err:
-            self.toy_error = str(err)
+        worlds = registry()
+        rows.update((s.name, s) for s in map(builtin_source, worlds.text_sources()))
+        self.world_error = worlds.error
         return rows
 
 
@@ -99,8 +85,8 @@ def lookup(
     extra: Mapping[str, CalibrationSource] | None = None,
 ) -> CalibrationSource:
     """``name`` in ``extra``, then ``file:<path>``, then ``table``; unknown names raise
-    ``ValueError`` listing the closest known names (for a ``toy_`` name, the table's
-    ``toy_error`` when the toy world failed to import)."""
+    ``ValueError`` listing the closest known names (and the table's ``world_error`` when a
+    plug-in world failed to load)."""
     if isinstance(name, CalibrationSource):
         return name
     if extra and name in extra:
@@ -109,19 +95,18 @@ def lookup(
         return file_source(name, name[len(FILE_PREFIX) :])
     if name in table:
         return table[name]
-    toy_error = getattr(table, "toy_error", None)
-    if name.startswith("toy_") and toy_error:
-        raise ValueError(f"unknown calibration source {name!r}: {toy_error}")
     known = sorted({*table, *(extra or {})})
+    world_error = getattr(table, "world_error", None)
     # 0.6: short names (sgs, igsp) share a letter pair with many typos; keep only real look-alikes.
     close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
     hint = f"; close names: {', '.join(close)}" if close else ""
+    failed = f"; {world_error}" if world_error else ""
     raise ValueError(
         f"unknown calibration source {name!r}{hint} "
-        "(python -m raysweep.calibration --list shows them all; local data: file:<path>)"
+        f"(python -m raysweep.calibration --list shows them all; local data: file:<path>){failed}"
     )
 
 
 def text_source(name: str) -> CalibrationSource:
-    """The text source called ``name``: a preset, a toy source or ``file:<path>``."""
+    """The text source called ``name``: a preset, a world's source or ``file:<path>``."""
     return lookup(name, TEXT_SOURCES)

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from raysweep.evaluation._files import atomic_write_json, file_lock
+from raysweep.atomic import file_lock, write_json_atomic
 from raysweep.evaluation.dimensions import SUITES, Suite, get_suite, suite_from_mapping
 from raysweep.evaluation.harness import prefetch_suite
 
@@ -60,7 +60,7 @@ def prefetch_once(
             return {**json.loads(marker.read_text()), "already_done": True}
         tasks = prefetch_suite(suite, perplexity=perplexity)
         info = {"suite": suite.name, "tasks": tasks, "perplexity": perplexity}
-        atomic_write_json(marker, info)
+        write_json_atomic(marker, info)
         return {**info, "already_done": False}
 
 
@@ -306,7 +306,7 @@ def _score_main(args: argparse.Namespace) -> int:
         print(f"worst retention {result['worst_retention']:.3f}, total "
               f"{result['total_retention']:.3f}")  # fmt: skip
     if target is not None:
-        atomic_write_json(target, result)
+        write_json_atomic(target, result)
         print(f"[raysweep] scores written to {target}", flush=True)
     else:
         print("[raysweep] scores not written: MODEL is not a directory (give --json PATH)")

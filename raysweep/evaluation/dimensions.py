@@ -12,12 +12,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-DIMENSIONS: tuple[str, ...] = ("general", "commonsense", "code", "math")
+from raysweep.names import DIMENSIONS
+from raysweep.specs import suite_spec
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,19 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Suite:
-    """A named set of tasks; ``include_path`` is a directory of extra lm-eval task YAMLs."""
+    """A named set of tasks; ``include_path`` is a directory of extra lm-eval task YAMLs.
+
+    ``write_tasks``, when given, writes the suite's task files into a directory and returns it:
+    a generated suite names its ``include_path`` without writing it, and the files are written
+    only when lm-eval first needs them (:func:`ensure_task_files`), so validation writes nothing.
+    """
 
     name: str
     tasks: tuple[TaskSpec, ...]
     include_path: str | None = None
     # Held-out text for the optional perplexity metric: "wikitext2", "toy" or "file:<path>".
     perplexity_corpus: str = "wikitext2"
+    write_tasks: Callable[[Path], object] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.tasks:
@@ -160,19 +167,25 @@ _FAST = Suite(
 )
 
 
-def _toy_suite() -> Suite:
-    # The toy world's tasks are generated files; build the suite from its table on demand.
-    from raysweep.toyworld.tasks import TOY_TASKS, ensure_toy_tasks
-
-    root = Path(ensure_toy_tasks()).resolve()
-    specs = tuple(TaskSpec(t.name, t.dimension, t.metric, 0, t.chance) for t in TOY_TASKS)
-    return Suite(name="toy", tasks=specs, include_path=str(root), perplexity_corpus="toy")
+def ensure_task_files(suite: Suite) -> None:
+    """Write a generated suite's task files to its ``include_path`` unless they are there."""
+    if suite.write_tasks is None or suite.include_path is None:
+        return
+    suite.write_tasks(Path(suite.include_path))
 
 
 class _SuiteTable(Mapping[str, Suite]):
-    """Read-only name -> Suite table; the toy suite is built when first asked for."""
+    """Read-only name -> Suite table: the built-in suites, then those of the plug-in worlds
+    (:mod:`raysweep.worlds`, e.g. the toy world's ``toy``), each built when asked for."""
 
-    _builders = {"study": lambda: _STUDY, "fast": lambda: _FAST, "toy": _toy_suite}
+    _own: dict[str, Callable[[], Suite]] = {"study": lambda: _STUDY, "fast": lambda: _FAST}
+
+    @property
+    def _builders(self) -> dict[str, Callable[[], Suite]]:
+        from raysweep.worlds import registry
+
+        worlds = registry().suite_builders()
+        return {**self._own, **{n: b for n, b in worlds.items() if n not in self._own}}
 
     def __getitem__(self, name: str) -> Suite:
         return self._builders[name]()
@@ -188,9 +201,6 @@ class _SuiteTable(Mapping[str, Suite]):
 
 
 SUITES: Mapping[str, Suite] = _SuiteTable()
-
-_TASK_KEYS = {"name", "dimension", "metric", "num_fewshot", "chance", "limit", "unsafe_code"}
-_SUITE_KEYS = {"name", "tasks", "include_path", "perplexity_corpus"}
 
 
 def _close(name: str, candidates: list[str] | tuple[str, ...]) -> str:
@@ -210,44 +220,12 @@ def suite_from_mapping(spec: Mapping[str, Any], base_dir: str | Path | None = No
     ``metric`` defaults to ``acc`` and ``num_fewshot`` to 0; ``chance`` is required. A relative
     ``include_path`` is resolved against ``base_dir`` (default: the current directory).
     """
-    unknown = sorted(set(spec) - _SUITE_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown suite key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_SUITE_KEYS))}"
-        )
-    name = str(spec.get("name", "custom"))
-    raw_tasks = spec.get("tasks")
-    if not isinstance(raw_tasks, list | tuple) or not raw_tasks:
-        raise ValueError(f"suite {name!r}: 'tasks' must be a non-empty list of task mappings")
-    tasks = []
-    for i, entry in enumerate(raw_tasks):
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"suite {name!r}: task #{i} must be a mapping, got {entry!r}")
-        bad = sorted(set(entry) - _TASK_KEYS)
-        if bad:
-            raise ValueError(
-                f"suite {name!r}: task #{i} has unknown key(s) {', '.join(bad)}; "
-                f"allowed: {', '.join(sorted(_TASK_KEYS))}"
-            )
-        missing = [k for k in ("name", "dimension", "chance") if k not in entry]
-        if missing:
-            raise ValueError(f"suite {name!r}: task #{i} lacks {', '.join(missing)}")
-        tasks.append(
-            TaskSpec(
-                name=str(entry["name"]),
-                dimension=str(entry["dimension"]).lower(),
-                metric=str(entry.get("metric", "acc")),
-                num_fewshot=None
-                if entry.get("num_fewshot", 0) is None
-                else int(entry.get("num_fewshot", 0)),
-                chance=float(entry["chance"]),
-                limit=None if entry.get("limit") is None else int(entry["limit"]),
-                unsafe_code=bool(entry.get("unsafe_code", False)),
-            )
-        )
-    include = spec.get("include_path")
+    typed = suite_spec(spec)
+    name = typed.name
+    tasks = [TaskSpec(**entry.model_dump()) for entry in typed.tasks]
+    include = typed.include_path
     if include is not None:
-        path = Path(str(include)).expanduser()
+        path = Path(include).expanduser()
         if not path.is_absolute():
             path = Path(base_dir or Path.cwd()) / path
         if not path.is_dir():
@@ -257,7 +235,7 @@ def suite_from_mapping(spec: Mapping[str, Any], base_dir: str | Path | None = No
         name=name,
         tasks=tuple(tasks),
         include_path=include,
-        perplexity_corpus=str(spec.get("perplexity_corpus", "wikitext2")),
+        perplexity_corpus=typed.perplexity_corpus,
     )
 
 
@@ -267,9 +245,12 @@ def get_suite(name_or_spec: str | Mapping[str, Any] | Suite) -> Suite:
         return name_or_spec
     if isinstance(name_or_spec, str):
         if name_or_spec not in SUITES:
+            from raysweep.worlds import registry
+
+            failed = f"; {registry().error}" if registry().error else ""
             raise ValueError(
                 f"unknown suite {name_or_spec!r}; built-in suites: {', '.join(SUITES)}; "
-                f"close names: {_close(name_or_spec, tuple(SUITES))}"
+                f"close names: {_close(name_or_spec, tuple(SUITES))}{failed}"
             )
         return SUITES[name_or_spec]
     if isinstance(name_or_spec, Mapping):

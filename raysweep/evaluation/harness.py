@@ -16,9 +16,10 @@ import re
 import weakref
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from raysweep.evaluation.dimensions import Suite, TaskSpec, get_suite
+from raysweep.evaluation.dimensions import Suite, TaskSpec, ensure_task_files, get_suite
 from raysweep.evaluation.perplexity import heldout_perplexity, heldout_texts
 from raysweep.evaluation.scoring import CapabilityScores, make_scores
 
@@ -75,7 +76,13 @@ def _env_report_once() -> None:
 
 
 def _manager_for(suite: Suite) -> TaskManager:
-    """The smallest index that knows every task of ``suite`` (stock tasks only when needed)."""
+    """The smallest index that knows every task of ``suite`` (stock tasks only when needed);
+    a generated suite's task files are written first."""
+    ensure_task_files(suite)
+    return _index_for(suite)
+
+
+def _index_for(suite: Suite) -> TaskManager:
     if suite.include_path is not None:
         local = _task_manager(suite.include_path, False)
         if all(name in local.task_index for name in suite.task_names):
@@ -136,7 +143,27 @@ def validate_suite(
     suite = get_suite(suite)
     if not allow_code_execution and suite.unsafe_tasks:
         raise ValueError(code_execution_refusal(suite.name, suite.unsafe_tasks))
-    manager = _manager_for(suite)
+    with _indexable(suite) as manager:
+        _check_tasks(suite, manager, allow_code_execution)
+    return suite
+
+
+@contextlib.contextmanager
+def _indexable(suite: Suite) -> Iterator[TaskManager]:
+    """An index of ``suite``'s tasks that writes nothing where the suite lives: a generated
+    suite not written yet is written to a temporary directory, removed afterwards."""
+    if suite.write_tasks is None or suite.include_path is None or os.path.isdir(suite.include_path):
+        yield _index_for(suite)
+        return
+    import dataclasses
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="raysweep-validate-") as tmp:
+        suite.write_tasks(Path(tmp))
+        yield _index_for(dataclasses.replace(suite, include_path=tmp, write_tasks=None))
+
+
+def _check_tasks(suite: Suite, manager: TaskManager, allow_code_execution: bool) -> None:
     problems = []
     for spec in suite.tasks:
         if spec.name not in manager.task_index:
@@ -167,7 +194,6 @@ def validate_suite(
     ]
     if undeclared and not allow_code_execution:
         raise ValueError(code_execution_refusal(suite.name, undeclared))
-    return suite
 
 
 def resolve_max_length(model: Any, tokenizer: Any, max_length: int | None) -> int:

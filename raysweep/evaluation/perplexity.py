@@ -12,13 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# Seed of the toy generators' held-out stream; calibration seeds are small integers.
-TOY_HELDOUT_SEED = 1_000_003
-TOY_HELDOUT_DOCS_PER_SOURCE = 32
-
 
 def heldout_texts(corpus: str) -> list[str]:
-    """Documents of a held-out corpus: ``"wikitext2"`` (test split), ``"toy"`` or ``"file:<path>"``."""
+    """Documents of a held-out corpus: ``"wikitext2"`` (test split), ``"file:<path>"`` or one a
+    plug-in world registers (:mod:`raysweep.worlds`; the toy world's ``"toy"``)."""
     if corpus.startswith("file:"):
         return [Path(corpus[len("file:") :]).expanduser().read_text()]
     if corpus == "wikitext2":
@@ -26,20 +23,14 @@ def heldout_texts(corpus: str) -> list[str]:
 
         rows = datasets.load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1", split="test")
         return list(rows["text"])
-    if corpus == "toy":
-        from itertools import islice
+    from raysweep.worlds import registry
 
-        from raysweep.toyworld.sources import TOY_SOURCES
-
-        docs: list[str] = []
-        for source in TOY_SOURCES:
-            if source.dimension is None:
-                continue
-            docs.extend(islice(source.texts(TOY_HELDOUT_SEED), TOY_HELDOUT_DOCS_PER_SOURCE))
-        return docs
-    raise ValueError(
-        f"unknown perplexity corpus {corpus!r}; use 'wikitext2', 'toy' or 'file:<path>'"
-    )
+    build = registry().corpus(corpus)
+    if build is not None:
+        return build()
+    known = ", ".join(repr(n) for n in ("wikitext2", *registry().corpus_names()))
+    failed = f" ({registry().error})" if registry().error else ""
+    raise ValueError(f"unknown perplexity corpus {corpus!r}; use {known} or 'file:<path>'{failed}")
 
 
 def heldout_perplexity(

@@ -3,10 +3,10 @@
 Imports only torch, transformers and safetensors.
 """
 
+from raysweep.names import METHODS, NMStructure, parse_structure
 from raysweep.pruning.architecture import find_decoder_stack, iter_prunable
-from raysweep.pruning.masks import NMStructure, parse_structure
+from raysweep.pruning.methods import METHOD_TABLE, Method
 from raysweep.pruning.prune import (
-    METHODS,
     MODES,
     PruneReport,
     collect_statistics,
@@ -27,6 +27,8 @@ from raysweep.pruning.store import (
 
 __all__ = [
     "METHODS",
+    "METHOD_TABLE",
+    "Method",
     "MODES",
     "HessianNotPositiveDefinite",
     "LayerStatistics",

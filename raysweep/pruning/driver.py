@@ -196,6 +196,13 @@ def capture_layer_calls(
     return Activations(hidden=hidden, calls=calls)
 
 
+# Per statistics kind: (a zero sum for an input width, add a batch of inputs to it).
+_ACCUMULATORS: dict[StatisticsKind, tuple[Callable[..., torch.Tensor], Callable[..., None]]] = {
+    "hessian": (new_hessian, accumulate_hessian),
+    "sqnorm": (new_sqnorm, accumulate_sqnorm),
+}
+
+
 @dataclass
 class _Collector:
     """Adds each prunable unit's input statistics (fp32): forward pre-hooks on linears, a
@@ -242,13 +249,10 @@ class _Collector:
             raise _LayerStatisticsComplete
 
     def _accumulate(self, key: str, x: torch.Tensor) -> None:
+        new, accumulate = _ACCUMULATORS[self.kind]
         if key not in self.sums:
-            new = new_hessian if self.kind == "hessian" else new_sqnorm
             self.sums[key] = new(x.shape[-1], x.device)
-        if self.kind == "hessian":
-            accumulate_hessian(self.sums[key], x)
-        else:
-            accumulate_sqnorm(self.sums[key], x)
+        accumulate(self.sums[key], x)
 
     def _add(self, name: str, x: torch.Tensor) -> None:
         seen = self._seen.get(id(x))
@@ -261,7 +265,7 @@ class _Collector:
 
     def unreached(self, units: dict[str, ExpertMatrix], device: torch.device) -> None:
         """Zero statistics (and a zero count) for routed experts that saw no token."""
-        new = new_hessian if self.kind == "hessian" else new_sqnorm
+        new = _ACCUMULATORS[self.kind][0]
         for name, unit in units.items():
             if name not in self.sums:
                 self.groups[name] = name

@@ -7,38 +7,9 @@ dimension of each row (so ``"2:4"`` prunes the 2 lowest scores of every group of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-
-@dataclass(frozen=True)
-class NMStructure:
-    keep: int  # N
-    group: int  # M
-
-    @property
-    def prune(self) -> int:
-        return self.group - self.keep
-
-    @property
-    def sparsity(self) -> float:
-        return self.prune / self.group
-
-    def __str__(self) -> str:
-        return f"{self.keep}:{self.group}"
-
-
-def parse_structure(structure: str) -> NMStructure | None:
-    """``"unstructured"`` -> None; ``"N:M"`` -> NMStructure (0 < N < M)."""
-    if structure == "unstructured":
-        return None
-    parts = structure.split(":")
-    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
-        keep, group = (int(p) for p in parts)
-        if 0 < keep < group:
-            return NMStructure(keep=keep, group=group)
-    raise ValueError(f"structure must be 'unstructured' or 'N:M' with 0 < N < M, got {structure!r}")
+from raysweep.names import NMStructure, parse_structure  # noqa: F401 - re-exported
 
 
 def check_sparsity(sparsity: float, nm: NMStructure | None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from raysweep.names import NMStructure, parse_structure
 from raysweep.pruning.architecture import (
     Unit,
     decoder_matrices,
@@ -20,30 +21,20 @@ from raysweep.pruning.architecture import (
     weight_matrix,
 )
 from raysweep.pruning.driver import PhaseTimer, walk_layers
-from raysweep.pruning.experts import EXPERT_FALLBACKS, ExpertMatrix
-from raysweep.pruning.magnitude import magnitude_mask
-from raysweep.pruning.masks import NMStructure, check_sparsity, parse_structure
+from raysweep.pruning.experts import ExpertMatrix
+from raysweep.pruning.masks import check_sparsity
 from raysweep.pruning.memory import track_peak_memory
-from raysweep.pruning.sparsegpt import DEFAULT_BLOCK_SIZE, DEFAULT_DAMP, sparsegpt_prune
+from raysweep.pruning.methods import (
+    DEFAULT_MIN_EXPERT_TOKENS,  # noqa: F401 - re-exported
+    METHOD_TABLE,
+    Method,
+    MethodOptions,
+)
+from raysweep.pruning.methods import method as method_row
 from raysweep.pruning.statistics import LayerStatistics, StatisticsKind
 from raysweep.pruning.store import LayerSink, StatisticsProvider
-from raysweep.pruning.wanda import wanda_mask
 
-METHODS: tuple[str, ...] = ("magnitude", "wanda", "sparsegpt")
 MODES: tuple[str, ...] = ("sequential", "oneshot")
-_STATISTICS_KIND: dict[str, StatisticsKind | None] = {
-    "magnitude": None,
-    "wanda": "sqnorm",
-    "sparsegpt": "hessian",
-}
-_EXPERT_OPTIONS = ("min_expert_tokens", "expert_fallback")
-_OPTIONS: dict[str, tuple[str, ...]] = {
-    "magnitude": (),
-    "wanda": _EXPERT_OPTIONS,
-    "sparsegpt": ("damp", "block_size", *_EXPERT_OPTIONS),
-}
-# Routed experts reached by fewer calibration tokens fall back (``experts.EXPERT_FALLBACKS``).
-DEFAULT_MIN_EXPERT_TOKENS = 16
 # Tokens per forward batch when batch_size is not given. A GPU wants large batches (efficient
 # matmuls, few kernel launches). On a CPU the elementwise work of a layer (norms, RoPE, SiLU,
 # residual adds, statistics) is bound by memory bandwidth: about 512 tokens keep a layer's
@@ -144,27 +135,6 @@ def _check_calibration(calibration: torch.Tensor | None) -> None:
         )
 
 
-def _method_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    unknown = sorted(set(options) - set(_OPTIONS[method]))
-    if unknown:
-        raise TypeError(f"{method} takes options {list(_OPTIONS[method])}, got unknown {unknown}")
-    resolved = dict(options)
-    if method != "magnitude":
-        resolved.setdefault("min_expert_tokens", DEFAULT_MIN_EXPERT_TOKENS)
-        resolved.setdefault("expert_fallback", "layer")
-        if resolved["expert_fallback"] not in EXPERT_FALLBACKS:
-            raise ValueError(
-                f"expert_fallback must be one of {EXPERT_FALLBACKS}, "
-                f"got {resolved['expert_fallback']!r}"
-            )
-    if method == "sparsegpt":
-        resolved.setdefault("damp", DEFAULT_DAMP)
-        resolved.setdefault("block_size", DEFAULT_BLOCK_SIZE)
-    return resolved
-
-
 def _pool_key(name: str, unit: Unit) -> str | None:
     """``<block>.experts.*.<projection>`` for a routed expert's unit, None for a linear."""
     if not isinstance(unit, ExpertMatrix):
@@ -174,14 +144,14 @@ def _pool_key(name: str, unit: Unit) -> str | None:
 
 
 def _expert_fallbacks(
-    modules: dict[str, Unit], stats: LayerStatistics | None, options: Mapping[str, Any]
+    modules: dict[str, Unit], stats: LayerStatistics | None, options: MethodOptions
 ) -> dict[str, str]:
     """Routed experts' units whose expert saw fewer than ``min_expert_tokens``: unit -> policy."""
     if stats is None:
         return {}
-    floor = options["min_expert_tokens"]
+    floor = options.min_expert_tokens
     return {
-        name: options["expert_fallback"]
+        name: options.expert_fallback
         for name, unit in modules.items()
         if isinstance(unit, ExpertMatrix) and stats.count(stats.groups[name]) < floor
     }
@@ -201,10 +171,10 @@ def _pooled(modules: dict[str, Unit], stats: LayerStatistics, key: str) -> torch
 def _prune_layer(
     modules: dict[str, Unit],
     stats: LayerStatistics | None,
-    method: str,
+    row: Method,
     sparsity: float,
     nm: NMStructure | None,
-    options: Mapping[str, Any],
+    options: MethodOptions,
     *,
     consume: bool = False,
 ) -> dict[str, int]:
@@ -242,14 +212,15 @@ def _prune_layer(
         policy = fallbacks.get(name)
         if policy == "dense":
             continue
-        if method == "magnitude" or policy == "magnitude":
-            view.masked_fill_(magnitude_mask(view, sparsity, nm), 0.0)
-        elif method == "wanda":
-            mask = wanda_mask(view, evidence(name)[1].to(view.device), sparsity, nm)
-            view.masked_fill_(mask, 0.0)
+        used = METHOD_TABLE["magnitude"] if policy == "magnitude" else row
+        if used.mask is not None:
+            evident = None if used.statistics is None else evidence(name)[1].to(view.device)
+            view.masked_fill_(used.mask(view, evident, sparsity, nm), 0.0)
         else:
             by_key.setdefault(evidence(name)[0], []).append(name)
-    # SparseGPT: units sharing an input share a Hessian: solved stacked, masks still per unit.
+    # A solve (SparseGPT): units sharing an input share statistics: solved stacked, masks still
+    # per unit.
+    assert not by_key or row.solve is not None
     for key, names in by_key.items():
         views = [weight_matrix(modules[n]) for n in names]
         device = views[0].device
@@ -258,20 +229,27 @@ def _prune_layer(
         if consume and key in stats.sums:
             del stats.sums[key]  # solved below in place: the layer keeps only unsolved entries
         pooled.pop(key, None)
-        pruned = sparsegpt_prune(
+        pruned = row.solve(
             torch.cat([v.detach() for v in views]) if len(views) > 1 else views[0],
             hessian,
             sparsity,
             nm,
-            block_size=options["block_size"],
-            damp=options["damp"],
+            options,
             segments=[v.shape[0] for v in views],
             name=", ".join(names),
-            consume_hessian=owned,
+            consume=owned,
         )
         for view, part in zip(views, pruned.split([v.shape[0] for v in views]), strict=True):
             view.copy_(part)
     return summary
+
+
+def _statistics_kind(name: str) -> StatisticsKind:
+    row = METHOD_TABLE.get(name)
+    if row is None or row.statistics is None:
+        readers = ", ".join(repr(m.name) for m in METHOD_TABLE.values() if m.statistics)
+        raise ValueError(f"statistics exist for {readers}, got {name!r}")
+    return row.statistics
 
 
 def stream_statistics(
@@ -291,9 +269,7 @@ def stream_statistics(
     (a :class:`~raysweep.pruning.store.StoreWriter` puts each on disk). ``method="sparsegpt"``
     keeps full Hessians (also usable by Wanda), ``"wanda"`` only their diagonals.
     """
-    kind = _STATISTICS_KIND.get(method)
-    if kind is None:
-        raise ValueError(f"statistics exist for 'wanda' and 'sparsegpt', got {method!r}")
+    kind = _statistics_kind(method)
     _check_calibration(calibration)
     target = _resolve_device(model, device)
 
@@ -330,9 +306,7 @@ def collect_statistics(
     :func:`stream_statistics` for one layer at a time). ``method="sparsegpt"`` keeps full
     Hessians (also usable by Wanda), ``"wanda"`` only their diagonals.
     """
-    kind = _STATISTICS_KIND.get(method)
-    if kind is None:
-        raise ValueError(f"statistics exist for 'wanda' and 'sparsegpt', got {method!r}")
+    kind = _statistics_kind(method)
     sums: dict[str, torch.Tensor] = {}
     groups: dict[str, str] = {}
     counts: dict[str, float] = {}
@@ -401,14 +375,15 @@ def prune_model(
       available); the model itself may stay on the CPU.
     - ``progress``: called as ``progress(done, num_layers)`` after each decoder layer is pruned.
     """
-    options = _method_options(method, method_options)
+    row = method_row(method)
+    options = row.make_options(method_options)
     check_prunable(model)
     nm = parse_structure(structure)
     check_sparsity(sparsity, nm)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _check_calibration(calibration)
-    kind = _STATISTICS_KIND[method]
+    kind = row.statistics
     target = _resolve_device(model, device)
     timer = PhaseTimer()
     start = time.perf_counter()
@@ -424,7 +399,7 @@ def prune_model(
     transient = not isinstance(statistics, LayerStatistics)
 
     def prune(index: int, modules: dict[str, Unit], stats: LayerStatistics | None) -> None:
-        summary = _prune_layer(modules, stats, method, sparsity, nm, options, consume=transient)
+        summary = _prune_layer(modules, stats, row, sparsity, nm, options, consume=transient)
         for k, v in summary.items():
             experts[k] += v
         if progress is not None:
@@ -509,13 +484,13 @@ def _statistics_provider(
     return statistics.layer, int(getattr(statistics, "num_tokens", 0))
 
 
-def _experts_extra(experts: Mapping[str, int], options: Mapping[str, Any]) -> dict[str, Any]:
+def _experts_extra(experts: Mapping[str, int], options: MethodOptions) -> dict[str, Any]:
     """What the report says of routed experts: how many, how many fell back and how."""
     return {
         "experts": int(experts["experts"]),
         "experts_fallback": int(experts["fallback"]),
-        "expert_fallback": options.get("expert_fallback", "none"),
-        "min_expert_tokens": int(options.get("min_expert_tokens", 0)),
+        "expert_fallback": getattr(options, "expert_fallback", "none"),
+        "min_expert_tokens": int(getattr(options, "min_expert_tokens", 0)),
     }
 
 

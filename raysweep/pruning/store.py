@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from raysweep.atomic import file_lock
+from raysweep.atomic import file_lock, fsync, replace_dir
 from raysweep.pruning.statistics import (
     KINDS,
     LayerStatistics,
@@ -236,7 +236,7 @@ class StoreWriter:
             raise ValueError("every layer of a store counts the same calibration tokens")
         name = layer_file(index)
         stats.save(self.tmp / name, metadata={"store": self.digest, "layer": str(index)})
-        _fsync(self.tmp / name)
+        fsync(self.tmp / name)
         self.files[name] = (self.tmp / name).stat().st_size
 
     def commit(self) -> StatisticsStore:
@@ -253,32 +253,13 @@ class StoreWriter:
             "files": self.files,
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        _fsync(self.tmp / MANIFEST)
+        fsync(self.tmp / MANIFEST)
         os.chmod(self.tmp, 0o755)  # mkdtemp creates 0700; stores are shared by the node's trials
-        _replace_dir(self.tmp, self.path)
+        replace_dir(self.tmp, self.path)
         return StatisticsStore(self.path, manifest)
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_dir(new: Path, path: Path) -> None:
-    """Rename ``new`` to ``path``; whatever was at ``path`` is moved aside first, then removed."""
-    old: Path | None = None
-    if path.exists() or path.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-        os.replace(path, old / "store")
-    os.replace(new, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove_leftovers(path: Path) -> None:

@@ -22,6 +22,7 @@ from ray import tune
 from raysweep.atomic import write_text_atomic
 from raysweep.config import SweepConfig, TrialConfig
 from raysweep.dense import DenseBaseline, sweep_baseline
+from raysweep.names import EQUAL_SOURCES_MIX, UNIFORM_MIX
 from raysweep.pipeline import run_trial
 from raysweep.planning import (
     confirm_point,
@@ -30,7 +31,7 @@ from raysweep.planning import (
     search_sources,
     search_trials,
 )
-from raysweep.records import RECORDS_FILE, TrialRecord, read_records
+from raysweep.records import RECORDS_FILE, TrialRecord, latest_records, read_records
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
 from raysweep.search.tuner import finished_trials, run_mix_search
 from raysweep.trainables.callbacks import RecordWriter, SearchProgress
@@ -38,12 +39,13 @@ from raysweep.trainables.trial import RECORD_KEY, trial_log
 
 
 def mix_label(weights: Mapping[str, float]) -> str:
-    """``toy_math`` for a one-hot mix, ``uniform`` for equal weights, else ``search``."""
+    """``toy_math`` for a one-hot mix, ``equal_sources`` for equal weights per source (not the
+    grid's ``uniform``, equal per dimension), else ``search``."""
     nz = {s: w for s, w in weights.items() if w > 0}
     if len(nz) == 1:
         return next(iter(nz))
     if len(nz) == len(weights) and max(nz.values()) - min(nz.values()) < 1e-9:
-        return "uniform"
+        return EQUAL_SOURCES_MIX
     return "search"
 
 
@@ -72,7 +74,7 @@ def search_trial(config: dict[str, Any]) -> None:
 def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]]:
     """Run every configured search, confirm each best mix, write ``search/summary.{json,md}``."""
     from raysweep.models import reuses_actors
-    from raysweep.trainables.grid import compute_dense, run_grid
+    from raysweep.trainables.grid import compute_dense
 
     s = cfg.search
     assert s is not None
@@ -81,10 +83,10 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
     records = out / RECORDS_FILE
     summaries = []
     for base in search_points(cfg):
-        name = f"search-{point_slug(base)}"
+        name, label = study_name(cfg, base), f"search-{point_slug(base)}"
         n_trials = search_trials(cfg)
-        print(f"[raysweep] {name}: {n_trials} trials over {len(sources)} sources "
-              f"({s.mode}, objective {s.objective})", flush=True)  # fmt: skip
+        print(f"[raysweep] {label}: {n_trials} trials over {len(sources)} sources "
+              f"({s.mode}, objective {s.objective}; Optuna study {name})", flush=True)  # fmt: skip
         search_dense = sweep_baseline(base, out, compute_dense)
         done = finished_trials(out / "search", name)
         metrics = [METRIC]
@@ -110,16 +112,14 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
             max_failures=cfg.ray.max_failures,
             callbacks=[
                 RecordWriter(records),
-                SearchProgress(name, n_trials - done, METRIC, s.objective),
+                SearchProgress(label, n_trials - done, METRIC, s.objective),
             ],  # fmt: skip
             reuse_actors=reuses_actors(cfg.resources),
         )
         confirmed = None
         if s.confirm and res.best_weights:
             point = confirm_point(cfg, base, res.best_weights)
-            dense = sweep_baseline(point, out, compute_dense)
-            run_grid(cfg, [point], dense, records, storage, phase="confirm")
-            confirmed = _latest(records, point.trial_id)
+            confirmed = confirm(cfg, point, out, records, storage)
         summary = _summarise(cfg, base, res, confirmed, records, sources)
         if s.save_best and confirmed is not None and confirmed.status == "ok":
             summary["saved"] = save_best(cfg, point, out / "search" / best_dirname(base))
@@ -134,6 +134,26 @@ def point_slug(base: TrialConfig) -> str:
     """``<method>-<structure>-<sparsity>``, with ``2of4`` for ``2:4``: names a search's study
     (``search-<slug>``) and its saved best model (``best-<slug>``)."""
     return f"{base.method}-{base.structure.replace(':', 'of')}-{base.sparsity:g}"
+
+
+def study_name(cfg: SweepConfig, base: TrialConfig) -> str:
+    """``search-<slug>-<fingerprint>``: the Optuna study of one search. The fingerprint hashes
+    everything that changes what the study's values mean (the base point's model, calibration,
+    pruning and evaluation settings, suite and item limit included; the searched sources and
+    their custom specs; objective, multi-objective, minimum weight, search mode), so that a
+    changed search starts its own study instead of resuming one that measured something else.
+    """
+    from raysweep.records import trial_id_for
+
+    s = cfg.search
+    assert s is not None
+    sources = search_sources(cfg)
+    point = base.identity()
+    del point["mix"]
+    point["custom_sources"] = {k: v for k, v in base.custom_sources.items() if k in sources}
+    meaning = {"point": point, "sources": sources, "objective": s.objective,
+               "multi_objective": s.multi_objective, "min_weight": s.min_weight, "mode": s.mode}  # fmt: skip
+    return f"search-{point_slug(base)}-{trial_id_for(meaning)[:10]}"
 
 
 def best_dirname(base: TrialConfig) -> str:
@@ -157,9 +177,9 @@ def save_best(cfg: SweepConfig, point: TrialConfig, directory: Path) -> str:
 
 
 def _save_task(point: dict[str, Any], directory: str) -> str:
-    import shutil
     import tempfile
 
+    from raysweep.atomic import replace_dir
     from raysweep.prune import prune_point, recipe_card, save_pruned
 
     trial = TrialConfig.model_validate(point)
@@ -172,9 +192,7 @@ def _save_task(point: dict[str, Any], directory: str) -> str:
     # Written beside, then renamed: a directory named best-* is always a whole model.
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     save_pruned(pruned, staging, card)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
+    replace_dir(staging, target)
     return str(target)
 
 
@@ -190,7 +208,7 @@ def console_lines(summary: Mapping[str, Any]) -> list[str]:
     if full.get("best_mix"):
         parts = [f"best mix {_fmt(objective_value(full['best_mix'], key))}"]
         if full.get("uniform"):
-            parts.append(f"uniform {_fmt(objective_value(full['uniform'], key))}")
+            parts.append(f"uniform mix {_fmt(objective_value(full['uniform'], key))}")
         single = full.get("best_single_source")
         if single:
             parts.append(f"best single source {next(iter(single['mix']))} "
@@ -201,9 +219,20 @@ def console_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _latest(records: Path, trial_id: str) -> TrialRecord | None:
-    found = [r for r in read_records(records, warn=False).records if r.trial_id == trial_id]
-    return found[-1] if found else None
+def confirm(cfg: SweepConfig, point: TrialConfig, out: Path, records: Path,
+            storage: str) -> TrialRecord | None:  # fmt: skip
+    """The confirmation trial's record: an ``ok`` record of the same trial (the same point, run
+    by the grid or an earlier run of the search) is reused; else the trial runs."""
+    from raysweep.trainables.grid import compute_dense, run_grid
+
+    found = latest_records(records).get(point.trial_id)
+    if found is not None and found.status == "ok":
+        print(f"[raysweep] best mix already confirmed ({found.phase} trial {point.trial_id})",
+              flush=True)  # fmt: skip
+        return found
+    dense = sweep_baseline(point, out, compute_dense)
+    run_grid(cfg, [point], dense, records, storage, phase="confirm")
+    return latest_records(records).get(point.trial_id)
 
 
 def _row(r: TrialRecord | None) -> dict[str, Any] | None:
@@ -225,11 +254,13 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
     def best_of(cands: list[TrialRecord]) -> TrialRecord | None:
         return max(cands, key=lambda r: objective_value(r.model_dump(), key), default=None)
 
-    def baselines(phase_rows: list[TrialRecord]) -> dict[str, Any]:
+    def baselines(phase_rows: list[TrialRecord], even: str) -> dict[str, Any]:
+        # ``even``: the search's equal-per-source mix, or the grid's equal-per-dimension one.
         singles = [r for r in phase_rows if len(r.mix) == 1 and next(iter(r.mix)) in sources]
         ref = s.reference
+        key = "equal_sources" if even == EQUAL_SOURCES_MIX else "uniform"
         return {
-            "uniform": _row(best_of([r for r in phase_rows if r.mix_name == "uniform"])),
+            key: _row(best_of([r for r in phase_rows if r.mix_name == even])),
             "best_single_source": _row(best_of(singles)),
             "reference": _row(best_of([r for r in phase_rows if r.mix == {ref: 1.0}]))
             if ref
@@ -250,8 +281,11 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
         "wall_s": round(res.wall_s, 1),
         "best_weights": res.best_weights,
         "best_value": res.best_value,
-        "search_suite_rows": {"best_mix": _row(best_of(searched)), **baselines(searched)},
-        "full_suite_rows": {"best_mix": _row(confirmed), **baselines(full)},
+        "search_suite_rows": {
+            "best_mix": _row(best_of(searched)),
+            **baselines(searched, EQUAL_SOURCES_MIX),
+        },
+        "full_suite_rows": {"best_mix": _row(confirmed), **baselines(full, UNIFORM_MIX)},
         "pareto": res.pareto,
         "storage": res.storage_url,
     }
@@ -264,7 +298,8 @@ def _fmt(v: Any) -> str:
 def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
     write_text_atomic(folder / "summary.json", json.dumps(summaries, indent=1))
     lines = ["# Mix-weight search", ""]
-    labels = {"best_mix": "best mix", "uniform": "uniform mix",
+    labels = {"best_mix": "best mix", "uniform": "uniform mix (equal weight per dimension)",
+              "equal_sources": "equal weight per source",
               "best_single_source": "best single source", "reference": "reference source"}  # fmt: skip
     for sm in summaries:
         lines += [f"## {sm['search']} — objective `{sm['objective']}`", "",

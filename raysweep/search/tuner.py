@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
@@ -72,12 +73,29 @@ def finished_trials(study_dir: Path, study_name: str) -> int:
     return len(completed_trials(study_url(study_dir), study_name))
 
 
+def fail_stale_trials(storage_url: str, study_name: str) -> int:
+    """Mark the study's RUNNING trials FAIL; how many there were.
+
+    Called before a search starts or resumes: the output directory belongs to one driver at a
+    time, so a RUNNING trial is a leftover of a killed driver. Left RUNNING, the constant liar
+    would keep counting it as a pending point at its imagined worst value for ever.
+    """
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_url)
+    except KeyError:
+        return 0
+    stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    for trial in stale:
+        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+    return len(stale)
+
+
 def completed_trials(storage_url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
     try:
         study = optuna.load_study(study_name=study_name, storage=storage_url)
     except KeyError:
         return []
-    return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return [t for t in study.trials if t.state == TrialState.COMPLETE]
 
 
 def run_mix_search(
@@ -108,6 +126,10 @@ def run_mix_search(
     study_dir.mkdir(parents=True, exist_ok=True)
     storage_url = study_url(study_dir)
     multi = len(metrics) > 1
+    stale = fail_stale_trials(storage_url, study_name)
+    if stale:
+        print(f"[raysweep] {study_name}: {stale} trial(s) left running by an earlier driver "
+              "marked failed", flush=True)  # fmt: skip
     done = completed_trials(storage_url, study_name)
     remaining = max(0, n_trials - len(done))
     if remaining:
@@ -139,7 +161,7 @@ def run_mix_search(
         )
         tuner.fit()
     study = optuna.load_study(study_name=study_name, storage=storage_url)
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     proposals = [weights_from_u(_u(t, sources), min_weight) for t in complete]
     result = MixSearchResult(study_name, storage_url, {}, None, n_trials=len(complete),
                              wall_s=time.monotonic() - t0, proposals=proposals)  # fmt: skip

@@ -356,9 +356,7 @@ def test_spec_overrides_generator_knobs():
         match=r"^calibration source 'x': self_cal: temperature must be a number > 0, got -1$",
     ):
         source_from_spec("x", {"generator": "self_cal", "temperature": -1})
-    with pytest.raises(
-        ValueError, match=r"generator must be one of self_cal, sgs, igsp, got 'magic'"
-    ):
+    with pytest.raises(ValueError, match=r"generator: Input should be 'self_cal', 'sgs' or 'igsp'"):
         source_from_spec("x", {"generator": "magic"})
 
 
@@ -428,3 +426,41 @@ def test_generated_sets_are_cached(lm, tmp_path):
         list(other.parameters())[-1].mul_(2.0)
     assert generated_cache_key(other, tok, source, SEQLEN, 0, 3) != key
     assert generated_cache_key(copy.deepcopy(model), tok, source, SEQLEN, 0, 3) == key
+
+
+@pytest.mark.parametrize(
+    ("top_k", "top_p", "temperature"),
+    [(0, 0.9, 1.0), (5, 1.0, 1.0), (5, 0.6, 1.0), (10, 0.8, 0.7), (3, 0.5, 1.5), (40, 0.95, 1.0)],
+)
+def test_top_k_then_top_p_keep_what_hugging_face_generate_keeps(top_k, top_p, temperature):
+    """The sampling distribution is transformers' TemperatureLogitsWarper, TopKLogitsWarper,
+    TopPLogitsWarper (in generate's order) applied to fixed logits: top-p cuts the top-k
+    probabilities renormalised."""
+    from transformers.generation.logits_process import (
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    from raysweep.calibration.generated import candidate_weights
+
+    logits = torch.randn(6, 300, generator=torch.Generator().manual_seed(0)) * 3
+    expected = TemperatureLogitsWarper(temperature)(None, logits.clone())
+    if top_k:
+        expected = TopKLogitsWarper(top_k)(None, expected)
+    if top_p < 1.0:
+        expected = TopPLogitsWarper(top_p)(None, expected)
+    expected = torch.softmax(expected, dim=-1)
+
+    weights, order = candidate_weights(logits / temperature, SelfCal(top_k=top_k, top_p=top_p))
+    ours = weights if order is None else torch.zeros_like(logits).scatter(1, order, weights)
+    ours = ours / ours.sum(-1, keepdim=True)
+    assert torch.equal(ours > 0, expected > 0)
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_top_p_reads_the_top_k_probabilities_renormalised():
+    probs = [0.5, 0.3, 0.15, 0.05]  # top-2 renormalised: 0.625, 0.375
+    # The second token has 0.625 (not 0.5) of top-k's mass above it: top-p 0.6 cuts it.
+    assert _pick(probs, [0.0, 0.7, 0.99], top_k=2, top_p=0.6) == [0, 0, 0]
+    assert _pick(probs, [0.0, 0.7, 0.99], top_k=2, top_p=0.65) == [0, 1, 1]

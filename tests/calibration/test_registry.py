@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
-import sys
-import types
 
 import pytest
 
+from raysweep import worlds
 from raysweep.calibration import (
     GENERATED_SOURCES,
     CalibrationSource,
@@ -21,12 +21,17 @@ from raysweep.calibration.registry import SourceTable
 from .conftest import TOY_LIKE
 
 
-def test_toy_sources_join_the_table_lazily(monkeypatch):
-    fake = types.ModuleType("raysweep.toyworld.sources")
-    fake.TOY_SOURCES = TOY_LIKE
-    monkeypatch.setitem(sys.modules, "raysweep.toyworld.sources", fake)
+def test_world_sources_join_the_table_lazily(monkeypatch):
+    loads = []
+
+    def sources():
+        loads.append(1)
+        return TOY_LIKE
+
+    fake = worlds.Registry([worlds.World(name="fake", text_sources=sources)])
+    monkeypatch.setattr(worlds, "_REGISTRY", fake)
     table = SourceTable()
-    assert table._rows is None  # nothing imported until the table is read
+    assert table._rows is None and loads == []  # nothing built until the table is read
     assert list(table)[:15][0] == "c4"
     assert len(table) == 15 + len(GENERATED_SOURCES) + len(TOY_LIKE)
     toy = table["toy_math"]
@@ -36,18 +41,19 @@ def test_toy_sources_join_the_table_lazily(monkeypatch):
         "math",
         TOY_LIKE[1].texts,
     )
-    assert table.toy_error is None
+    assert table.world_error is None and loads == [1]
 
 
-def test_missing_toy_world_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "raysweep.toyworld.sources", None)  # import fails
+def test_a_world_that_fails_to_load_is_a_clear_error(monkeypatch):
+    broken = importlib.metadata.EntryPoint("toy", "raysweep_no_such_module:world", worlds.GROUP)
+    monkeypatch.setattr(worlds, "_REGISTRY", worlds.load([broken]))
     table = SourceTable()
     monkeypatch.setattr("raysweep.calibration.registry.SOURCES", table)
     assert len(table) == 15 + len(GENERATED_SOURCES)
     with pytest.raises(
         ValueError,
-        match=r"^unknown calibration source 'toy_math': the toy world's sources are unavailable "
-        r"\(raysweep.toyworld.sources failed to import: ",
+        match=r"^unknown calibration source 'toy_math'.*; world 'toy' "
+        r"\(raysweep_no_such_module:world\) failed to load: ModuleNotFoundError",
     ):
         get_source("toy_math")
 
@@ -121,7 +127,7 @@ def test_spec_based_on_a_preset_keeps_its_format():
     [
         (
             {"datset": "x"},
-            r"^calibration source 's': unknown keys datset; allowed: based_on, path, dataset",
+            r"^calibration source 's': unknown key 'datset'; allowed: based_on, path, dataset",
         ),
         ({"text_field": "t"}, r"^calibration source 's': give path, dataset or based_on$"),
         (

@@ -50,12 +50,12 @@ def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_loca
                and r.perplexity == {} for r in search)  # fmt: skip
     # The baselines come first: the uniform mix and each single source.
     first = sorted(search, key=lambda r: r.started_at)[:3]
-    assert sorted(r.mix_name for r in first) == sorted([*SOURCES, "uniform"])
+    assert sorted(r.mix_name for r in first) == sorted([*SOURCES, "equal_sources"])
     (summary,) = json.loads((out / "search" / "summary.json").read_text())
     inside = summary["search_suite_rows"]
     best = max(search, key=lambda r: r.worst_retention)
     assert inside["best_mix"]["worst_retention"] == pytest.approx(best.worst_retention)
-    for baseline in ("uniform", "best_single_source", "reference"):
+    for baseline in ("equal_sources", "best_single_source", "reference"):
         assert inside["best_mix"]["worst_retention"] >= inside[baseline]["worst_retention"]
     # The confirmation is a full sequential trial on the sweep's suite; when the best mix is a
     # baseline the grid already ran that exact trial, and it is not run twice.
@@ -69,7 +69,8 @@ def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_loca
     assert summary["n_trials"] == 5
     assert {k for k, v in summary["best_weights"].items() if v > 0} == set(confirm.mix)
     md = (out / "search" / "summary.md").read_text()
-    assert "best mix" in md and "uniform mix" in md and "toy_math_word" in md
+    assert "best mix" in md and "uniform mix (equal weight per dimension)" in md
+    assert "equal weight per source" in md and "toy_math_word" in md
     assert Path(summary["storage"].removeprefix("sqlite:///")).exists()
 
     # The console names the best mix and its confirmed score beside the baselines.

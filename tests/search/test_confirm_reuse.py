@@ -1,0 +1,60 @@
+"""The confirmation of a best mix is not recomputed when an ok record of that trial exists."""
+
+from __future__ import annotations
+
+import pytest
+
+import raysweep.search.driver as driver
+import raysweep.trainables.grid as grid
+from raysweep.config import validate_config
+from raysweep.planning import confirm_point, search_points
+from raysweep.records import TrialRecord, append_record
+
+CFG = {
+    "name": "s",
+    "calibration": {"sources": ["toy_general_prose", "toy_math_word"]},
+    "pruning": {"methods": ["wanda"], "sparsities": [0.5]},
+    "evaluation": {"suite": "toy", "limit": 24},
+    "search": {"n_trials": 5},
+}
+
+
+def _record(point, status: str, phase: str) -> TrialRecord:
+    return TrialRecord(trial_id=point.trial_id, status=status, phase=phase, model="m",
+                       method=point.method, structure=point.structure, sparsity=point.sparsity,
+                       mix=point.mix, mix_name=point.mix_name, n_samples=8, seqlen=64, seed=0)  # fmt: skip
+
+
+@pytest.fixture
+def point_and_runs(tmp_path, monkeypatch):
+    cfg = validate_config({**CFG, "output_dir": str(tmp_path)})
+    point = confirm_point(cfg, search_points(cfg)[0], {"toy_general_prose": 0.3,
+                                                       "toy_math_word": 0.7})  # fmt: skip
+    runs: list[str] = []
+
+    def fake_run_grid(cfg, points, dense, records, storage, *, phase="grid", callbacks=()):
+        runs.append(phase)
+        for p in points:
+            append_record(records, _record(p, "ok", phase))
+
+    monkeypatch.setattr(grid, "run_grid", fake_run_grid)
+    monkeypatch.setattr(driver, "sweep_baseline", lambda point, out, compute: None)
+    return cfg, point, runs
+
+
+@pytest.mark.parametrize("phase", ["confirm", "grid"])
+def test_an_ok_record_of_the_same_trial_is_reused(tmp_path, point_and_runs, phase):
+    cfg, point, runs = point_and_runs
+    records = tmp_path / "records.jsonl"
+    append_record(records, _record(point, "ok", phase))
+    append_record(records, _record(point, "error", "confirm"))  # a later failure hides nothing
+    found = driver.confirm(cfg, point, tmp_path, records, "storage")
+    assert runs == [] and found.status == "ok" and found.phase == phase
+
+
+def test_without_an_ok_record_the_confirmation_runs(tmp_path, point_and_runs):
+    cfg, point, runs = point_and_runs
+    records = tmp_path / "records.jsonl"
+    append_record(records, _record(point, "error", "confirm"))
+    found = driver.confirm(cfg, point, tmp_path, records, "storage")
+    assert runs == ["confirm"] and found.status == "ok"
