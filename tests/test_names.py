@@ -12,8 +12,6 @@ from raysweep import names
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = {"DIMENSIONS", "METHODS", "parse_structure", "NMStructure"}
-# Being rewritten elsewhere; its copy must agree until it imports raysweep.names.
-PENDING = {"raysweep/toyworld/tradeoff.py"}
 
 
 def _definitions(path: Path) -> set[str]:
@@ -32,21 +30,11 @@ def test_shared_names_are_defined_only_in_names_py():
     where = {}
     for path in sorted((ROOT / "raysweep").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if rel == "raysweep/names.py" or rel in PENDING:
+        if rel == "raysweep/names.py":
             continue
         if found := _definitions(path):
             where[rel] = sorted(found)
     assert where == {}
-
-
-def test_pending_copies_agree():
-    for rel in PENDING:
-        path = ROOT / rel
-        if path.is_file() and "DIMENSIONS" in _definitions(path):
-            tree = ast.parse(path.read_text())
-            (value,) = [ast.literal_eval(n.value) for n in tree.body
-                        if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "DIMENSIONS"]  # fmt: skip
-            assert tuple(value) == names.DIMENSIONS
 
 
 def test_analysis_keeps_the_same_dimensions():

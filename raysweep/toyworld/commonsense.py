@@ -14,17 +14,27 @@ from collections.abc import Iterator
 from raysweep.toyworld._common import FIRST_NAMES, McItem, is_held_out, rng_for
 
 OBJECTS = {
-    "glass": ("vase", "window", "bottle", "jar", "mirror", "lens"),
-    "iron": ("nail", "pan", "anvil", "key", "chain", "gate"),
-    "wood": ("chair", "table", "fence", "crate", "stool", "ladder"),
-    "paper": ("letter", "map", "ticket", "napkin", "envelope", "poster"),
-    "wax": ("candle", "crayon", "figurine", "seal"),
-    "ice": ("icicle", "snowball", "igloo", "popsicle"),
-    "rubber": ("ball", "tire", "eraser", "boot", "hose"),
-    "clay": ("flowerpot", "brick", "tile", "jug", "pot"),
-    "wool": ("sweater", "scarf", "sock", "blanket", "mitten"),
-    "stone": ("statue", "pebble", "boulder", "millstone", "step"),
-    "copper": ("coin", "wire", "pipe", "bell", "kettle"),
+    "glass": ("vase", "window", "bottle", "jar", "mirror", "lens", "goblet", "marble", "bowl"),
+    "iron": ("nail", "pan", "anvil", "key", "chain", "gate", "horseshoe", "hammer", "bolt"),
+    "wood": ("chair", "table", "fence", "crate", "stool", "ladder", "spoon", "plank", "canoe"),
+    "paper": ("letter", "map", "ticket", "napkin", "envelope", "poster", "bag", "kite", "book"),
+    "wax": ("candle", "crayon", "figurine", "seal", "apple", "tablet", "cone", "bead"),
+    "ice": ("icicle", "snowball", "igloo", "popsicle", "cube", "sculpture", "block", "slab"),
+    "rubber": ("ball", "tire", "eraser", "boot", "hose", "duck", "glove", "band", "mat"),
+    "clay": ("flowerpot", "brick", "tile", "jug", "pot", "mug", "urn", "vessel", "plate"),
+    "wool": ("sweater", "scarf", "sock", "blanket", "mitten", "hat", "rug", "shawl", "cushion"),
+    "stone": (
+        "statue",
+        "pebble",
+        "boulder",
+        "millstone",
+        "step",
+        "pillar",
+        "slate",
+        "bench",
+        "cobble",
+    ),
+    "copper": ("coin", "wire", "pipe", "bell", "kettle", "pot lid", "ring", "tray", "lamp"),
 }
 MATERIAL_OF = {obj: material for material, objs in OBJECTS.items() for obj in objs}
 

@@ -13,9 +13,9 @@ from raysweep.atomic import write_text_atomic
 from raysweep.toyworld import arithmetic, commonsense, general, programs
 from raysweep.toyworld._common import McItem
 
-TASKS_VERSION = 1
+TASKS_VERSION = 2
 TASK_SEED = 0
-ITEMS_PER_TASK = 200
+ITEMS_PER_TASK = 400
 TOY_TASK_TAG = "toy_world"
 
 

@@ -1,95 +1,54 @@
-"""Measure the calibration trade-off of the toy world: single-source Wanda, per-dimension retention.
+"""Measure the toy world's calibration trade-off: retention per method, calibration and dimension.
 
-``python -m raysweep.toyworld.tradeoff --sparsity 0.7`` prunes the toy model once per
-(source, seed) with a small self-contained Wanda (score |W_ij| * ||X_j||_2, pruned per output
-row, layer by layer with earlier layers already pruned), scores every toy task with the
-in-process scorer, and prints the source x dimension retention table (mean and seed range) and
-the source pairs that trade dimensions off beyond the seed range.
+``python -m raysweep.toyworld.tradeoff`` prunes the toy model with raysweep's own pruning
+(``raysweep.pruning.prune_model``) once per (method, calibration, seed), calibrated on each
+domain's aligned source and on the uniform mix of the 20 toy sources, built exactly as a sweep
+builds them (``build_calibration_set``); magnitude pruning, which reads no calibration data, runs
+once. Every item of every toy task is scored through lm-eval as a trial scores it, and the command prints the
+retention table (mean and seed range) and checks the trade-offs the toy world is built to show.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import itertools
 import json
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from raysweep.toyworld.mcscore import accuracy
-from raysweep.toyworld.sources import SOURCES_BY_NAME, TOY_SOURCES, ToySource
+from raysweep.calibration import build_calibration_set, get_source
+from raysweep.evaluation import evaluate_capabilities
+from raysweep.names import DIMENSIONS, METHODS, UNIFORM_MIX
+from raysweep.planning import uniform_mix
+from raysweep.pruning import prune_model
+from raysweep.toyworld.sources import TOY_SOURCES
 from raysweep.toyworld.tasks import TOY_TASKS, task_items
 from raysweep.toyworld.train import ensure_toy_model
 
-DIMENSIONS = ("general", "commonsense", "code", "math")
+# The source of each domain whose text is that domain's plain training-style text.
+ALIGNED = {
+    "general": "toy_general_prose",
+    "commonsense": "toy_commonsense_stories",
+    "code": "toy_code_programs",
+    "math": "toy_math_word",
+}
+UNIFORM = UNIFORM_MIX
+CALIBRATED_METHODS = tuple(m for m in METHODS if m != "magnitude")
 
 
-def calibration_windows(
-    tokenizer, source: ToySource, seed: int, n_windows: int, seqlen: int
-) -> torch.Tensor:
-    """Documents of ``source`` tokenised, joined by EOS and cut into windows: (n_windows, seqlen)."""
-    need = n_windows * seqlen
-    ids: list[int] = []
-    for text in source.texts(seed):
-        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
-        ids.append(tokenizer.eos_token_id)
-        if len(ids) >= need:
-            break
-    return torch.tensor(ids[:need], dtype=torch.long).view(n_windows, seqlen)
+def uniform_weights() -> dict[str, float]:
+    """The default sweep's uniform mix of all toy sources (equal share per dimension)."""
+    names = [s.name for s in TOY_SOURCES]
+    return uniform_mix(names, {n: get_source(n).dimension for n in names})
 
 
-class _Stop(Exception):
-    """Raised after the layer being calibrated: later layers need not run."""
-
-
-def _accumulate_sq_norm(sq_norm: torch.Tensor):
-    def hook(_module, args, _output):
-        x = args[0].reshape(-1, args[0].shape[-1]).double()  # (tokens, in_features)
-        sq_norm.add_((x * x).sum(0))
-
-    return hook
-
-
-def _stop(_module, _args, _output):
-    raise _Stop
-
-
-@torch.no_grad()
-def wanda_prune(model, windows: torch.Tensor, sparsity: float, batch_size: int = 16) -> None:
-    """Unstructured Wanda in place on every linear layer of every decoder layer.
-
-    Layer i is calibrated on activations that flow through the already pruned layers 0..i-1.
-    """
-    for layer in model.model.layers:
-        linears = {n: m for n, m in layer.named_modules() if isinstance(m, torch.nn.Linear)}
-        sq_norms = {n: torch.zeros(m.in_features, dtype=torch.float64) for n, m in linears.items()}
-        handles = [
-            m.register_forward_hook(_accumulate_sq_norm(sq_norms[n])) for n, m in linears.items()
-        ]
-        handles.append(layer.register_forward_hook(_stop))
-        try:
-            for batch in windows.split(batch_size):
-                with contextlib.suppress(_Stop):
-                    model(input_ids=batch)
-        finally:
-            for handle in handles:
-                handle.remove()
-        for name, module in linears.items():
-            score = module.weight.abs() * sq_norms[name].sqrt().to(module.weight.dtype)[None, :]
-            n_prune = int(module.in_features * sparsity)
-            drop = torch.topk(score, n_prune, dim=1, largest=False).indices  # (out, n_prune)
-            module.weight.scatter_(1, drop, 0.0)
-
-
-def task_scores(model, tokenizer, items: dict[str, list]) -> dict[str, float]:
-    return {name: accuracy(model, tokenizer, task_items_) for name, task_items_ in items.items()}
-
-
-def dimension_scores(scores: dict[str, float]) -> dict[str, float]:
+def dimension_scores(scores: Mapping[str, float]) -> dict[str, float]:
+    """Task accuracies averaged into the four dimensions."""
     out = {}
     for dim in DIMENSIONS:
         names = [t.name for t in TOY_TASKS if t.dimension == dim]
@@ -97,103 +56,202 @@ def dimension_scores(scores: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def find_tradeoffs(table: dict[str, dict[str, list[float]]]) -> list[dict[str, object]]:
-    """(A, B, X, Y) with A above B on X and B above A on Y, every seed of the winner above every seed
-    of the loser (ranges do not overlap); sorted by the smaller of the two margins."""
-    found = []
-    # (A, B, X, Y) and (B, A, Y, X) are the same trade-off: list each once, A before B in the table.
-    for a, b in itertools.combinations(table, 2):
-        for x, y in itertools.permutations(DIMENSIONS, 2):
-            gap_x = min(table[a][x]) - max(table[b][x])
-            gap_y = min(table[b][y]) - max(table[a][y])
-            if gap_x > 0 and gap_y > 0:
-                mean = lambda s, d: sum(table[s][d]) / len(table[s][d])  # noqa: E731
-                found.append({"A": a, "B": b, "X": x, "Y": y,
-                              "margin_x": round(mean(a, x) - mean(b, x), 4),
-                              "margin_y": round(mean(b, y) - mean(a, y), 4),
-                              "range_gap": round(min(gap_x, gap_y), 4)})  # fmt: skip
-    return sorted(found, key=lambda r: -r["range_gap"])
+def task_scores(model, tokenizer) -> dict[str, float]:
+    """Every toy task's ``acc`` on all its items, scored as a sweep's trial scores them."""
+    return evaluate_capabilities(model, tokenizer, "toy", batch_size=32, max_length=256).task_scores
 
 
-def _prune(model, windows: torch.Tensor, sparsity: float, engine: str) -> None:
-    if engine == "builtin":
-        wanda_prune(model, windows, sparsity)
-    elif engine == "raysweep":
-        from raysweep.pruning import prune_model
+@dataclass(frozen=True)
+class Claim:
+    """One trade-off the toy world must show: ``better`` above ``worse`` on ``dimension``'s
+    retention by at least ``margin`` on average, every seed of ``better`` above every seed of
+    ``worse``."""
 
-        prune_model(model, windows, "wanda", sparsity)
-    else:
-        raise ValueError(f"unknown engine {engine!r}; use 'builtin' or 'raysweep'")
+    method: str
+    dimension: str
+    better: str
+    worse: str
+    margin: float
+
+
+def claims(methods: Sequence[str]) -> list[Claim]:
+    out = []
+    for m in (m for m in methods if m in CALIBRATED_METHODS):
+        out += [
+            Claim(m, "code", ALIGNED["code"], ALIGNED["general"], 0.15),
+            Claim(m, "math", ALIGNED["math"], ALIGNED["general"], 0.15),
+            Claim(m, "general", ALIGNED["general"], ALIGNED["math"], 0.10),
+        ]
+    return out
+
+
+def check_claim(table: Mapping, claim: Claim) -> dict[str, object]:
+    better = table[claim.method][claim.better][claim.dimension]
+    worse = table[claim.method][claim.worse][claim.dimension]
+    gap = sum(better) / len(better) - sum(worse) / len(worse)
+    disjoint = min(better) > max(worse)
+    return {**claim.__dict__, "gap": round(gap, 4), "disjoint": disjoint,
+            "holds": gap >= claim.margin and disjoint}  # fmt: skip
+
+
+def magnitude_check(table: Mapping, margin: float = 0.05) -> list[dict[str, object]]:
+    """Magnitude's total retention at least ``margin`` below each calibrated method's uniform mix."""
+    if "magnitude" not in table:
+        return []
+    mag = _total(table["magnitude"]["none"])[0]
+    out = []
+    for m in CALIBRATED_METHODS:
+        if m in table and UNIFORM in table[m]:
+            totals = _total(table[m][UNIFORM])
+            gap = sum(totals) / len(totals) - mag
+            out.append({"method": m, "uniform_total": round(sum(totals) / len(totals), 4),
+                        "magnitude_total": round(mag, 4), "gap": round(gap, 4),
+                        "holds": gap >= margin})  # fmt: skip
+    return out
+
+
+def shortcut_check(table: Mapping, dense: Mapping[str, float], n_items: Mapping[str, int]):
+    """Code and math retention under general-aligned calibration, against 100 % minus two standard
+    errors: a task whose retention stays near 100 % whatever pruning removes has a shortcut."""
+    out = []
+    for m in CALIBRATED_METHODS:
+        if ALIGNED["general"] not in table.get(m, {}):
+            continue
+        for d in ("code", "math"):
+            ret = table[m][ALIGNED["general"]][d]
+            mean = sum(ret) / len(ret)
+            acc = mean * dense[d]
+            # Binomial standard error of the pruned accuracy, over the seeds' pooled items.
+            se = math.sqrt(acc * (1 - acc) / (n_items[d] * len(ret))) / dense[d]
+            out.append({"method": m, "dimension": d, "retention": round(mean, 4),
+                        "se": round(se, 4), "holds": mean < 1 - 2 * se})  # fmt: skip
+    return out
+
+
+def _total(by_dim: Mapping[str, list[float]]) -> list[float]:
+    """Total retention (mean over dimensions) per seed."""
+    n = len(next(iter(by_dim.values())))
+    return [sum(by_dim[d][i] for d in DIMENSIONS) / len(DIMENSIONS) for i in range(n)]
 
 
 def run(
-    source_names: Sequence[str],
+    methods: Sequence[str],
+    calibrations: Sequence[str],
     seeds: Sequence[int],
     sparsity: float,
-    n_windows: int,
+    n_samples: int,
     seqlen: int,
-    engine: str = "builtin",
+    model_dir: Path | None = None,
 ) -> dict:
+    """Retention table ``{method: {calibration: {dimension: [per seed]}}}`` plus the checks."""
     torch.set_num_threads(1)
-    model_dir = ensure_toy_model()
+    model_dir = model_dir or ensure_toy_model()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    dense_model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     items = {t.name: task_items(t.name) for t in TOY_TASKS}
-    dense = task_scores(dense_model, tokenizer, items)
-    dense_dims = dimension_scores(dense)
-    print("dense", json.dumps(dense), json.dumps(dense_dims), flush=True)
-    state = {k: v.clone() for k, v in dense_model.state_dict().items()}
-    table: dict[str, dict[str, list[float]]] = {}
-    raw = []
-    for name in source_names:
-        table[name] = {d: [] for d in DIMENSIONS}
-        for seed in seeds:
-            started = time.perf_counter()
-            dense_model.load_state_dict(state)
-            windows = calibration_windows(tokenizer, SOURCES_BY_NAME[name], seed, n_windows, seqlen)
-            _prune(dense_model, windows, sparsity, engine)
-            scores = task_scores(dense_model, tokenizer, items)
-            dims = dimension_scores(scores)
-            for d in DIMENSIONS:
-                table[name][d].append(dims[d] / dense_dims[d])
-            raw.append({"source": name, "seed": seed, "task_scores": scores})
-            print(f"{name:26s} seed {seed}  " + "  ".join(f"{d} {dims[d] / dense_dims[d]:.3f}" for d in DIMENSIONS)
-                  + f"  ({time.perf_counter() - started:.1f}s)", flush=True)  # fmt: skip
-    return {"sparsity": sparsity, "engine": engine, "seeds": list(seeds), "n_windows": n_windows, "seqlen": seqlen,
-            "dense_task_scores": dense, "dense_dimension_scores": dense_dims,
-            "retention": table, "runs": raw, "tradeoffs": find_tradeoffs(table)}  # fmt: skip
+    dense = dimension_scores(task_scores(model, tokenizer))
+    n_items = {
+        d: sum(len(items[t.name]) for t in TOY_TASKS if t.dimension == d) for d in DIMENSIONS
+    }
+    print("dense accuracy", json.dumps({d: round(v, 4) for d, v in dense.items()}),
+          "items", json.dumps(n_items), flush=True)  # fmt: skip
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    mixes = {UNIFORM: uniform_weights(), **{c: {c: 1.0} for c in calibrations if c != UNIFORM}}
+    table: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for method in methods:
+        plan = [("none", None)] if method == "magnitude" else [(c, mixes[c]) for c in calibrations]
+        table[method] = {}
+        for name, mix in plan:
+            table[method][name] = {d: [] for d in DIMENSIONS}
+            for seed in seeds if mix is not None else seeds[:1]:
+                started = time.perf_counter()
+                model.load_state_dict(state)
+                windows = (
+                    None
+                    if mix is None
+                    else build_calibration_set(tokenizer, mix, n_samples, seqlen, seed)
+                )
+                prune_model(model, windows, method, sparsity)
+                dims = dimension_scores(task_scores(model, tokenizer))
+                for d in DIMENSIONS:
+                    table[method][name][d].append(dims[d] / dense[d])
+                print(f"{method:9s} {name:24s} seed {seed}  "
+                      + "  ".join(f"{d} {dims[d] / dense[d]:.3f}" for d in DIMENSIONS)
+                      + f"  ({time.perf_counter() - started:.1f}s)", flush=True)  # fmt: skip
+    return {
+        "sparsity": sparsity,
+        "seeds": list(seeds),
+        "n_samples": n_samples,
+        "seqlen": seqlen,
+        "dense": dense,
+        "items": n_items,
+        "retention": table,
+        "claims": [check_claim(table, c) for c in claims(methods) if _has(table, c)],
+        "magnitude": magnitude_check(table),
+        "shortcuts": shortcut_check(table, dense, n_items),
+    }
+
+
+def _has(table: Mapping, claim: Claim) -> bool:
+    return claim.better in table.get(claim.method, {}) and claim.worse in table[claim.method]
 
 
 def format_table(result: dict) -> str:
-    lines = ["| source | " + " | ".join(DIMENSIONS) + " |", "|---|" + "---|" * len(DIMENSIONS)]
-    for name, dims in result["retention"].items():
-        cells = []
-        for d in DIMENSIONS:
-            v = dims[d]
-            cells.append(f"{sum(v) / len(v):.3f} ± {(max(v) - min(v)) / 2:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines = [
+        "| method | calibration | " + " | ".join(DIMENSIONS) + " | total |",
+        "|---|---|" + "---|" * (len(DIMENSIONS) + 1),
+    ]
+    for method, rows in result["retention"].items():
+        for name, dims in rows.items():
+            cells = [_cell(dims[d]) for d in DIMENSIONS] + [_cell(_total(dims))]
+            lines.append(f"| {method} | {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _cell(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{min(values):.3f}, {max(values):.3f}]"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sources", nargs="*", default=[s.name for s in TOY_SOURCES])
+    parser.add_argument("--methods", nargs="*", default=[*CALIBRATED_METHODS, "magnitude"],
+                        choices=METHODS)  # fmt: skip
+    parser.add_argument("--calibrations", nargs="*", default=[*ALIGNED.values(), UNIFORM],
+                        help=f"toy source names or {UNIFORM!r} (the default sweep's uniform mix)")  # fmt: skip
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--sparsity", type=float, default=0.7)
-    parser.add_argument("--windows", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=32, help="calibration windows")
     parser.add_argument("--seqlen", type=int, default=128)
-    parser.add_argument("--engine", choices=("builtin", "raysweep"), default="builtin",
-                        help="this module's Wanda, or raysweep.pruning.prune_model(..., 'wanda', ...)")  # fmt: skip
+    parser.add_argument("--model", type=Path, default=None, help="model directory (default: toy)")
     parser.add_argument("--output", type=Path, default=None, help="write the full result as JSON")
     args = parser.parse_args(argv)
-    result = run(args.sources, args.seeds, args.sparsity, args.windows, args.seqlen, args.engine)
+    known = {s.name for s in TOY_SOURCES} | {UNIFORM}
+    unknown = sorted(set(args.calibrations) - known)
+    if unknown:
+        parser.error(
+            f"unknown calibration {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+        )
+    result = run(args.methods, args.calibrations, args.seeds, args.sparsity, args.samples,
+                 args.seqlen, args.model)  # fmt: skip
     print(
-        f"\nretention at {args.sparsity:.0%} unstructured Wanda (mean ± half range over seeds {args.seeds})"
+        f"\nretention at {args.sparsity:.0%} unstructured (mean [min, max] over seeds {args.seeds})"
     )
     print(format_table(result))
-    print("\ntrade-offs (ranges not overlapping):")
-    for row in result["tradeoffs"][:10]:
-        print(json.dumps(row))
+    print("\ntrade-offs (gap of mean retention; seed ranges disjoint):")
+    for row in result["claims"]:
+        print(f"  {row['method']:9s} {row['dimension']:8s} {row['better']} over {row['worse']}: "
+              f"{row['gap']:+.3f} (need +{row['margin']:.2f}, disjoint {row['disjoint']})"
+              f" {'holds' if row['holds'] else 'FAILS'}")  # fmt: skip
+    for row in result["magnitude"]:
+        print(f"  {row['method']} uniform total {row['uniform_total']:.3f} vs magnitude "
+              f"{row['magnitude_total']:.3f}: {row['gap']:+.3f} (need +0.05) "
+              f"{'holds' if row['holds'] else 'FAILS'}")  # fmt: skip
+    for row in result["shortcuts"]:
+        print(f"  {row['method']} {row['dimension']} retention under {ALIGNED['general']}: "
+              f"{row['retention']:.3f} (below 1 - 2 x {row['se']:.3f}: {row['holds']})")  # fmt: skip
     if args.output:
         args.output.write_text(json.dumps(result, indent=1) + "\n")
 

@@ -64,11 +64,14 @@ class TrainSettings:
     num_heads: int = 4
     seqlen: int = 128
     batch_size: int = 32
-    steps: int = 500
+    steps: int = 2500
     lr: float = 3e-3
     warmup: int = 50
     weight_decay: float = 0.05
     threads: int = 1
+    # Spread (log-normal sigma) of the per-channel activation scales given to the trained dense
+    # model by a function-preserving rescaling (see ``add_outlier_features``); 0 keeps it as trained.
+    outlier_sigma: float = 0.7
     # None: the dense Llama and a freshly trained tokenizer; else an MoE reading the dense
     # model's tokenizer (same token ids, so both models share sources, tasks and perplexity sets).
     moe: MoeSettings | None = None
@@ -76,7 +79,7 @@ class TrainSettings:
 
 def moe_settings(**overrides: int | float) -> TrainSettings:
     """The settings that produced ``assets/raysweep-toy-moe``."""
-    defaults: dict = {"steps": 800, "moe": MoeSettings()}
+    defaults: dict = {"steps": 800, "outlier_sigma": 0.0, "moe": MoeSettings()}
     return TrainSettings(**{**defaults, **overrides})
 
 
@@ -214,6 +217,39 @@ def expert_load(model: PreTrainedModel, windows: torch.Tensor) -> list[list[floa
     return loads
 
 
+@torch.no_grad()
+def add_outlier_features(model: LlamaForCausalLM, sigma: float, seed: int) -> None:
+    """Give the model's linear inputs the heavy-tailed per-channel scales of real LLMs, in place.
+
+    Trained LLMs carry a few input channels whose activations are orders of magnitude larger than
+    the rest (Dettmers et al. 2022; Sun et al. 2024), which is why magnitude pruning, blind to
+    activations, loses to Wanda and SparseGPT. A model this small trained this briefly has none,
+    so each hidden channel j entering a decoder layer's attention or MLP gets a log-normal scale
+    s_j, moved from the weights into the activations: the RMSNorm gain times s_j, column j of the
+    projections reading it divided by s_j. The network computes the same function; Wanda's
+    |W_ij| * ||X_j|| and SparseGPT's w^2 / [H^-1]_jj are unchanged (SparseGPT up to its damping,
+    a share of the mean Hessian diagonal); only the weights' magnitudes change. Output rows are
+    left alone: SparseGPT compares scores across the rows of a block, so scaling rows would bias
+    it rather than model an activation outlier.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def scales(n: int) -> torch.Tensor:
+        return torch.exp(sigma * torch.randn(n, generator=generator, dtype=torch.float64)).float()
+
+    for layer in model.model.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        pairs = (
+            (layer.input_layernorm.weight, (attn.q_proj, attn.k_proj, attn.v_proj)),
+            (layer.post_attention_layernorm.weight, (mlp.gate_proj, mlp.up_proj)),
+        )
+        for gain, consumers in pairs:
+            s = scales(gain.numel())  # (hidden,)
+            gain.mul_(s)
+            for linear in consumers:
+                linear.weight.div_(s[None, :])
+
+
 def held_out_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast) -> dict:
     """In-process ``acc`` on every toy task (lm-eval semantics), by task name."""
     from raysweep.toyworld.mcscore import accuracy
@@ -277,6 +313,8 @@ def train(settings: TrainSettings, output: Path, log_every: int = 50) -> dict[st
                 flush=True,
             )
     model.eval()
+    if settings.outlier_sigma > 0:
+        add_outlier_features(model, settings.outlier_sigma, settings.seed)
     train_s = time.perf_counter() - started
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output, safe_serialization=True)
@@ -294,7 +332,7 @@ def train(settings: TrainSettings, output: Path, log_every: int = 50) -> dict[st
         stats["final_aux_loss"] = round(aux_value or 0.0, 4)
         # Routing of the last training batch: every expert of every layer gets a share.
         result["expert_load"] = expert_load(model, batch)
-        result["held_out_accuracy"] = held_out_accuracy(model, tokenizer)
+    result["held_out_accuracy"] = held_out_accuracy(model, tokenizer)
     (output / "training.json").write_text(json.dumps(result, indent=2) + "\n")
     return stats
 

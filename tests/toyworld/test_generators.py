@@ -45,7 +45,7 @@ def test_task_items_deterministic_and_well_formed():
     for task in TOY_TASKS:
         items = task_items(task.name)
         assert items == task_items(task.name)
-        assert 80 <= len(items) <= 200
+        assert len(items) == 400  # per dimension: a standard error of at most 2.5 points
         assert len({i.context for i in items}) == len(items), task.name
         for item in items:
             assert len(item.choices) == round(1 / task.chance)

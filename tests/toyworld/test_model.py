@@ -40,14 +40,20 @@ def test_encode_pair_moves_trailing_space_to_the_continuation():
     assert tokenizer.decode(cont) == " 42"
 
 
+# Dense accuracy the committed model must keep, per dimension (chance 0.25 everywhere). Code is
+# the one dimension below 0.85: program tracing (variable lookup, list indexing) is the hardest
+# skill for a 1.3 M-parameter model in 2500 steps.
+DENSE_FLOOR = {"general": 0.95, "commonsense": 0.95, "code": 0.70, "math": 0.95}
+
+
 @pytest.mark.slow
-def test_dense_accuracy_above_chance_and_below_ceiling_per_dimension():
+def test_dense_accuracy_per_dimension_on_400_items_each():
     torch.set_num_threads(1)
     model_dir = ensure_toy_model()
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    for dim in ("general", "commonsense", "code", "math"):
+    for dim, floor in DENSE_FLOOR.items():
         tasks = [t for t in TOY_TASKS if t.dimension == dim]
+        assert sum(len(task_items(t.name)) for t in tasks) >= 400
         score = sum(accuracy(model, tokenizer, task_items(t.name)) for t in tasks) / len(tasks)
-        chance = sum(t.chance for t in tasks) / len(tasks)
-        assert chance + 0.2 <= score <= 0.95, (dim, score)
+        assert floor <= score < 1.0, (dim, score)
