@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import ast
-import json
 import os
 import random
 import subprocess
@@ -12,9 +11,9 @@ import pytest
 
 from raysweep.evaluation import evaluate_capabilities, get_suite, validate_suite
 from tests.evaluation.tiny_world import TinyWorld, tiny_suite
+from tests.lm_eval_cli import stock_cli_results
 
 REPO = Path(__file__).resolve().parents[2]
-LM_EVAL_CLI = Path(sys.executable).parent / "lm_eval"
 LIMIT, SEED, MAX_LENGTH, BATCH = 20, 1234, 128, 4
 
 
@@ -45,18 +44,10 @@ def test_in_process_matches_stock_cli(world: TinyWorld, tmp_path: Path) -> None:
     ours = _evaluate(world, suite=suite)
 
     out = tmp_path / "cli"
-    cmd = [
-        str(LM_EVAL_CLI), "--model", "hf",
-        "--model_args", f"pretrained={world.model_dir},max_length={MAX_LENGTH}",
-        "--tasks", ",".join(suite.task_names), "--include_path", str(world.tasks_dir),
-        "--limit", str(LIMIT), "--seed", str(SEED), "--batch_size", str(BATCH),
-        "--device", "cpu", "--output_path", str(out),
-    ]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (result_file,) = out.rglob("results_*.json")
-    cli = json.loads(result_file.read_text())["results"]
+    report = stock_cli_results(world.model_dir, suite.task_names, world.tasks_dir, out,
+                               limit=LIMIT, max_length=MAX_LENGTH, seed=SEED, batch_size=BATCH,
+                               timeout=300)  # fmt: skip
+    cli = report["results"]
 
     assert set(ours.task_scores) == set(suite.task_names)
     for spec in suite.tasks:
@@ -64,7 +55,7 @@ def test_in_process_matches_stock_cli(world: TinyWorld, tmp_path: Path) -> None:
             cli[spec.name][spec.metric_key], abs=1e-6
         )
     # The shots really differ per task, as the YAMLs say.
-    assert json.loads(result_file.read_text())["n-shot"]["rs_tiny_sums"] == 2
+    assert report["n-shot"]["rs_tiny_sums"] == 2
 
 
 def test_repeated_evaluation_is_deterministic_and_keeps_caller_rng(world: TinyWorld) -> None:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from raysweep.toyworld import TOY_TASKS, ensure_toy_model, ensure_toy_tasks, task_items
+from tests.lm_eval_cli import stock_cli_results
 
 
 def _snapshot(root):
@@ -82,31 +83,20 @@ def test_lm_eval_python_api_matches_the_in_process_scorer(tmp_path):
 @pytest.mark.slow
 def test_lm_eval_cli_matches_evaluate_capabilities(tmp_path):
     # The stock command line on the saved toy model vs the in-memory (shared-context) path.
-    import os
-    import subprocess
-    import sys
-
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from raysweep.evaluation import evaluate_capabilities, get_suite
+    from raysweep.evaluation.dimensions import ensure_task_files
     from raysweep.toyworld.tasks import TOY_TASK_TAG
 
     torch.set_num_threads(1)
     model_dir = ensure_toy_model()
     suite = get_suite("toy")
+    ensure_task_files(suite)  # the CLI reads the files; nothing earlier in this process wrote them
     limit, max_length = 100, 512
-    cmd = [
-        sys.executable, "-m", "lm_eval", "--model", "hf",
-        "--model_args", f"pretrained={model_dir},max_length={max_length}",
-        "--tasks", TOY_TASK_TAG, "--include_path", suite.include_path, "--limit", str(limit),
-        "--batch_size", "8", "--device", "cpu", "--seed", "0", "--output_path", str(tmp_path),
-    ]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (result_file,) = tmp_path.rglob("results_*.json")
-    cli = json.loads(result_file.read_text())["results"]
+    cli = stock_cli_results(model_dir, [TOY_TASK_TAG], suite.include_path, tmp_path,
+                            limit=limit, max_length=max_length, seed=0, batch_size=8)["results"]  # fmt: skip
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

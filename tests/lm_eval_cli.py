@@ -1,0 +1,37 @@
+"""Run the stock ``lm_eval`` command line offline on a saved model and read its results file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def stock_cli_results(
+    model_dir: Path | str,
+    tasks: Sequence[str],
+    include_path: Path | str,
+    out: Path,
+    *,
+    limit: int,
+    max_length: int,
+    seed: int,
+    batch_size: int,
+    timeout: int = 600,
+) -> dict:
+    """The whole results JSON of one ``python -m lm_eval --model hf`` run on the CPU, one thread."""
+    cmd = [
+        sys.executable, "-m", "lm_eval", "--model", "hf",
+        "--model_args", f"pretrained={model_dir},max_length={max_length}",
+        "--tasks", ",".join(tasks), "--include_path", str(include_path), "--limit", str(limit),
+        "--seed", str(seed), "--batch_size", str(batch_size), "--device", "cpu",
+        "--output_path", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result_file,) = out.rglob("results_*.json")
+    return json.loads(result_file.read_text())
