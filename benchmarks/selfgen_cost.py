@@ -21,7 +21,8 @@ import time
 import torch
 
 from raysweep.calibration import SOURCES
-from raysweep.calibration.generated import IGSP, SGS, SelfCal, window_perplexities
+from raysweep.calibration.generators import IGSP, SGS, SelfCal
+from raysweep.calibration.generators.decoding import window_perplexities
 
 GENERATORS = ("self_cal", "sgs", "igsp")
 

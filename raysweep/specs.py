@@ -8,7 +8,7 @@ read the same models, so the keys, defaults and checks of a spec live here alone
 
 The config keeps the mappings as written (a trial's id hashes them); these models check them.
 A generated source's knobs (``temperature``, ``pool_factor``, ...) are its generator's fields and
-are checked by the generator itself (``raysweep.calibration.generated``).
+are checked by the generator itself (``raysweep.calibration.generators``).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def with_fake_world(monkeypatch):
 
 
 def test_a_third_party_world_adds_models_sources_suites_and_corpora(with_fake_world):
-    from raysweep.calibration.generated import default_prefix_source
+    from raysweep.calibration.generators import default_prefix_source
     from raysweep.calibration.text_sources import TextSourceTable, lookup
     from raysweep.evaluation import SUITES, get_suite, heldout_texts
     from raysweep.models import resolve_model_path

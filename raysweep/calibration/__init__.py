@@ -1,16 +1,8 @@
 """Calibration data: the source table, packing into fixed windows, exact mixing, information metrics."""
 
 from .build import build_calibration_set, source_seed, source_windows
-from .generated import (
-    GENERATED_SOURCES,
-    IGSP,
-    SGS,
-    IGSPResult,
-    SelfCal,
-    SGSResult,
-    generated_source,
-    generated_source_from_spec,
-)
+from .generated_sources import GENERATED_SOURCES, generated_source, generated_source_from_spec
+from .generators import IGSP, SGS, IGSPResult, SelfCal, SGSResult
 from .igsp_select import IGSPSelection, select_igsp
 from .metrics import information_metrics
 from .mixing import allocate_counts, normalize_mix

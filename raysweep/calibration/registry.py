@@ -10,7 +10,7 @@ from typing import Any
 
 from raysweep.specs import GeneratedSourceSpec, source_spec
 
-from .generated import GENERATED_SOURCES, generated_source_from_spec
+from .generated_sources import GENERATED_SOURCES, generated_source_from_spec
 from .presets import HUB_PRESETS
 from .sources import CalibrationSource, FormatFn, file_source
 from .text_sources import TEXT_SOURCES, LazySourceTable, TextSourceTable, lookup
@@ -87,7 +87,7 @@ def source_from_spec(
     given (e.g. point ``gsm8k`` at a local mirror with ``dataset: json`` and ``data_files``).
     ``presets`` defaults to the source table. ``generator: self_cal|sgs|igsp`` makes a
     model-generated source whose other keys are that generator's knobs (see
-    ``raysweep.calibration.generated``).
+    ``raysweep.calibration.generators``).
     """
     typed = source_spec(name, spec)
     if isinstance(typed, GeneratedSourceSpec):

@@ -22,13 +22,10 @@ from raysweep.calibration import (
     source_from_spec,
 )
 from raysweep.calibration.cache import generated_cache_key
-from raysweep.calibration.generated import (
-    default_prefix_source,
-    derive_seed,
-    pick_tokens,
-    sample_windows,
-    window_perplexities,
-)
+from raysweep.calibration.generators import default_prefix_source
+from raysweep.calibration.generators.base import derive_seed
+from raysweep.calibration.generators.decoding import sample_windows, window_perplexities
+from raysweep.calibration.generators.sampler import pick_tokens
 from raysweep.calibration.loading import iter_documents
 from raysweep.toyworld.model import DEFAULT_MODEL_DIR
 from tests.tiny import tiny_llama
@@ -442,7 +439,7 @@ def test_top_k_then_top_p_keep_what_hugging_face_generate_keeps(top_k, top_p, te
         TopPLogitsWarper,
     )
 
-    from raysweep.calibration.generated import candidate_weights
+    from raysweep.calibration.generators.sampler import candidate_weights
 
     logits = torch.randn(6, 300, generator=torch.Generator().manual_seed(0)) * 3
     expected = TemperatureLogitsWarper(temperature)(None, logits.clone())

@@ -100,7 +100,7 @@ def test_peak_memory_stays_far_below_the_full_logits():
 
 
 def test_per_window_nll_in_chunks_equals_each_window_scored_alone():
-    from raysweep.calibration.generated import window_perplexities
+    from raysweep.calibration.generators.decoding import window_perplexities
     from raysweep.calibration.metrics import window_nll
 
     model = _gpt2(96)
