@@ -333,7 +333,8 @@ def validate_config(tree: Mapping[str, Any]) -> SweepConfig:
 
 def _check_registries(cfg: SweepConfig) -> None:
     """Names that only the registries know: calibration sources and evaluation suites."""
-    from raysweep.calibration import get_source, source_from_spec  # torch-free at import
+    # Both torch-free: a config is checked without loading torch (tests/test_specs.py).
+    from raysweep.calibration import get_source, source_from_spec
     from raysweep.evaluation import get_suite
 
     problems: list[str] = []
