@@ -5,14 +5,13 @@ largest score difference between them (expected 0). The in-process path pays lm-
 task index once per process ("cold"); every later trial pays only the evaluation ("warm"). The CLI
 pays imports, the full stock task index and model loading on every run.
 
-    python benchmarks/eval_inprocess_vs_cli.py --world toy           # toy suite + toy model
-    python benchmarks/eval_inprocess_vs_cli.py --world toy --model-dir DIR   # any toy-world checkpoint
-    python benchmarks/eval_inprocess_vs_cli.py --world tiny          # 2-layer model built in code
+    python benchmarks/eval_inprocess_vs_cli.py                      # toy suite + toy model
+    python benchmarks/eval_inprocess_vs_cli.py --model-dir DIR      # any toy-world checkpoint
+    python benchmarks/eval_inprocess_vs_cli.py --limit 50 --repeats 1   # a quick look
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -22,25 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _toy_world(model_dir: Path | None) -> tuple[Path, dict | str]:
-    if model_dir is not None:
-        return model_dir, "toy"
-    from raysweep.toyworld import ensure_toy_model
-
-    return ensure_toy_model(), "toy"
-
-
-def _tiny_world(root: Path) -> tuple[Path, dict | str]:
-    sys.path.insert(0, str(REPO))
-    from tests.evaluation.tiny_world import build_world, tiny_suite
-
-    world = build_world(root)
-    return world.model_dir, tiny_suite(world.tasks_dir)
+from evaluation_setup import evaluation_options, offline_model
 
 
 def _run_cli(model_dir: Path, suite, limit, seed, max_length, batch_size, threads, out: Path):
@@ -54,9 +35,8 @@ def _run_cli(model_dir: Path, suite, limit, seed, max_length, batch_size, thread
         args += ["--include_path", suite.include_path]
     if limit is not None:
         args += ["--limit", str(limit)]
+    # Offline already: this process set HF_HUB_OFFLINE and HF_DATASETS_OFFLINE (offline_model).
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("HF_DATASETS_OFFLINE", "1")
     start = time.perf_counter()
     proc = subprocess.run(args, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
@@ -67,31 +47,16 @@ def _run_cli(model_dir: Path, suite, limit, seed, max_length, batch_size, thread
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--world", choices=("toy", "tiny"), default="toy")
-    parser.add_argument("--model-dir", type=Path, default=None, help="toy world: model to score")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=None)
+    parser = evaluation_options(__doc__, limit=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model_dir, model, tokenizer = offline_model(args.model_dir, args.threads)
 
     from raysweep.evaluation import evaluate_capabilities, get_suite
     from raysweep.evaluation.harness import resolve_max_length
 
     tmp = Path(tempfile.mkdtemp(prefix="eval-bench-"))
-    model_dir, suite_spec = (
-        _toy_world(args.model_dir) if args.world == "toy" else _tiny_world(tmp / "world")
-    )
-    suite = get_suite(suite_spec)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    suite = get_suite(args.suite)
     max_length = resolve_max_length(model, tokenizer, None)
     kw = dict(limit=args.limit, seed=args.seed, max_length=max_length, batch_size=args.batch_size)
 
@@ -112,7 +77,7 @@ def main() -> None:
     cli_median = statistics.median(cli_times)
     diff = max(abs(ours.task_scores[t.name] - cli[t.name][t.metric_key]) for t in suite.tasks)
 
-    print(f"world={args.world} suite={suite.name} tasks={len(suite.tasks)} limit={args.limit} "
+    print(f"model={model_dir} suite={suite.name} tasks={len(suite.tasks)} limit={args.limit} "
           f"threads={args.threads} repeats={args.repeats}")  # fmt: skip
     print(f"task scores: {json.dumps(ours.task_scores)}")
     print(f"in-process per trial (warm, median): {warm:.2f} s; first call (cold): {cold:.2f} s")

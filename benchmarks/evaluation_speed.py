@@ -11,36 +11,18 @@ cached) is printed separately. The script fails if any task score differs betwee
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import time
-from pathlib import Path
 
-import torch
+from evaluation_setup import evaluation_options, offline_model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=None, help="default: the toy model")
-    parser.add_argument("--suite", default="toy")
-    parser.add_argument("--limit", type=int, default=400)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    args = evaluation_options(__doc__, limit=400).parse_args()
+    _, model, tokenizer = offline_model(args.model_dir, args.threads)
 
     from raysweep.evaluation import evaluate_capabilities, get_suite
-    from raysweep.toyworld import ensure_toy_model
 
-    model_dir = args.model_dir or ensure_toy_model()
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     suite = get_suite(args.suite)
 
     def timed(shared: bool):

@@ -1,4 +1,5 @@
-"""Ray and Optuna live at the edges: only run.py, trainables/ and search/ import them."""
+"""Ray and Optuna live at the edges: only run.py, trainables/ and search/ import them; benchmarks
+depend on the package, never on the tests."""
 
 from __future__ import annotations
 
@@ -27,4 +28,13 @@ def test_only_the_edges_import_ray_or_optuna():
             continue
         if hit := _imports(path) & {"ray", "optuna"}:
             offenders.append(f"{rel}: {', '.join(sorted(hit))}")
+    assert offenders == []
+
+
+def test_no_benchmark_imports_the_tests():
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for path in sorted((ROOT / "benchmarks").rglob("*.py"))
+        if "tests" in _imports(path)
+    ]
     assert offenders == []
