@@ -11,6 +11,10 @@ length, perplexity, lm-eval version: :func:`dense_key`), in one JSON layout
   (:func:`sweep_baseline`) before any trial starts, and handed to every trial as a
   :class:`DenseBaseline`.
 
+An entry evaluated since per-item values were kept holds them too (``scores.items``); the
+driver writes them to the run's side file ``items/dense-<key>.json`` (:mod:`raysweep.items`) and
+hands trials the baseline without them.
+
 Plain Python: the driver passes in how to compute a missing baseline (a Ray task, see
 ``raysweep.trainables``); Ray stays out of this module. Sweep copies written in the older flat
 layout (``task_scores``, ``dimension_scores``, ``perplexity``, ``cache_key``) still load.
@@ -18,6 +22,7 @@ layout (``task_scores``, ``dimension_scores``, ``perplexity``, ``cache_key``) st
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -42,10 +47,11 @@ SWEEP_DIR = "dense"  # the sweep's copy, under its output directory
 
 
 def evaluate(
-    model: Any, tokenizer: Any, suite: Suite | str, ev: EvaluationConfig
+    model: Any, tokenizer: Any, suite: Suite | str, ev: EvaluationConfig, *, items: bool = False
 ) -> CapabilityScores:
     """Scores of ``model`` on ``suite`` with an :class:`EvaluationConfig`'s settings: the one
-    evaluation that dense baselines, trials and the command-line tools share."""
+    evaluation that dense baselines, trials and the command-line tools share. ``items``: keep
+    each task's per-item values too (``CapabilityScores.items``)."""
     return evaluate_capabilities(
         model,
         tokenizer,
@@ -56,6 +62,7 @@ def evaluate(
         max_length=ev.max_length,
         allow_code_execution=ev.allow_code_execution,
         perplexity=ev.perplexity,
+        items=items,
     )
 
 
@@ -75,6 +82,11 @@ class DenseBaseline:
         if "scores" in data:
             return cls(str(data["key"]), CapabilityScores.from_dict(data["scores"]))
         return cls(str(data["cache_key"]), CapabilityScores.from_dict(data))
+
+    def without_items(self) -> DenseBaseline:
+        """The baseline without per-item values: what trials are handed (they need the scores
+        only, and Tune copies a trial's config into its state)."""
+        return DenseBaseline(self.key, self.scores.without_items())
 
 
 # --------------------------------------------------------------------------- the key
@@ -130,17 +142,24 @@ def _entry_path(directory: Path, key: str) -> Path:
     return directory / f"{key}.json"
 
 
-def read_baseline(key: str, directory: str | Path | None = None) -> DenseBaseline | None:
+def read_baseline(
+    key: str, directory: str | Path | None = None, *, items: bool = False
+) -> DenseBaseline | None:
     """The entry under ``key`` in ``directory`` (default: the node-local cache), or None when it
-    is absent or unreadable."""
+    is absent or unreadable, or (with ``items``) when it holds no per-item values: an entry
+    written before they were kept counts as missing there, and is scored again."""
     path = _entry_path(Path(directory) if directory else default_cache_dir(), key)
     if not path.is_file():
         return None
     try:
-        return DenseBaseline.from_dict(json.loads(path.read_text()))
+        baseline = DenseBaseline.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         log.warning("ignoring unreadable dense baseline %s (%s)", path, err)
         return None
+    if items and baseline.scores.items is None:
+        log.info("dense baseline %s has no per-item values: scoring it again", path)
+        return None
+    return baseline
 
 
 def write_baseline(
@@ -162,26 +181,30 @@ def score_dense(
     evaluation: EvaluationConfig,
     *,
     cache_dir: str | Path | None = None,
+    items: bool = False,
 ) -> DenseBaseline:
     """The loaded dense ``model``'s baseline: read from ``cache_dir`` (default: the node-local
-    cache), else evaluated once under the key's lock and stored there."""
+    cache), else evaluated once under the key's lock and stored there. An evaluation keeps the
+    per-item values, so the entry serves callers that need them (``items``: an entry without
+    them is evaluated again and replaced)."""
     from raysweep.models import model_spec_key
 
     ev = evaluation
     key = dense_key(spec, ev)
     directory = Path(cache_dir) if cache_dir else default_cache_dir()
-    cached = read_baseline(key, directory)
+    cached = read_baseline(key, directory, items=items)
     if cached is not None:
         log.info("dense baseline %s: reused from %s", key, directory)
         return cached
     with file_lock(directory / f".{key}.lock"):
-        cached = read_baseline(key, directory)  # another trial may have finished it meanwhile
+        # another trial may have finished it meanwhile
+        cached = read_baseline(key, directory, items=items)
         if cached is not None:
             log.info("dense baseline %s: reused from %s", key, directory)
             return cached
         suite = get_suite(ev.suite)
         start = time.perf_counter()
-        scores = evaluate(model, tokenizer, suite, ev)
+        scores = evaluate(model, tokenizer, suite, ev, items=True)
         elapsed = time.perf_counter() - start
         baseline = DenseBaseline(key, scores)
         write_baseline(directory, baseline, {
@@ -195,25 +218,28 @@ def score_dense(
 
 
 def dense_baseline(
-    trial: TrialConfig, cache_dir: str | Path | None = None, *, keep_pristine: bool | None = None
+    trial: TrialConfig,
+    cache_dir: str | Path | None = None,
+    *,
+    keep_pristine: bool | None = None,
+    items: bool = False,
 ) -> DenseBaseline:
     """The dense baseline of ``trial``'s model on its suite; the model is loaded only when the
-    node-local cache misses. ``keep_pristine`` is ``models.load_dense``'s (default: whether
-    trials share a worker, ``models.reuses_actors``)."""
+    node-local cache misses (with ``items``: or holds no per-item values). ``keep_pristine`` is
+    ``models.load_dense``'s (default: whether trials share a worker, ``models.reuses_actors``)."""
     import torch
 
     from raysweep.models import load_dense, reuses_actors, trial_device
 
-    hit = read_baseline(dense_key(trial.model, trial.evaluation), cache_dir)
+    hit = read_baseline(dense_key(trial.model, trial.evaluation), cache_dir, items=items)
     if hit is not None:
         return hit
     torch.set_num_threads(trial.resources.torch_threads)
     if keep_pristine is None:
         keep_pristine = reuses_actors(trial.resources)
     loaded = load_dense(trial.model, trial_device(trial), keep_pristine=keep_pristine)
-    return score_dense(
-        loaded.model, loaded.tokenizer, trial.model, trial.evaluation, cache_dir=cache_dir
-    )
+    return score_dense(loaded.model, loaded.tokenizer, trial.model, trial.evaluation,
+                       cache_dir=cache_dir, items=items)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the sweep's copy
@@ -223,22 +249,56 @@ def sweep_baseline(
     point: TrialConfig, out: Path, compute: Callable[[TrialConfig], DenseBaseline]
 ) -> DenseBaseline:
     """The sweep's dense baseline for ``point``: read from ``out/dense/<key>.json``, else
-    ``compute(point)`` (the driver's Ray task) and stored there.
+    ``compute(point)`` (the driver's Ray task, which must return per-item values) and stored
+    there; its per-item values are written to ``out/items/dense-<key>.json`` (raysweep.items).
 
     The file is named by the node-local cache's own key, so the sweep's copy and the cache the
-    task consults can never disagree about what they hold.
+    task consults can never disagree about what they hold. A copy written before per-item values
+    were kept is computed again (and a warning names any task whose score changed: the records
+    written before kept the old ones). Returns the baseline without its per-item values, as
+    trials are handed it.
     """
     directory = out / SWEEP_DIR
     key = dense_key(point.model, point.evaluation)
-    dense = read_baseline(key, directory)
+    dense = read_baseline(key, directory, items=True)
     if dense is not None:
         print(f"[raysweep] dense baseline: reused {key}.json", flush=True)
     else:
-        print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
+        older = read_baseline(key, directory)
+        if older is None:
+            print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
+        else:
+            print(f"[raysweep] dense baseline: {key}.json has no per-item scores; evaluating "
+                  "the dense model again", flush=True)  # fmt: skip
         dense = compute(point)
+        if dense.scores.items is None:
+            raise ValueError(f"dense baseline {key}: computed without per-item values")
+        if older is not None:
+            _warn_changed(key, older.scores.task_scores, dense.scores.task_scores)
         write_baseline(directory, dense)
+    _write_dense_items(out, dense, get_suite(point.evaluation.suite))
     warn_at_chance(point, dense.scores.dimension_scores)
-    return dense
+    return dense.without_items()
+
+
+def _write_dense_items(out: Path, dense: DenseBaseline, suite: Suite) -> None:
+    """``items/dense-<key>.json``, unless the same bytes are there already."""
+    from raysweep.items import dense_items_path, dense_payload, dumps, write_items
+
+    payload = dense_payload(dense.key, dense.scores, suite)
+    path = dense_items_path(out, dense.key)
+    with contextlib.suppress(OSError):
+        if path.read_text(encoding="utf-8") == dumps(payload):
+            return
+    write_items(out, payload)
+
+
+def _warn_changed(key: str, old: Mapping[str, float], new: Mapping[str, float]) -> None:
+    changed = sorted(t for t in new if t in old and abs(new[t] - old[t]) > 1e-9)
+    if changed:
+        print(f"[raysweep] WARNING: dense baseline {key} scored again differs on "
+              f"{', '.join(f'{t} ({old[t]:.4f} -> {new[t]:.4f})' for t in changed)}; records "
+              "written before keep the old dense scores", file=sys.stderr, flush=True)  # fmt: skip
 
 
 def warn_at_chance(point: TrialConfig, dense_scores: Mapping[str, float]) -> None:

@@ -1,5 +1,7 @@
 """``run_trial(trial) -> TrialRecord``: load, calibrate, prune, evaluate, score. Plain Python.
 
+``run_trial_with_items`` also returns the trial's per-item scores, as a sweep's side file.
+
 Ray, Optuna and lm-eval stay out of this module; the evaluation adapter owns lm-eval.
 """
 
@@ -253,11 +255,23 @@ def _prune_stage(
         )  # fmt: skip
 
 
-def _evaluation_stage(trial: TrialConfig, pruned: PrunedTrial, suite: Any, stage: Stage) -> Any:
+def _evaluation_stage(
+    trial: TrialConfig, pruned: PrunedTrial, suite: Any, stage: Stage, items: bool
+) -> Any:
     # The stage names the tasks: a trial actor's log (and an error record) says what it scores.
     stage(f"evaluating {', '.join(t.name for t in suite.tasks)}")
     with pruned.timer.phase("eval"):
-        return evaluate(pruned.loaded.model, pruned.loaded.tokenizer, suite, trial.evaluation)
+        return evaluate(pruned.loaded.model, pruned.loaded.tokenizer, suite, trial.evaluation,
+                        items=items)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """A finished trial: its record and its per-item side file's payload (:mod:`raysweep.items`),
+    which the driver writes beside ``records.jsonl``; the record itself stays small."""
+
+    record: TrialRecord
+    items: dict[str, Any]
 
 
 def run_trial(
@@ -273,6 +287,29 @@ def run_trial(
 
     ``stage(name)`` is called as each stage begins, ``progress(done, num_layers)`` after each
     decoder layer is pruned."""
+    return _run(trial, dense, stage, progress, attempts, items=False)[0]
+
+
+def run_trial_with_items(
+    trial: TrialConfig,
+    dense: DenseBaseline,
+    *,
+    stage: Stage = lambda s: None,
+    progress: Callable[[int, int], None] | None = None,
+    attempts: int = 1,
+) -> TrialOutcome:
+    """:func:`run_trial`, keeping every task's per-item values (what a sweep's trials run)."""
+    from raysweep.items import trial_payload
+
+    record, scores, suite = _run(trial, dense, stage, progress, attempts, items=True)
+    return TrialOutcome(record, trial_payload(trial.trial_id, dense.key, scores, suite))
+
+
+def _run(
+    trial: TrialConfig, dense: DenseBaseline, stage: Stage,
+    progress: Callable[[int, int], None] | None, attempts: int, *, items: bool,
+) -> tuple[TrialRecord, Any, Any]:  # fmt: skip
+    """The record, the pruned model's scores and the suite of one trial."""
     from raysweep.evaluation import get_suite, score_retention
 
     started, t_all = _now(), time.perf_counter()
@@ -281,11 +318,12 @@ def run_trial(
         torch.cuda.reset_peak_memory_stats(device)
     suite = get_suite(trial.evaluation.suite)
     pruned = prune_trial(trial, stage=stage, progress=progress)
-    scores = _evaluation_stage(trial, pruned, suite, stage)
+    scores = _evaluation_stage(trial, pruned, suite, stage, items)
     retention = score_retention(scores, dense.scores, suite)
     stage("done")
-    return _trial_record(trial, dense, pruned, scores, retention, attempts=attempts,
-                         started=started, total_s=time.perf_counter() - t_all)  # fmt: skip
+    record = _trial_record(trial, dense, pruned, scores, retention, attempts=attempts,
+                           started=started, total_s=time.perf_counter() - t_all)  # fmt: skip
+    return record, scores, suite
 
 
 def _trial_record(

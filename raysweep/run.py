@@ -1,7 +1,7 @@
 """``python -m raysweep.run``: validate a sweep config, run it on Ray Tune, write records and a report.
 
 Output layout under ``output_dir``: ``config.yaml`` (resolved), ``records.jsonl`` (one line per
-finished trial), ``dense/`` (dense baseline), ``tune/`` (Tune experiments), ``search/``, ``report/``.
+finished trial), ``items/`` (per-item scores, :mod:`raysweep.items`), ``dense/`` (dense baseline), ``tune/`` (Tune experiments), ``search/``, ``report/``.
 Rerunning the same command resumes: points that already have an ``ok`` record are skipped.
 
 A driver that joins a Ray cluster needs an absolute ``output_dir`` (see

@@ -15,6 +15,7 @@ import pytest
 from raysweep.config import SweepConfig, validate_config
 from raysweep.planning import trial_points
 from raysweep.records import read_records
+from tests.side_files import assert_side_files
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -62,10 +63,14 @@ def test_sweep_writes_one_ok_record_per_point_and_resumes(ray_local, tmp_path):
     assert (tmp_path / "run" / "config.yaml").exists()
     dense_files = list((tmp_path / "run" / "dense").iterdir())
     assert [f.name for f in dense_files] == [f"{r.dense_cache_key}.json"]
+    # Beside the records: each trial's and the dense model's per-item scores.
+    assert_side_files(tmp_path / "run", recs)
     # rerun: nothing new runs and nothing is duplicated
     before = (tmp_path / "run" / "records.jsonl").read_text()
+    side = {p.name: p.read_bytes() for p in (tmp_path / "run" / "items").iterdir()}
     assert _run(cfg) == 0
     assert (tmp_path / "run" / "records.jsonl").read_text() == before
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run" / "items").iterdir()} == side
 
 
 def test_deterministic_failure_is_recorded_once_naming_the_stage(ray_local, tmp_path):
@@ -85,6 +90,7 @@ def test_deterministic_failure_is_recorded_once_naming_the_stage(ray_local, tmp_
     assert "nope.jsonl" in bad.error.splitlines()[0]
     assert bad.attempts == 1
     assert len(recs) == 2
+    assert_side_files(tmp_path / "run", recs)  # the ok trial's only
 
 
 def _kill_session(tmpdir: Path) -> None:
@@ -134,6 +140,7 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
     ids = [r.trial_id for r in recs]
     assert len(ids) == len(set(ids)) == 4
     assert done_before >= 1
+    assert_side_files(out, recs)  # none lost to the kill, none twice
 
 
 def _session_processes(tmpdir: Path) -> list[int]:

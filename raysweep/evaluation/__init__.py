@@ -22,6 +22,7 @@ from raysweep.evaluation.perplexity import heldout_perplexity, heldout_texts
 from raysweep.evaluation.scoring import (
     CapabilityScores,
     RetentionScores,
+    TaskItems,
     dimension_scores,
     score_retention,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "CapabilityScores",
     "RetentionScores",
     "Suite",
+    "TaskItems",
     "TaskSpec",
     "code_execution_refusal",
     "dimension_scores",

@@ -247,7 +247,8 @@ def score_model(cfg: Any, *, use_cache: bool = True) -> dict[str, Any]:
             }
             for t in suite.tasks
         ],  # fmt: skip
-        **scores.to_dict(),
+        # A cached dense entry may hold per-item values; this file keeps the scores only.
+        **scores.without_items().to_dict(),
         "eval_s": time.perf_counter() - t0,
         "versions": versions(),
     }

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from raysweep.evaluation.dimensions import Suite, TaskSpec, ensure_task_files, get_suite
 from raysweep.evaluation.perplexity import heldout_perplexity, heldout_texts
-from raysweep.evaluation.scoring import CapabilityScores, make_scores
+from raysweep.evaluation.scoring import (
+    GROUP_DOC_STRIDE,
+    CapabilityScores,
+    TaskItems,
+    make_scores,
+)
 
 if TYPE_CHECKING:
     from lm_eval.models.huggingface import HFLM
@@ -432,6 +437,53 @@ def _read_scores(results: Mapping[str, Any], specs: list[TaskSpec]) -> dict[str,
     return out
 
 
+def _leaf_tasks(name: str, group_subtasks: Mapping[str, Sequence[str]]) -> list[str]:
+    """The tasks lm-eval logged samples under for ``name``: itself, or a group's members
+    (members of member groups included)."""
+    if name not in group_subtasks:
+        return [name]
+    return [leaf for child in group_subtasks[name] for leaf in _leaf_tasks(child, group_subtasks)]
+
+
+def _task_items(spec: TaskSpec, out: Mapping[str, Any], score: float) -> TaskItems | None:
+    """``spec``'s per-item values of its primary metric from lm-eval's logged samples, or None
+    (with a warning saying why) when they do not average to the task's score.
+
+    A group's items are its members' (in name order), each ``doc_id`` offset by
+    ``GROUP_DOC_STRIDE`` times the member's position: they average to the group's score when the
+    group weights its members by size (as ``mmlu`` does).
+    """
+    metric, filter_key = spec.metric_key.split(",", 1)
+    groups = out.get("group_subtasks") or {}
+    leaves = sorted(set(_leaf_tasks(spec.name, groups)))
+    grouped = spec.name in groups
+    doc_ids: list[int] = []
+    values: list[float] = []
+    for position, leaf in enumerate(leaves):
+        for sample in out["samples"].get(leaf, ()):
+            if sample.get("filter") != filter_key:
+                continue
+            value, doc_id = sample.get(metric), sample.get("doc_id")
+            if not isinstance(value, int | float) or not isinstance(doc_id, int):
+                log.warning("task %r: no per-item values (%s of %s is %r, not a number)",
+                            spec.name, metric, leaf, type(value).__name__)  # fmt: skip
+                return None
+            if grouped and not 0 <= doc_id < GROUP_DOC_STRIDE:
+                log.warning("task %r: no per-item values (doc_id %d of %s is beyond %d)",
+                            spec.name, doc_id, leaf, GROUP_DOC_STRIDE)  # fmt: skip
+                return None
+            doc_ids.append(position * GROUP_DOC_STRIDE + doc_id if grouped else doc_id)
+            values.append(float(value))
+    items = TaskItems(tuple(doc_ids), tuple(values))
+    if not values or abs(items.mean() - score) > 1e-9:
+        # A corpus-level metric (BLEU, F1 over the corpus) or a group that averages its members
+        # without weighting them by size: the items exist but do not add up to the score.
+        log.warning("task %r: no per-item values (%d items average %s, its score is %s)",
+                    spec.name, len(values), items.mean(), score)  # fmt: skip
+        return None
+    return items
+
+
 def evaluate_capabilities(
     model: Any,
     tokenizer: Any,
@@ -444,15 +496,22 @@ def evaluate_capabilities(
     allow_code_execution: bool = False,
     perplexity: bool = False,
     shared_context: bool = True,
+    items: bool = False,
 ) -> CapabilityScores:
     """Score an in-memory causal LM on every task of ``suite``.
 
     ``limit`` caps the items of every task (a task's own ``limit`` applies when smaller). ``seed``
     seeds Python, NumPy, torch and the few-shot sampler, so every call sees the same items and
     examples (paired comparison of pruned variants); the caller's global RNG state is restored.
-    No request cache is used and no samples are logged. With ``perplexity=True`` the held-out
-    perplexity on ``suite.perplexity_corpus`` is recorded beside the task scores. As with the
-    lm-eval CLI, a tokenizer without a pad token gets one assigned (its unk or eos token).
+    No request cache is used. With ``perplexity=True`` the held-out perplexity on
+    ``suite.perplexity_corpus`` is recorded beside the task scores. As with the lm-eval CLI, a
+    tokenizer without a pad token gets one assigned (its unk or eos token).
+
+    With ``items=True`` lm-eval logs its samples and the result's ``items`` holds, per task, each
+    item's ``doc_id`` and primary-metric value, whose mean is the task's score (a group's items
+    are its members', see :class:`~raysweep.evaluation.scoring.TaskItems`). A task whose score is
+    not the mean of per-item values (a corpus-level metric, a group not weighted by size) is left
+    out of ``items``, with a warning. Without it no samples are logged and ``items`` is None.
 
     With ``shared_context`` (the default) multiple-choice requests are scored by
     ``SharedContextHFLM``: each context once for all its choices, tokenization reused across
@@ -476,6 +535,7 @@ def evaluate_capabilities(
     _env_report_once()
     was_training = getattr(model, "training", False)
     task_scores: dict[str, float] = {}
+    task_items: dict[str, TaskItems] = {}
     try:
         with _preserved_rng(), _code_execution_env(allow_code_execution and runs_code):
             lm = lm_class(
@@ -490,7 +550,7 @@ def evaluate_capabilities(
                     task_manager=manager,
                     use_cache=None,
                     cache_requests=False,
-                    log_samples=False,
+                    log_samples=items,
                     bootstrap_iters=0,
                     random_seed=seed,
                     numpy_random_seed=seed,
@@ -500,7 +560,13 @@ def evaluate_capabilities(
                 )
                 if out is None:  # non-zero rank of a distributed launch
                     raise RuntimeError("lm-eval returned no results on this rank")
-                task_scores.update(_read_scores(out["results"], specs))
+                scores = _read_scores(out["results"], specs)
+                task_scores.update(scores)
+                if items:
+                    for spec in specs:
+                        found = _task_items(spec, out, scores[spec.name])
+                        if found is not None:
+                            task_items[spec.name] = found
     finally:
         if hasattr(model, "train"):
             model.train(was_training)
@@ -508,7 +574,7 @@ def evaluate_capabilities(
     if perplexity:
         texts = heldout_texts(suite.perplexity_corpus)
         ppl[suite.perplexity_corpus] = heldout_perplexity(model, tokenizer, texts, seqlen=length)
-    return make_scores(task_scores, suite, ppl)
+    return make_scores(task_scores, suite, ppl, task_items if items else None)
 
 
 def prefetch_suite(

@@ -16,35 +16,85 @@ Definitions (per dimension ``d`` of a suite):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from raysweep.evaluation.dimensions import Suite
 
+# A group member's items are numbered ``position * GROUP_DOC_STRIDE + doc_id`` (position among the
+# group's member tasks in name order), so that ``doc_id`` names one item within the group.
+GROUP_DOC_STRIDE = 1_000_000
+
+
+@dataclass(frozen=True)
+class TaskItems:
+    """One task's per-item scores: lm-eval's ``doc_id`` of each item and the value of the task's
+    primary metric on it, in the same order. Their mean is the task's score.
+
+    Items of a group's member tasks are listed together, member by member in name order, each
+    ``doc_id`` offset by ``GROUP_DOC_STRIDE`` times the member's position among them (see
+    :func:`raysweep.evaluation.harness.evaluate_capabilities`).
+    """
+
+    doc_ids: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.doc_ids) != len(self.values):
+            raise ValueError(
+                f"{len(self.doc_ids)} doc_ids but {len(self.values)} values: they go in pairs"
+            )
+
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values) if self.values else float("nan")
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        # Integral values (acc, exact_match) are written as 0 / 1: a third of the bytes.
+        return {"doc_ids": list(self.doc_ids),
+                "values": [int(v) if float(v).is_integer() else v for v in self.values]}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskItems:
+        return cls(tuple(int(i) for i in data["doc_ids"]), tuple(float(v) for v in data["values"]))
+
 
 @dataclass(frozen=True)
 class CapabilityScores:
-    """Scores of one model on one suite: plain task names and floats, never lm-eval metric keys."""
+    """Scores of one model on one suite: plain task names and floats, never lm-eval metric keys.
+
+    ``items``, when the evaluation was asked for them, holds each task's per-item scores
+    (:class:`TaskItems`); None otherwise, and then :meth:`to_dict` writes no ``items`` key, so
+    entries and records written without them are unchanged.
+    """
 
     task_scores: dict[str, float]
     dimension_scores: dict[str, float]
     # Held-out perplexity per corpus name (empty unless requested).
     perplexity: dict[str, float] = field(default_factory=dict)
+    items: dict[str, TaskItems] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "task_scores": dict(self.task_scores),
             "dimension_scores": dict(self.dimension_scores),
             "perplexity": dict(self.perplexity),
         }
+        if self.items is not None:
+            out["items"] = {task: items.to_dict() for task, items in self.items.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CapabilityScores:
+        items = data.get("items")
         return cls(
             task_scores={k: float(v) for k, v in data["task_scores"].items()},
             dimension_scores={k: float(v) for k, v in data["dimension_scores"].items()},
             perplexity={k: float(v) for k, v in data.get("perplexity", {}).items()},
+            items=None if items is None else {k: TaskItems.from_dict(v) for k, v in items.items()},
         )
+
+    def without_items(self) -> CapabilityScores:
+        return replace(self, items=None)
 
 
 @dataclass(frozen=True)
@@ -72,11 +122,16 @@ def make_scores(
     task_scores: Mapping[str, float],
     suite: Suite,
     perplexity: Mapping[str, float] | None = None,
+    items: Mapping[str, TaskItems] | None = None,
 ) -> CapabilityScores:
+    kept = (
+        None if items is None else {t.name: items[t.name] for t in suite.tasks if t.name in items}
+    )
     return CapabilityScores(
         task_scores={t.name: float(task_scores[t.name]) for t in suite.tasks},
         dimension_scores=dimension_scores(task_scores, suite),
         perplexity=dict(perplexity or {}),
+        items=kept,
     )
 
 

@@ -22,8 +22,9 @@ from ray import tune
 from raysweep.atomic import write_text_atomic
 from raysweep.config import SweepConfig, TrialConfig
 from raysweep.dense import DenseBaseline, sweep_baseline
+from raysweep.items import dumps
 from raysweep.names import EQUAL_SOURCES_MIX, UNIFORM_MIX
-from raysweep.pipeline import run_trial
+from raysweep.pipeline import run_trial_with_items
 from raysweep.planning import (
     confirm_point,
     search_plan,
@@ -35,7 +36,7 @@ from raysweep.records import RECORDS_FILE, TrialRecord, latest_records, read_rec
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
 from raysweep.search.tuner import finished_trials, run_mix_search
 from raysweep.trainables.callbacks import RecordWriter, SearchProgress
-from raysweep.trainables.trial import RECORD_KEY, trial_log
+from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY, trial_log
 
 
 def mix_label(weights: Mapping[str, float]) -> str:
@@ -57,8 +58,9 @@ def search_trial(config: dict[str, Any]) -> None:
     trial = TrialConfig.model_validate(point)
 
     stage, progress = trial_log(f"search {trial.label}")
-    record = run_trial(trial, DenseBaseline.from_dict(config["dense"]), stage=stage,
-                       progress=progress)  # fmt: skip
+    outcome = run_trial_with_items(trial, DenseBaseline.from_dict(config["dense"]), stage=stage,
+                                   progress=progress)  # fmt: skip
+    record = outcome.record
     record.node_id = ray.get_runtime_context().get_node_id()
     record.host = platform.node()
     row = record.model_dump(mode="json")
@@ -67,6 +69,7 @@ def search_trial(config: dict[str, Any]) -> None:
             METRIC: objective_value(row, config["objective"]),
             **dimension_metrics(row),
             RECORD_KEY: record.to_json(),
+            ITEMS_KEY: dumps(outcome.items),
         }
     )
 

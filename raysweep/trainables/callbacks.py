@@ -1,7 +1,9 @@
-"""Tune callbacks run in the driver: write each finished trial's record, show live progress."""
+"""Tune callbacks run in the driver: write each finished trial's record (and its per-item side
+file), show live progress."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -10,9 +12,10 @@ from typing import Any
 from ray.tune import Callback
 
 from raysweep.config import TrialConfig
+from raysweep.items import validate, write_items
 from raysweep.pipeline import error_record, summarise_traceback
 from raysweep.records import TrialRecord, append_record, finished_ids
-from raysweep.trainables.trial import RECORD_KEY
+from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY
 
 
 def _point(trial: Any) -> TrialConfig:
@@ -30,10 +33,17 @@ def _error_text(trial: Any) -> str:
 
 
 class RecordWriter(Callback):
-    """Append one record per finished point to ``records.jsonl``, never twice for one trial id."""
+    """Append one record per finished point to ``records.jsonl``, never twice for one trial id.
+
+    An ok trial's per-item scores (reported under ``ITEMS_KEY``) are written first, to
+    ``items/<trial_id>.json`` beside ``records.jsonl`` (:mod:`raysweep.items`): a record is never
+    there without its side file. The payload is taken out of the result, so that Tune's result
+    logs and experiment state keep only the record.
+    """
 
     def __init__(self, records_path: Path) -> None:
         self.path = Path(records_path)
+        self.out = self.path.parent
         self.written: set[str] = finished_ids(self.path)
         self.errors: list[TrialRecord] = []
         self.ok = 0
@@ -51,6 +61,8 @@ class RecordWriter(Callback):
         raw = result.get(RECORD_KEY)
         if raw is None:
             return
+        # Tune lets callbacks change the result in place, before it is logged and kept.
+        items = result.pop(ITEMS_KEY, None)
         record = TrialRecord.model_validate_json(raw)
         record.attempts = int(getattr(trial, "num_failures", 0)) + 1
         started = self._started.get(trial.trial_id)
@@ -59,12 +71,28 @@ class RecordWriter(Callback):
             record.timings["trial_wall_s"] = time.monotonic() - started
         if record.trial_id in self.written:
             return
+        if record.status == "ok":
+            self._write_items(record, items)
         append_record(self.path, record)
         self.written.add(record.trial_id)
         if record.status == "ok":
             self.ok += 1
         else:
             self.errors.append(record)
+
+    def _write_items(self, record: TrialRecord, raw: str | None) -> None:
+        """The trial's side file; a missing or inconsistent payload is reported, not written."""
+        try:
+            if raw is None:
+                raise ValueError("the trial reported no per-item scores")
+            payload = validate(json.loads(raw), task_scores=record.task_scores)
+            if payload.get("trial_id") != record.trial_id:
+                raise ValueError(f"they are trial {payload.get('trial_id')!r}'s")
+        except ValueError as exc:
+            print(f"[raysweep] WARNING: trial {record.trial_id} ({record.mix_name}): no per-item "
+                  f"side file: {exc}", file=sys.stderr, flush=True)  # fmt: skip
+            return
+        write_items(self.out, payload)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         point = _point(trial)

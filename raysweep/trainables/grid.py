@@ -32,7 +32,7 @@ def compute_dense(point: TrialConfig) -> DenseBaseline:
 
 
 def _dense_task(point: dict[str, Any]) -> dict[str, Any]:
-    return dense_baseline(TrialConfig.model_validate(point)).to_dict()
+    return dense_baseline(TrialConfig.model_validate(point), items=True).to_dict()
 
 
 def _label(trial: Any) -> str:
@@ -67,7 +67,7 @@ def run_grid(
         tune.with_resources(sweep_trial, resources),
         param_space={
             "point": tune.grid_search([p.model_dump(mode="json") for p in points]),
-            "dense": dense.to_dict(),
+            "dense": dense.without_items().to_dict(),
         },
         tune_config=tune.TuneConfig(
             max_concurrent_trials=cfg.ray.max_concurrent_trials,

@@ -1,4 +1,5 @@
-"""The Ray Tune function trainable: validate the point, run it, report its record."""
+"""The Ray Tune function trainable: validate the point, run it, report its record and, for an
+ok trial, its per-item scores (the driver writes them to a side file, not to the record)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from ray import tune
 
 from raysweep.config import TrialConfig
 from raysweep.dense import DenseBaseline
-from raysweep.pipeline import describe_failure, error_record, is_deterministic, run_trial
+from raysweep.items import dumps
+from raysweep.pipeline import (
+    describe_failure,
+    error_record,
+    is_deterministic,
+    run_trial_with_items,
+)
 
 RECORD_KEY = "record_json"
+# The trial's side-file payload (compact JSON, raysweep.items), reported beside its record.
+ITEMS_KEY = "items_json"
 
 
 def trial_log(label: str, current: list[str] | None = None) -> tuple[Any, Any]:
@@ -43,8 +52,10 @@ def sweep_trial(config: dict[str, Any]) -> None:
     current = ["starting"]
 
     stage, progress = trial_log(label, current)
+    items: dict[str, Any] | None = None
     try:
-        record = run_trial(trial, dense, stage=stage, progress=progress)
+        outcome = run_trial_with_items(trial, dense, stage=stage, progress=progress)
+        record, items = outcome.record, outcome.items
     except Exception as exc:
         if not is_deterministic(exc):
             raise  # Tune retries it (max_failures): a worker fault may not recur
@@ -53,6 +64,8 @@ def sweep_trial(config: dict[str, Any]) -> None:
     record.node_id = ray.get_runtime_context().get_node_id()
     record.host = platform.node()
     metrics: dict[str, Any] = {RECORD_KEY: record.to_json()}
+    if items is not None:
+        metrics[ITEMS_KEY] = dumps(items)
     if record.status == "ok":
         metrics |= {"total_retention": record.total_retention,
                     "worst_retention": record.worst_retention}  # fmt: skip

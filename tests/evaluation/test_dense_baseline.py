@@ -16,8 +16,10 @@ from raysweep.dense import (
     read_baseline,
     score_dense,
     sweep_baseline,
+    write_baseline,
 )
-from raysweep.evaluation import CapabilityScores, evaluate_capabilities, get_suite
+from raysweep.evaluation import CapabilityScores, TaskItems, evaluate_capabilities, get_suite
+from raysweep.items import read_items
 from tests.evaluation.tiny_world import TinyWorld, build_model, tiny_suite
 
 
@@ -28,17 +30,25 @@ def _suite(world: TinyWorld) -> dict:
     return suite
 
 
+def _settings(world: TinyWorld, limit: int) -> tuple[ModelConfig, EvaluationConfig]:
+    spec = ModelConfig(path="tiny/llama", revision="r1")
+    ev = EvaluationConfig(suite=_suite(world), limit=limit, seed=5, max_length=128,
+                          perplexity=False)  # fmt: skip
+    return spec, ev
+
+
 def test_dense_scores_are_computed_once_and_reused(
     world: TinyWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    spec = ModelConfig(path="tiny/llama", revision="r1")
-    ev = EvaluationConfig(suite=_suite(world), limit=20, seed=5, max_length=128, perplexity=False)
+    spec, ev = _settings(world, 20)
     node = tmp_path / "node"
 
     with caplog.at_level(logging.INFO, logger="raysweep.dense"):
         first = score_dense(world.model, world.tokenizer, spec, ev, cache_dir=node)
     assert "evaluated in" in caplog.text
-    assert first.scores == evaluate_capabilities(
+    # Evaluated with the per-item values, so that the entry serves a sweep as well.
+    assert first.scores.items is not None
+    assert first.scores.without_items() == evaluate_capabilities(
         world.model, world.tokenizer, ev.suite, limit=20, seed=5, max_length=128
     )
     assert first.key == dense_key(spec, ev)
@@ -89,7 +99,10 @@ def test_unreadable_cache_entry_is_ignored(tmp_path: Path) -> None:
 
 
 _SCORES = CapabilityScores(
-    {"t": 0.5}, {"general": 0.9, "commonsense": 0.8, "code": 0.7, "math": 0.6}, {"toy": 12.0}
+    {"toy_general_facts": 0.5},
+    {"general": 0.9, "commonsense": 0.8, "code": 0.7, "math": 0.6},
+    {"toy": 12.0},
+    items={"toy_general_facts": TaskItems((0, 1), (1.0, 0.0))},
 )
 
 
@@ -107,21 +120,82 @@ def test_sweep_copy_is_computed_once_then_read(tmp_path: Path, capsys) -> None:
         return DenseBaseline(key, _SCORES)
 
     first = sweep_baseline(point, tmp_path, compute)
-    assert calls == [point] and first == DenseBaseline(key, _SCORES)
-    assert json.loads((tmp_path / "dense" / f"{key}.json").read_text()) == first.to_dict()
+    # Trials are handed the scores without the per-item values; the copy keeps them.
+    assert calls == [point] and first == DenseBaseline(key, _SCORES.without_items())
+    stored = json.loads((tmp_path / "dense" / f"{key}.json").read_text())
+    assert stored == DenseBaseline(key, _SCORES).to_dict() and "items" in stored["scores"]
+    side = read_items(tmp_path / "items" / f"dense-{key}.json")
+    assert side == {"format": 1, "dense_key": key, "tasks": {"toy_general_facts": {
+        "dimension": "general", "chance": 0.25, "metric": "acc", "doc_ids": [0, 1],
+        "values": [1, 0]}}}  # fmt: skip
+    (tmp_path / "items" / f"dense-{key}.json").unlink()  # a lost side file is written again
     assert sweep_baseline(point, tmp_path, _refuse) == first
     assert f"reused {key}.json" in capsys.readouterr().out
+    assert read_items(tmp_path / "items" / f"dense-{key}.json") == side
 
 
 def test_sweep_copy_of_the_older_flat_layout_still_loads(tmp_path: Path) -> None:
     point = TrialConfig(mix={"toy_web": 1.0}, mix_name="toy_web")
     key = dense_key(point.model, point.evaluation)
+    old = _SCORES.without_items()
     # As a driver wrote it before the sweep's copy shared the cache's layout.
-    flat = {"task_scores": _SCORES.task_scores, "dimension_scores": _SCORES.dimension_scores,
-            "cache_key": key, "perplexity": _SCORES.perplexity}  # fmt: skip
+    flat = {"task_scores": old.task_scores, "dimension_scores": old.dimension_scores,
+            "cache_key": key, "perplexity": old.perplexity}  # fmt: skip
     (tmp_path / "dense").mkdir()
     (tmp_path / "dense" / f"{key}.json").write_text(json.dumps(flat, indent=1))
-    assert sweep_baseline(point, tmp_path, _refuse) == DenseBaseline(key, _SCORES)
+    assert read_baseline(key, tmp_path / "dense") == DenseBaseline(key, old)
     assert DenseBaseline.from_dict(DenseBaseline(key, _SCORES).to_dict()) == DenseBaseline(
         key, _SCORES
     )
+
+
+def test_a_sweep_copy_without_items_is_scored_again(tmp_path: Path, capsys) -> None:
+    """A run from before per-item values were kept: its copy has scores only. The dense model
+    is evaluated again for them; a score that changed on the way is named."""
+    point = TrialConfig(mix={"toy_web": 1.0}, mix_name="toy_web")
+    key = dense_key(point.model, point.evaluation)
+    older = CapabilityScores({"toy_general_facts": 0.75}, _SCORES.dimension_scores)
+    write_baseline(tmp_path / "dense", DenseBaseline(key, older))
+    calls: list[TrialConfig] = []
+
+    def compute(p: TrialConfig) -> DenseBaseline:
+        calls.append(p)
+        return DenseBaseline(key, _SCORES)
+
+    assert sweep_baseline(point, tmp_path, compute) == DenseBaseline(key, _SCORES.without_items())
+    out = capsys.readouterr()
+    assert (
+        calls == [point] and "has no per-item scores; evaluating the dense model again" in out.out
+    )
+    assert "toy_general_facts (0.7500 -> 0.5000)" in out.err
+    assert read_baseline(key, tmp_path / "dense", items=True) == DenseBaseline(key, _SCORES)
+    assert (tmp_path / "items" / f"dense-{key}.json").is_file()
+    # A compute that brings no per-item values is refused: the side file would be missing.
+    (tmp_path / "dense" / f"{key}.json").unlink()
+    with pytest.raises(ValueError, match="computed without per-item values"):
+        sweep_baseline(point, tmp_path, lambda p: DenseBaseline(key, older))
+
+
+def test_a_cache_entry_without_items_is_reused_only_where_they_are_not_needed(
+    world: TinyWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec, ev = _settings(world, 8)
+    node = tmp_path / "node"
+    key = dense_key(spec, ev)
+    # Written by an older raysweep: scores only, and not these model's (to tell them apart).
+    stale = CapabilityScores(dict.fromkeys(get_suite(ev.suite).task_names, 0.0),
+                             dict.fromkeys(("general", "commonsense", "code", "math"), 0.0))  # fmt: skip
+    write_baseline(node, DenseBaseline(key, stale))
+    # The evaluation command needs no items: the entry is reused as it is.
+    assert score_dense(world.model, world.tokenizer, spec, ev, cache_dir=node).scores == stale
+    with caplog.at_level(logging.INFO, logger="raysweep.dense"):
+        fresh = score_dense(world.model, world.tokenizer, spec, ev, cache_dir=node, items=True)
+    assert (
+        "has no per-item values: scoring it again" in caplog.text and "evaluated in" in caplog.text
+    )
+    assert fresh.scores.items is not None and set(fresh.scores.items) == set(
+        fresh.scores.task_scores
+    )
+    for task, items in fresh.scores.items.items():
+        assert items.mean() == pytest.approx(fresh.scores.task_scores[task], abs=1e-12)
+    assert read_baseline(key, node, items=True) == fresh  # the entry now holds them

@@ -49,6 +49,7 @@ def test_dense_model_goes_through_the_dense_baseline_cache(pruned_dir, tmp_path,
     assert main(["raysweep-toy", *FLAGS, "--seed", "7", "--json", str(out)]) == 0
     first = json.loads(out.read_text())
     assert first["pruned"] is False and first["dense_cache"]["reused"] is False
+    assert "items" not in first  # the cache entry keeps per-item values; this file does not
     assert main(["raysweep-toy", *FLAGS, "--seed", "7", "--json", str(out)]) == 0
     again = json.loads(out.read_text())
     assert again["dense_cache"] == {**first["dense_cache"], "reused": True}

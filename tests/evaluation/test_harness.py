@@ -74,6 +74,75 @@ def test_repeated_evaluation_is_deterministic_and_keeps_caller_rng(world: TinyWo
     assert world.model.training is False
 
 
+@pytest.mark.parametrize("shared_context", [True, False])
+def test_items_average_to_each_task_score_group_included(
+    world: TinyWorld, shared_context: bool
+) -> None:
+    suite = get_suite(tiny_suite(world.tasks_dir))  # two lm-eval calls: 0-shot, then 2-shot
+
+    def run(items: bool, spec=suite):  # noqa: ANN001, ANN202
+        return evaluate_capabilities(world.model, world.tokenizer, spec, limit=LIMIT, seed=SEED,
+                                     max_length=MAX_LENGTH, batch_size=BATCH, items=items,
+                                     shared_context=shared_context)  # fmt: skip
+
+    plain, scored = run(False), run(True)
+    assert plain.items is None and "items" not in plain.to_dict()
+    assert scored.task_scores == plain.task_scores  # logging the samples changes no score
+    assert set(scored.items) == set(suite.task_names)
+    for name, items in scored.items.items():
+        assert items.mean() == pytest.approx(scored.task_scores[name], abs=1e-12)
+        assert set(items.values) <= {0.0, 1.0}, name
+    assert 0 < scored.task_scores["rs_tiny_code"] < 1  # a mean that could be wrong
+    for name in ("rs_tiny_facts", "rs_tiny_common", "rs_tiny_sums"):
+        assert scored.items[name].doc_ids == tuple(range(LIMIT))
+    # The group rs_tiny_code (weighted by size): its members' items, the second member's
+    # doc_ids offset by the stride, each member's values its own.
+    group = scored.items["rs_tiny_code"]
+    assert group.doc_ids == tuple(range(LIMIT)) + tuple(1_000_000 + i for i in range(LIMIT))
+    members = {"name": "m", "include_path": str(world.tasks_dir), "tasks": [
+        {"name": n, "dimension": "code", "chance": 1 / 3}
+        for n in ("rs_tiny_code_add", "rs_tiny_code_mul")]}  # fmt: skip
+    alone = run(True, get_suite(members)).items
+    assert group.values == alone["rs_tiny_code_add"].values + alone["rs_tiny_code_mul"].values
+    assert alone["rs_tiny_code_add"].values != alone["rs_tiny_code_mul"].values
+
+
+def test_a_group_not_weighted_by_size_has_no_items(
+    world: TinyWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its score is the mean of its members' scores, which no mean of per-item values is when
+    the members differ in size: left out of ``items``, with a warning."""
+    import logging
+    import shutil
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    for name in ("rs_tiny_code_add", "rs_tiny_facts"):
+        shutil.copy(world.tasks_dir / f"{name}.yaml", tasks)
+    rows = (world.tasks_dir / "rs_tiny_code_mul.test.jsonl").read_text().splitlines()[:7]
+    (tasks / "small.jsonl").write_text("\n".join(rows) + "\n")
+    mul = (world.tasks_dir / "rs_tiny_code_mul.yaml").read_text()
+    mul = mul.replace(
+        str(world.tasks_dir / "rs_tiny_code_mul.test.jsonl"), str(tasks / "small.jsonl")
+    )
+    (tasks / "rs_small_mul.yaml").write_text(
+        mul.replace("task: rs_tiny_code_mul", "task: rs_small_mul")
+    )
+    (tasks / "rs_unweighted.yaml").write_text(
+        "group: rs_unweighted\ntask:\n  - rs_tiny_code_add\n  - rs_small_mul\n"
+        "aggregate_metric_list:\n  - metric: acc\n    weight_by_size: false\n"
+        "metadata:\n  version: 1.0\n"
+    )
+    suite = {"name": "u", "include_path": str(tasks), "tasks": [
+        {"name": "rs_unweighted", "dimension": "code", "chance": 1 / 3},
+        {"name": "rs_tiny_facts", "dimension": "general", "chance": 0.25}]}  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="raysweep.evaluation.harness"):
+        scores = evaluate_capabilities(world.model, world.tokenizer, suite, limit=LIMIT,
+                                       max_length=MAX_LENGTH, batch_size=BATCH, items=True)  # fmt: skip
+    assert set(scores.items) == {"rs_tiny_facts"}
+    assert "task 'rs_unweighted': no per-item values (27 items average" in caplog.text
+
+
 def test_seed_changes_fewshot_examples(world: TinyWorld) -> None:
     """The few-shot sampler follows ``seed``: a sanity check that seeds reach lm-eval."""
     suite = tiny_suite(world.tasks_dir)

@@ -10,6 +10,7 @@ import pytest
 from raysweep.config import validate_config
 from raysweep.planning import trial_points
 from raysweep.records import read_records
+from tests.side_files import assert_side_files
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -72,6 +73,11 @@ def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_loca
     assert "best mix" in md and "uniform mix (equal weight per dimension)" in md
     assert "equal weight per source" in md and "toy_math_word" in md
     assert Path(summary["storage"].removeprefix("sqlite:///")).exists()
+    # Every ok trial of every phase has its side file; the search's own suite (its item limit)
+    # has its own dense baseline, and side file, beside the grid's.
+    assert_side_files(out, recs)
+    assert len({r.dense_cache_key for r in recs}) == 2
+    assert len(list((out / "items").glob("dense-*.json"))) == 2
 
     # The console names the best mix and its confirmed score beside the baselines.
     console = capsys.readouterr().out
