@@ -16,6 +16,7 @@ same way; the script fails if a task score differs or an item list does not aver
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
