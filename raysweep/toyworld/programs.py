@@ -114,9 +114,14 @@ def random_program(rng: random.Random) -> str:
     return rng.choice(_FAMILIES)(rng)
 
 
-def _training_program(rng: random.Random) -> tuple[str, str]:
+def _training_program(
+    rng: random.Random, weights: dict[Callable[[random.Random], str], float] | None = None
+) -> tuple[str, str]:
     while True:
-        program = random_program(rng)
+        if weights is None:
+            program = random_program(rng)
+        else:
+            program = rng.choices(list(weights), list(weights.values()))[0](rng)
         output = run_program(program)
         # No line-suffix may be held out either: a held-out program must not appear inside a longer one.
         lines = program.split("\n")
@@ -132,6 +137,25 @@ def programs(seed: int) -> Iterator[str]:
         parts = [
             f"{p}\n# Output: {o}"
             for p, o in (_training_program(rng) for _ in range(rng.randint(2, 4)))
+        ]
+        yield "\n\n".join(parts)
+
+
+# Pre-training only (never a calibration source): programs weighted towards the kinds that need
+# tracing a binding (which variable is printed, which list element, which function body) rather
+# than reading one string method, each followed by its output.
+_DRILL_FAMILY_WEIGHTS = {_copy: 0.3, _arith: 0.25, _lists: 0.25, _function: 0.15, _strings: 0.05}
+
+
+def drills(seed: int) -> Iterator[str]:
+    """Training-only programs with outputs, weighted towards variable binding and indexing."""
+    rng = rng_for(seed, "code-drills")
+    while True:
+        parts = [
+            f"{p}\n# Output: {o}"
+            for p, o in (
+                _training_program(rng, _DRILL_FAMILY_WEIGHTS) for _ in range(rng.randint(2, 4))
+            )
         ]
         yield "\n\n".join(parts)
 

@@ -217,10 +217,20 @@ TOY_SOURCES: tuple[ToySource, ...] = (
 SOURCES_BY_NAME: dict[str, ToySource] = {s.name: s for s in TOY_SOURCES}
 
 
+# Domain shares of the pre-training stream (beside 10 % web pages). Program tracing is the hardest
+# skill for a model this small, so code gets the largest share and a training-only drill format.
+_TRAINING_SHARES = {"general": 0.25, "commonsense": 0.2, "code": 0.35, "math": 0.2}
+
+
 def training_texts(seed: int) -> Iterator[str]:
-    """The model's pre-training stream: every domain in every format, in equal domain shares."""
+    """The model's pre-training stream: every domain in every format (code with drills too)."""
     rng = rng_for(seed, "training")
-    streams = [[f(seed + 31 * i) for i, f in enumerate(fs)] for fs in _DOMAIN_TEXTS.values()]
+    formats = {**_DOMAIN_TEXTS, "code": (*_DOMAIN_TEXTS["code"], programs.drills)}
+    streams = {d: [f(seed + 31 * i) for i, f in enumerate(fs)] for d, fs in formats.items()}
+    domains, weights = list(_TRAINING_SHARES), list(_TRAINING_SHARES.values())
     web_stream = web(seed)
     while True:
-        yield next(web_stream) if rng.random() < 0.1 else next(rng.choice(rng.choice(streams)))
+        if rng.random() < 0.1:
+            yield next(web_stream)
+        else:
+            yield next(rng.choice(streams[rng.choices(domains, weights)[0]]))

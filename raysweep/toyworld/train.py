@@ -64,7 +64,7 @@ class TrainSettings:
     num_heads: int = 4
     seqlen: int = 128
     batch_size: int = 32
-    steps: int = 2500
+    steps: int = 4000
     lr: float = 3e-3
     warmup: int = 50
     weight_decay: float = 0.05
