@@ -121,6 +121,25 @@ class PairedComparison:
         }
 
 
+def summary_text(entry: Mapping[str, Any]) -> str:
+    """One line from :meth:`PairedComparison.to_dict` (or ``{"note": ...}``): ``total +0.021
+    [-0.004, +0.046], P(>0) 0.95 n.s.; worst ...``, differences B − A."""
+    if "quantities" not in entry:
+        return f"not compared: {entry.get('note', 'no per-item data')}"
+    parts = []
+    for quantity in (TOTAL, WORST):
+        q = entry["quantities"].get(quantity)
+        if q is None:
+            continue
+        nan = float("nan")
+        low, high = (nan if q[k] is None else q[k] for k in ("ci_low", "ci_high"))
+        text = f"{quantity} {_signed(q['difference'])} [{_signed(low)}, {_signed(high)}]"
+        if q["p_positive"] is not None:
+            text += f", P(>0) {q['p_positive']:.2f}"
+        parts.append(text + (" n.s." if q["contains_zero"] else ""))
+    return "; ".join(parts)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, np.bool_ | bool):
         return bool(value)

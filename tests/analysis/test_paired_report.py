@@ -165,3 +165,24 @@ def test_cli_reference_and_resamples(tmp_path, capsys):
     notes = (tmp_path / "o2" / "paired_notes.csv").read_text()
     assert "reference source 'nowhere' is not in this run" in notes
     assert json.loads(json.dumps(notes))  # plain text
+
+
+def test_the_paired_section_needs_neither_torch_nor_ray_nor_raysweep(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.analysis.test_report import REPO
+
+    run = _build(tmp_path / "run")
+    code = (
+        "import sys, warnings, analysis\n"
+        "warnings.simplefilter('ignore')\n"
+        f"f = analysis.write_report({str(run.root)!r}, {str(tmp_path / 'out')!r}, "
+        "n_resamples=9, paired_resamples=50, workers=1)\n"
+        "assert 'paired' in f.tables\n"
+        "print(sorted(m for m in ('torch', 'ray', 'raysweep', 'lm_eval', 'optuna') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
