@@ -218,12 +218,20 @@ def _counts(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
     return np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n).astype(float)
 
 
-def _task_scores(counts: list[np.ndarray], layout: _Layout, mats: list[np.ndarray]):
-    """Per task: (R, S) scores of the trials in ``mats`` and (R,) dense scores, under item
-    weights ``counts`` (each (R, n_t), rows summing to n_t)."""
-    trial = [c @ m.T / m.shape[1] for c, m in zip(counts, mats, strict=True)]
-    dense = [c @ d / d.shape[0] for c, d in zip(counts, layout.dense, strict=True)]
-    return trial, dense
+def _stacks(layout: _Layout, mats: list[np.ndarray]) -> list[np.ndarray]:
+    """Per task, the dense values and the trials' as the columns of one (n_t, 1 + S) array."""
+    return [
+        np.ascontiguousarray(np.column_stack([d, m.T]))
+        for d, m in zip(layout.dense, mats, strict=True)
+    ]
+
+
+def _task_scores(counts: list[np.ndarray], stacks: list[np.ndarray]):
+    """Per task: (R, S) scores of the trials and (R,) dense scores, under item weights
+    ``counts`` (each (R, n_t), rows summing to n_t). One matrix product per task: small
+    products are dominated by their call overhead (and BLAS threads on a busy machine)."""
+    scores = [c @ m / m.shape[0] for c, m in zip(counts, stacks, strict=True)]
+    return [s[:, 1:] for s in scores], [s[:, 0] for s in scores]
 
 
 def _retentions(
@@ -254,8 +262,8 @@ def _retentions(
     }
 
 
-def _side(counts, layout: _Layout, mats, keep: np.ndarray) -> dict[str, np.ndarray]:
-    return _retentions(*_task_scores(counts, layout, mats), layout, keep)
+def _side(counts, layout: _Layout, stacks, keep: np.ndarray) -> dict[str, np.ndarray]:
+    return _retentions(*_task_scores(counts, stacks), layout, keep)
 
 
 def _defined(layout: _Layout) -> np.ndarray:
@@ -301,7 +309,8 @@ def paired_bootstrap(
     if not keep.any():
         raise PairedUnavailable("the dense baseline scores at or below chance in every dimension")
     ones = [np.ones((1, d.shape[0])) for d in layout.dense]
-    point_a, point_b = _side(ones, layout, layout.a, keep), _side(ones, layout, layout.b, keep)
+    stacks_a, stacks_b = _stacks(layout, layout.a), _stacks(layout, layout.b)
+    point_a, point_b = _side(ones, layout, stacks_a, keep), _side(ones, layout, stacks_b, keep)
 
     rng = np.random.default_rng(seed)
     picks_a = picks_b = None
@@ -316,8 +325,8 @@ def paired_bootstrap(
         size = min(block, n_resamples - start)
         counts_a = [_counts(rng, size, n) for n in sizes]
         counts_b = counts_a if paired else [_counts(rng, size, n) for n in sizes]
-        blocks_a.append(_side(counts_a, layout, layout.a, keep))
-        blocks_b.append(_side(counts_b, layout, layout.b, keep))
+        blocks_a.append(_side(counts_a, layout, stacks_a, keep))
+        blocks_b.append(_side(counts_b, layout, stacks_b, keep))
     rows = []
     tail = 100 * (1 - level) / 2
     for quantity in [*np.array(layout.dimensions)[keep], TOTAL, WORST]:
