@@ -397,13 +397,12 @@ def compare_records(
     *,
     label_a: str = "A",
     label_b: str = "B",
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    level: float = 0.95,
-    paired: bool = True,
+    **options: Any,
 ) -> PairedComparison:
     """Compare two calibration choices of one run from their trial records (one per seed;
     mappings or objects with ``model_dump``) and the run's ``items/`` side files: B − A.
+    ``options`` are :func:`paired_bootstrap`'s (``n_resamples``, ``seed``, ``level``,
+    ``paired``, ``resample_seeds``).
 
     Trials whose side files are missing or disagree with their records are left out (each
     named in ``notes``); :class:`PairedUnavailable` says why when a side keeps no trial or the
@@ -424,5 +423,5 @@ def compare_records(
     return paired_bootstrap(
         common_dense(pairs), [items.trials[t] for t in sides[0]],
         [items.trials[t] for t in sides[1]], label_a=label_a, label_b=label_b,
-        n_resamples=n_resamples, seed=seed, level=level, paired=paired, notes=items.notes,
+        notes=items.notes, **options,
     )  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 from analysis import write_report
 from analysis.__main__ import main as cli_main
 from tests.analysis.items_fake import SUITE, FakeRun, draw
-from tests.analysis.test_report import png_size
+from tests.analysis.test_report import png_size, report_loads_nothing_heavy
 
 N = 120  # items per task, 600 per trial
 
@@ -168,21 +168,6 @@ def test_cli_reference_and_resamples(tmp_path, capsys):
 
 
 def test_the_paired_section_needs_neither_torch_nor_ray_nor_raysweep(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.analysis.test_report import REPO
-
     run = _build(tmp_path / "run")
-    code = (
-        "import sys, warnings, analysis\n"
-        "warnings.simplefilter('ignore')\n"
-        f"f = analysis.write_report({str(run.root)!r}, {str(tmp_path / 'out')!r}, "
-        "n_resamples=9, paired_resamples=50, workers=1)\n"
-        "assert 'paired' in f.tables\n"
-        "print(sorted(m for m in ('torch', 'ray', 'raysweep', 'lm_eval', 'optuna') if m in sys.modules))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    report_loads_nothing_heavy(run.root, tmp_path / "out", ", paired_resamples=50, workers=1",
+                               "assert 'paired' in f.tables")  # fmt: skip
