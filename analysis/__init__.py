@@ -1,6 +1,7 @@
 """Turn a sweep's ``records.jsonl`` into the calibration study's findings: Spearman correlations
 between calibration metrics and per-dimension retention, the averaging artifact, mix
-comparisons, figures and a report. Reads records only: needs neither Ray, torch nor raysweep.
+comparisons (paired over items and seeds where the run has per-item side files), figures and a
+report. Reads records and side files only: needs neither Ray, torch nor raysweep.
 
     python -m analysis <run dir or records.jsonl> [--out DIR] [--group-by method,structure,sparsity]
 """
@@ -14,7 +15,9 @@ from analysis.correlations import (
     spearman_with_ci,
 )
 from analysis.headlines import OppositePair, headline, strongest_opposite_pair
+from analysis.items import load_items
 from analysis.mixes import compare_mixes
+from analysis.paired import PairedComparison, PairedUnavailable, compare_records, paired_bootstrap
 from analysis.records import (
     DIMENSIONS,
     GROUP_KEYS,
@@ -37,16 +40,21 @@ __all__ = [
     "BrokenLine",
     "CorrelationResult",
     "OppositePair",
+    "PairedComparison",
+    "PairedUnavailable",
     "RecordSet",
     "RecordsWarning",
     "ReportFiles",
     "analyse",
     "averaging_artifact",
     "compare_mixes",
+    "compare_records",
     "correlations",
     "flatten_record",
     "headline",
+    "load_items",
     "load_records",
+    "paired_bootstrap",
     "retention_table",
     "source_means",
     "source_variance_share",

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from analysis.paired import DEFAULT_RESAMPLES
 from analysis.records import GROUP_KEYS
 from analysis.report import DEFAULT_MAX_FIGURE_GROUPS, analyse, write_report
 from analysis.runs import RUN, load_runs, overlapping
@@ -29,9 +30,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(GROUP_KEYS),
         help="comma-separated record fields (default: %(default)s; empty: no grouping)",
     )
-    parser.add_argument("--reference", default="c4", help="reference calibration source")
+    parser.add_argument("--reference", default="c4",
+                        help="reference calibration source of the mix table and the paired "
+                        "comparisons (default: %(default)s; empty: none)")  # fmt: skip
     parser.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--paired-resamples", type=int, default=DEFAULT_RESAMPLES,
+                        help="replicates of the paired bootstrap over items and seeds "
+                        "(default: %(default)s)")  # fmt: skip
     parser.add_argument(
         "--max-figure-groups",
         type=int,
@@ -58,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             n_resamples=args.resamples,
             seed=args.seed,
             runs=runs,
+            paired_resamples=args.paired_resamples,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -93,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for label, sentence in analysis.headlines.items():
         print(f"  {label}: {sentence}")
+    if analysis.paired is not None:
+        for label, sentence in analysis.paired.headlines.items():
+            print(f"  {label}: {sentence}")
     return 0
 
 

@@ -289,3 +289,42 @@ def expert_load(loads: list, path: Path) -> Path:
         fontsize=9,
     )
     return _save(figure, path)
+
+
+def paired_differences(table: pd.DataFrame, title: str, path: Path) -> Path:
+    """One group's paired comparisons: per comparison (rows) the difference B − A in total and
+    worst retention (two panels), points of % dense, with its 95% interval as an error bar;
+    differences whose interval holds 0 are drawn hollow and grey."""
+    panels = [("total", "Δ total retention"), ("worst", "Δ worst retention")]
+    order = list(dict.fromkeys(zip(table["b"], table["a"], strict=True)))
+    labels = [f"{b} − {a}" for b, a in order]
+    left = 0.4 + _CHAR_IN * max(len(label) for label in labels)
+    panel_w, gap = 3.0, 0.3
+    figure, rect = _figure(2 * panel_w + gap, 0.2 + 0.45 * len(order), left, 0.3, 0.75, 0.65)
+    width_in = figure.get_figwidth()
+    first: Axes | None = None
+    for k, (quantity, name) in enumerate(panels):
+        x0 = rect[0] + k * (panel_w + gap) / width_in
+        axes = figure.add_axes((x0, rect[1], panel_w / width_in, rect[3]), sharey=first)
+        first = first or axes
+        rows = table[table["quantity"] == quantity].set_index(["b", "a"])
+        for y, pair in enumerate(order):
+            if pair not in rows.index:
+                continue
+            row = rows.loc[pair]
+            value, low, high = (100 * float(row[c]) for c in ("difference", "ci_low", "ci_high"))
+            grey = bool(row["contains_zero"])
+            colour = "#888888" if grey else "tab:blue"
+            axes.errorbar(value, y, xerr=[[value - low], [high - value]], fmt="o", color=colour,
+                          mfc="white" if grey else colour, capsize=3, markersize=5)  # fmt: skip
+        axes.axvline(0, color="black", lw=0.8)
+        axes.set_title(name, fontsize=9)
+        axes.set_xlabel("B − A (points of % dense)")
+        axes.grid(axis="x", alpha=0.3)
+        axes.set_ylim(len(order) - 0.5, -0.5)
+        if k:
+            axes.tick_params(labelleft=False)
+    first.set_yticks(range(len(order)), labels)
+    figure.suptitle(f"Paired comparisons, 95% bootstrap interval (hollow: holds 0)\n{title}",
+                    fontsize=10)  # fmt: skip
+    return _save(figure, path)

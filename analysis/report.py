@@ -2,7 +2,9 @@
 
 Files written to the output directory (default ``<run dir>/report/``):
 ``correlations.csv``, ``correlation_notes.csv``, ``artifact.csv``, ``mixes.csv``,
-``retention.csv`` (every trial, flattened), ``figures/*.png``, ``report.md``, ``report.html``.
+``retention.csv`` (every trial, flattened), ``figures/*.png``, ``report.md``, ``report.html``;
+when the run has per-item side files (``items/``), also ``paired.csv`` and ``paired_notes.csv``
+(see ``analysis.comparisons``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pandas as pd
 
 from analysis import figures
 from analysis.artifact import averaging_artifact
+from analysis.comparisons import PairedResults, paired_comparisons, report_view
 from analysis.correlations import CorrelationResult, correlations
 from analysis.experts import coverage_table, expert_loads
 from analysis.headlines import dimension_title, headline
@@ -33,6 +36,7 @@ from analysis.markup import (
     render_markdown,
 )
 from analysis.mixes import compare_mixes
+from analysis.paired import DEFAULT_RESAMPLES
 from analysis.records import (
     GROUP_KEYS,
     RecordSet,
@@ -48,6 +52,7 @@ from analysis.runs import RunInfo, shared_points
 from analysis.study import STUDY_MODEL, STUDY_SETTING, STUDY_SWEEP, study_comparison
 
 DEFAULT_MAX_FIGURE_GROUPS = 6
+_MAX_PAIRED_NOTES = 10  # in the report's notes; paired_notes.csv has them all
 # Leading columns of retention.csv; every other flattened field follows alphabetically.
 _LEADING = (
     "trial_id", "sweep", "phase", "status", "error", "model", "method", "structure", "sparsity",
@@ -71,6 +76,7 @@ class Analysis:
     study: pd.DataFrame | None  # published vs run, when the records come from the study sweep
     runs: tuple[RunInfo, ...] = ()  # the runs compared, when the records come from several
     shared: pd.DataFrame | None = None  # their shared points side by side (analysis.runs)
+    paired: PairedResults | None = None  # paired comparisons, when the run has side files
 
 
 @dataclass(frozen=True)
@@ -90,9 +96,12 @@ def analyse(
     n_resamples: int = 9999,
     seed: int = 0,
     runs: tuple[RunInfo, ...] = (),
+    paired_resamples: int = DEFAULT_RESAMPLES,
 ) -> Analysis:
     """Load (if given a path) and compute every table of the report; ``runs`` describes the
-    runs of records read by :func:`analysis.runs.load_runs`."""
+    runs of records read by :func:`analysis.runs.load_runs`. ``reference`` names the reference
+    source of the mix table and of the paired comparisons, which draw ``paired_resamples``
+    bootstrap replicates from ``seed``."""
     if not isinstance(records, RecordSet):
         records = load_records(records)
     group_by = tuple(group_by)
@@ -120,6 +129,14 @@ def analyse(
         study,
         tuple(runs),
         shared_points(records, runs) if len(runs) >= 2 else None,
+        paired_comparisons(
+            records,
+            group_by=group_by,
+            reference=reference,
+            runs=runs,
+            n_resamples=paired_resamples,
+            seed=seed,
+        ),  # fmt: skip
     )
 
 
@@ -237,6 +254,13 @@ def _summary_blocks(analysis: Analysis) -> list[Block]:
         "correlations over single-source grid trials averaged over seeds per source; "
         "95% percentile bootstrap over sources; BH q-values within each group",
     ]
+    paired = analysis.paired
+    if paired is not None:
+        items.append(
+            f"paired comparisons: {len(paired.comparisons)} from per-item side files; 95% "
+            f"percentile interval of {paired.n_resamples} paired bootstrap replicates "
+            f"(seed {paired.seed}) over items within each task and over calibration seeds"
+        )
     return [Bullets(tuple(items))]
 
 
@@ -247,6 +271,12 @@ def _notes_blocks(analysis: Analysis, drawn: int, skipped: int) -> list[Block]:
     for message, count in analysis.records.error_counts().items():
         items.append(f"{count} failed trial(s): {message}")
     items += _undefined_dimension_notes(analysis.records)
+    if analysis.paired is not None:
+        paired_notes = list(analysis.paired.notes)
+        items += [f"paired comparisons: {note}" for note in paired_notes[:_MAX_PAIRED_NOTES]]
+        if len(paired_notes) > _MAX_PAIRED_NOTES:
+            items.append(f"paired comparisons: {len(paired_notes) - _MAX_PAIRED_NOTES} more "
+                         "note(s) in paired_notes.csv")  # fmt: skip
     notes = analysis.correlations.notes
     for key, part in _groups(notes, analysis.group_by):
         label = group_label(analysis.group_by, key)
@@ -289,6 +319,7 @@ def write_report(
     seed: int = 0,
     max_figure_groups: int = DEFAULT_MAX_FIGURE_GROUPS,
     workers: int | None = None,
+    paired_resamples: int = DEFAULT_RESAMPLES,
 ) -> ReportFiles:
     """Analyse ``records`` (unless given an :class:`Analysis`) and write every output file.
 
@@ -299,8 +330,9 @@ def write_report(
         analysis = records
     else:
         analysis = analyse(
-            records, group_by=group_by, reference=reference, n_resamples=n_resamples, seed=seed
-        )
+            records, group_by=group_by, reference=reference, n_resamples=n_resamples, seed=seed,
+            paired_resamples=paired_resamples,
+        )  # fmt: skip
     out = Path(out_dir) if out_dir is not None else analysis.records.path.parent / "report"
     out.mkdir(parents=True, exist_ok=True)
     tables = _write_tables(analysis, out)
@@ -315,6 +347,11 @@ def write_report(
             "metrics and retention values."
         ),
     ]
+    if analysis.paired is not None and analysis.paired.headlines:
+        blocks += [
+            Heading(2, "Headlines: uniform mix vs the best single source (paired bootstrap)"),
+            Bullets(tuple(f"{k}: {v}" for k, v in analysis.paired.headlines.items())),
+        ]
     if analysis.study is not None:
         blocks += [
             Heading(2, "The study's published numbers beside this run"),
@@ -329,6 +366,7 @@ def write_report(
     if len(analysis.runs) >= 2:
         _run_blocks(analysis, out, blocks, jobs)
     drawn, skipped = _group_blocks(analysis, out, blocks, jobs, max_figure_groups)
+    _paired_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _sparsity_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _expert_blocks(analysis, out, blocks, jobs)
     blocks += [Heading(2, "Notes"), *_notes_blocks(analysis, drawn, skipped)]
@@ -355,7 +393,7 @@ def _call(job: _FigureJob) -> Path:
     return function(*args, path=path)
 
 
-_FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_", "experts_", "runs_")
+_FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_", "experts_", "runs_", "paired_")
 
 
 def _remove_stale_figures(directory: Path, wanted: set[Path]) -> None:
@@ -494,6 +532,37 @@ def _group_blocks(
     return drawn, len(keys) - drawn
 
 
+def _paired_blocks(
+    analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob], limit: int
+) -> None:
+    """Per group, each paired comparison's difference in total and worst retention."""
+    paired = analysis.paired
+    if paired is None:
+        return
+    blocks += [
+        Heading(2, "Paired comparisons"),
+        Paragraph(
+            "Δ = B − A in points of % dense (positive: B retains more), from per-item scores: "
+            f"{paired.n_resamples} bootstrap replicates resample the items within each task, the "
+            "same items for A, B and the dense baseline (paired), and each choice's calibration "
+            "seeds with replacement, independently for A and B; retention is recomputed from "
+            "the resampled item means. [95% CI]: percentile interval; n.s.: it holds 0; "
+            "P(Δ > 0): share of replicates above 0. All dimensions: paired.csv."
+        ),
+    ]
+    if paired.table.empty:
+        blocks.append(Paragraph("No comparison could be made (see the notes)."))
+        return
+    for index, (key, part) in enumerate(_groups(paired.table, paired.group_by)):
+        label = group_label(paired.group_by, key)
+        blocks += [Heading(3, label), Table(report_view(part))]
+        if index < limit:
+            args = (part, label)
+            name = f"paired_{group_slug(paired.group_by, key)}.png"
+            caption = f"Paired differences with 95% intervals, {label}"
+            blocks.append(_figure(jobs, out, figures.paired_differences, args, name, caption))
+
+
 def _sparsity_blocks(
     analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob], limit: int
 ) -> None:
@@ -563,6 +632,9 @@ def _write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
         tables["study_comparison"] = analysis.study
     if analysis.shared is not None:
         tables["runs_shared"] = analysis.shared
+    if analysis.paired is not None:
+        tables["paired"] = analysis.paired.table
+        tables["paired_notes"] = pd.DataFrame({"note": list(analysis.paired.notes)})
     paths = {}
     for name, frame in tables.items():
         paths[name] = out / f"{name}.csv"

@@ -217,6 +217,9 @@ def console_lines(summary: Mapping[str, Any]) -> list[str]:
             parts.append(f"best single source {next(iter(single['mix']))} "
                          f"{_fmt(objective_value(single, key))}")  # fmt: skip
         lines.append(f"[raysweep]   confirmed on the full suite, {key}: " + ", ".join(parts))
+    for name, entry in summary.get("paired", {}).items():
+        lines.append(f"[raysweep]   paired, best mix − {_PAIRED_LABELS[name]}: "
+                     f"{paired_text(entry)}")  # fmt: skip
     if summary.get("saved"):
         lines.append(f"[raysweep]   pruned model saved in {summary['saved']}")
     return lines
@@ -272,6 +275,7 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
 
     searched = [r for r in rows if r.phase == "search"]
     full = [r for r in rows if r.phase == "grid"]
+    full_rows = {"best_mix": _row(confirmed), **baselines(full, UNIFORM_MIX)}
     return {
         "search": f"{base.method} {base.structure} {base.sparsity:g}",
         "method": base.method,
@@ -288,10 +292,43 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
             "best_mix": _row(best_of(searched)),
             **baselines(searched, EQUAL_SOURCES_MIX),
         },
-        "full_suite_rows": {"best_mix": _row(confirmed), **baselines(full, UNIFORM_MIX)},
+        "full_suite_rows": full_rows,
+        "paired": _paired(records.parent, confirmed, full, full_rows["best_single_source"]),
         "pareto": res.pareto,
         "storage": res.storage_url,
     }
+
+
+_PAIRED_LABELS = {"uniform": "uniform mix", "best_single_source": "best single source"}
+
+
+def paired_text(entry: Mapping[str, Any]) -> str:
+    from analysis.paired import summary_text
+
+    return summary_text(entry)
+
+
+def _paired(run_dir: Path, confirmed: TrialRecord | None, grid: list[TrialRecord],
+            single: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    """Best mix − uniform mix and − best single source (all the grid's seeds of each) on the
+    full suite, paired over items (``analysis.paired``); a note where per-item data lacks."""
+    from analysis.paired import PairedUnavailable, compare_records
+
+    if confirmed is None or confirmed.status != "ok":
+        return {}
+    sides = {"uniform": [r for r in grid if r.mix_name == UNIFORM_MIX]}
+    if single is not None:
+        sides["best_single_source"] = [r for r in grid if r.mix == single["mix"]]
+    out: dict[str, Any] = {}
+    for name, baseline in sides.items():
+        if not baseline:
+            continue
+        try:
+            out[name] = compare_records(run_dir, baseline, [confirmed], label_a=name,
+                                        label_b="best mix").to_dict()  # fmt: skip
+        except (PairedUnavailable, OSError) as exc:
+            out[name] = {"note": str(exc)}
+    return out
 
 
 def _fmt(v: Any) -> str:
@@ -326,5 +363,10 @@ def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
                     name += f" ({next(iter(row['mix']))})"
                 lines.append(f"| {name} | " + " | ".join(_fmt(row["retention"].get(d)) for d in dims)
                              + f" | {_fmt(row['total_retention'])} | {_fmt(row['worst_retention'])} |")  # fmt: skip
+            lines.append("")
+        for name, entry in sm.get("paired", {}).items():
+            lines.append(f"- paired, best mix − {_PAIRED_LABELS[name]} (95% bootstrap interval over "
+                         f"items and seeds): {paired_text(entry)}")  # fmt: skip
+        if sm.get("paired"):
             lines.append("")
     write_text_atomic(folder / "summary.md", "\n".join(lines))
