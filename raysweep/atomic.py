@@ -47,14 +47,9 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         fh.write(text)
 
 
-def write_json_atomic(path: str | Path, data: Mapping[str, Any], *, compact: bool = False) -> None:
-    """``data`` as indented, key-sorted JSON, written atomically; ``compact``: no whitespace
-    (``separators=(",", ":")``), for large machine-read files."""
-    if compact:
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    else:
-        text = json.dumps(data, indent=2, sort_keys=True)
-    write_text_atomic(path, text)
+def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:
+    """``data`` as indented, key-sorted JSON, written atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def fsync(path: Path) -> None:

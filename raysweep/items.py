@@ -21,7 +21,7 @@ entry.
 Two trials on the same suite and item selection share ``doc_ids``: pair them by
 ``(task, doc_id)``.
 
-Files are written atomically (:func:`raysweep.atomic.write_json_atomic`), a trial's before its
+Files are written atomically (:func:`raysweep.atomic.write_text_atomic`), a trial's before its
 record is appended, by the driver only (``raysweep.trainables.callbacks.RecordWriter``;
 ``raysweep.dense.sweep_baseline`` for the dense ones). Plain Python: no Ray, torch or lm-eval.
 """
@@ -35,13 +35,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from raysweep.atomic import write_json_atomic
+from raysweep.atomic import write_text_atomic
 from raysweep.evaluation.dimensions import Suite
-from raysweep.evaluation.scoring import CapabilityScores
+from raysweep.evaluation.scoring import ITEM_MEAN_TOLERANCE, CapabilityScores
 
 FORMAT = 1
 ITEMS_DIR = "items"  # under a run's output directory
-TOLERANCE = 1e-9  # |mean(values) - task score|
 
 _TRIAL_ID = re.compile(r"[0-9a-f]{16}")
 _ENTRY_KEYS = {"dimension", "chance", "metric", "doc_ids", "values"}
@@ -145,18 +144,21 @@ def _check_entry(name: str, entry: Any, task_scores: Mapping[str, float] | None)
     if name not in task_scores:
         raise ValueError(f"task {name!r} has no score in the record")
     mean = sum(values) / len(values)
-    if abs(mean - task_scores[name]) > TOLERANCE:
+    if abs(mean - task_scores[name]) > ITEM_MEAN_TOLERANCE:
         raise ValueError(f"task {name!r}: values average {mean}, the score is {task_scores[name]}")
 
 
-def write_items(out: str | Path, payload: Mapping[str, Any]) -> Path:
-    """Validate ``payload`` and write it, atomically, where its kind and id say under ``out``."""
-    validate(dict(payload))
+def write_items(
+    out: str | Path, payload: Mapping[str, Any], task_scores: Mapping[str, float] | None = None
+) -> Path:
+    """Validate ``payload`` (against ``task_scores`` as :func:`validate` does) and write its
+    :func:`dumps` text, atomically, where its kind and id say under ``out``."""
+    validate(dict(payload), task_scores)
     if "trial_id" in payload:
         path = trial_items_path(out, payload["trial_id"])
     else:
         path = dense_items_path(out, payload["dense_key"])
-    write_json_atomic(path, payload, compact=True)
+    write_text_atomic(path, dumps(payload))
     return path
 
 

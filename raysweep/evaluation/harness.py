@@ -23,6 +23,7 @@ from raysweep.evaluation.dimensions import Suite, TaskSpec, ensure_task_files, g
 from raysweep.evaluation.perplexity import heldout_perplexity, heldout_texts
 from raysweep.evaluation.scoring import (
     GROUP_DOC_STRIDE,
+    ITEM_MEAN_TOLERANCE,
     CapabilityScores,
     TaskItems,
     make_scores,
@@ -475,7 +476,7 @@ def _task_items(spec: TaskSpec, out: Mapping[str, Any], score: float) -> TaskIte
             doc_ids.append(position * GROUP_DOC_STRIDE + doc_id if grouped else doc_id)
             values.append(float(value))
     items = TaskItems(tuple(doc_ids), tuple(values))
-    if not values or abs(items.mean() - score) > 1e-9:
+    if not values or abs(items.mean() - score) > ITEM_MEAN_TOLERANCE:
         # A corpus-level metric (BLEU, F1 over the corpus) or a group that averages its members
         # without weighting them by size: the items exist but do not add up to the score.
         log.warning("task %r: no per-item values (%d items average %s, its score is %s)",

@@ -24,6 +24,8 @@ from raysweep.evaluation.dimensions import Suite
 # A group member's items are numbered ``position * GROUP_DOC_STRIDE + doc_id`` (position among the
 # group's member tasks in name order), so that ``doc_id`` names one item within the group.
 GROUP_DOC_STRIDE = 1_000_000
+# How far the mean of a task's per-item values may be from its score (float summation order).
+ITEM_MEAN_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)

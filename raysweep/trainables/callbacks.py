@@ -12,7 +12,7 @@ from typing import Any
 from ray.tune import Callback
 
 from raysweep.config import TrialConfig
-from raysweep.items import validate, write_items
+from raysweep.items import write_items
 from raysweep.pipeline import error_record, summarise_traceback
 from raysweep.records import TrialRecord, append_record, finished_ids
 from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY
@@ -85,14 +85,13 @@ class RecordWriter(Callback):
         try:
             if raw is None:
                 raise ValueError("the trial reported no per-item scores")
-            payload = validate(json.loads(raw), task_scores=record.task_scores)
-            if payload.get("trial_id") != record.trial_id:
+            payload = json.loads(raw)
+            if isinstance(payload, dict) and payload.get("trial_id") != record.trial_id:
                 raise ValueError(f"they are trial {payload.get('trial_id')!r}'s")
+            write_items(self.out, payload, task_scores=record.task_scores)
         except ValueError as exc:
             print(f"[raysweep] WARNING: trial {record.trial_id} ({record.mix_name}): no per-item "
                   f"side file: {exc}", file=sys.stderr, flush=True)  # fmt: skip
-            return
-        write_items(self.out, payload)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         point = _point(trial)
