@@ -130,15 +130,21 @@ def _training_program(
             return program, output
 
 
-def programs(seed: int) -> Iterator[str]:
-    """Several programs per document, each followed by its output as a comment."""
-    rng = rng_for(seed, "code-programs")
+def _with_outputs(
+    rng: random.Random, weights: dict[Callable[[random.Random], str], float] | None = None
+) -> Iterator[str]:
+    """Documents of 2-4 programs, each followed by its output as a comment."""
     while True:
         parts = [
             f"{p}\n# Output: {o}"
-            for p, o in (_training_program(rng) for _ in range(rng.randint(2, 4)))
+            for p, o in (_training_program(rng, weights) for _ in range(rng.randint(2, 4)))
         ]
         yield "\n\n".join(parts)
+
+
+def programs(seed: int) -> Iterator[str]:
+    """Several programs per document, each followed by its output as a comment."""
+    return _with_outputs(rng_for(seed, "code-programs"))
 
 
 # Pre-training only (never a calibration source): programs weighted towards the kinds that need
@@ -149,15 +155,7 @@ _DRILL_FAMILY_WEIGHTS = {_copy: 0.3, _arith: 0.25, _lists: 0.25, _function: 0.15
 
 def drills(seed: int) -> Iterator[str]:
     """Training-only programs with outputs, weighted towards variable binding and indexing."""
-    rng = rng_for(seed, "code-drills")
-    while True:
-        parts = [
-            f"{p}\n# Output: {o}"
-            for p, o in (
-                _training_program(rng, _DRILL_FAMILY_WEIGHTS) for _ in range(rng.randint(2, 4))
-            )
-        ]
-        yield "\n\n".join(parts)
+    return _with_outputs(rng_for(seed, "code-drills"), _DRILL_FAMILY_WEIGHTS)
 
 
 def source(seed: int) -> Iterator[str]:
