@@ -192,3 +192,46 @@ def test_a_bad_payload_is_reported_and_the_record_still_written(tmp_path, capsys
     assert [r.trial_id for r in read_records(tmp_path / "records.jsonl").records] == [
         point.trial_id
     ]
+
+
+# ---------------------------------------------------------------- the analysis reader's copy
+
+# analysis reads side files without importing raysweep, so it keeps its own reader; the two
+# must agree on the format's names and on what a malformed file is.
+_MALFORMED = {
+    "wrong format": lambda p: p.update(format=2),
+    "no tasks": lambda p: p.pop("tasks"),
+    "a task lacks values": lambda p: p["tasks"]["t_general"].pop("values"),
+    "lists of different lengths": lambda p: p["tasks"]["t_general"]["values"].pop(),
+    "no items": lambda p: p["tasks"]["t_math"].update(doc_ids=[], values=[]),
+    "a doc_id is not an integer": lambda p: p["tasks"]["t_math"]["doc_ids"].__setitem__(0, "7"),
+    "a value is not a number": lambda p: p["tasks"]["t_math"]["values"].__setitem__(0, "x"),
+    "chance is not a number": lambda p: p["tasks"]["t_math"].update(chance=None),
+    "dense is not a dense file": lambda p: p.update(dense="baseline"),
+}
+
+
+def test_the_analysis_reader_agrees_with_the_format() -> None:
+    import analysis.items as reader
+    from raysweep.evaluation.scoring import ITEM_MEAN_TOLERANCE
+
+    assert (reader.FORMAT, reader.ITEMS_DIR) == (side.FORMAT, side.ITEMS_DIR)
+    assert side.dense_stem("") == reader.DENSE_PREFIX
+    assert reader.SCORE_TOLERANCE == ITEM_MEAN_TOLERANCE
+
+
+@pytest.mark.parametrize("damage", sorted(_MALFORMED))
+def test_a_file_the_writer_refuses_the_analysis_reader_refuses(tmp_path: Path, damage: str):
+    import analysis.items as reader
+
+    good = side.trial_payload(TRIAL_ID, "k", SCORES, SUITE)
+    path = tmp_path / f"{TRIAL_ID}.json"
+    path.write_text(side.dumps(good))
+    assert reader.read_item_file(path).trial_id == TRIAL_ID  # the intact file reads
+    bad = json.loads(side.dumps(good))
+    _MALFORMED[damage](bad)
+    with pytest.raises(ValueError):
+        side.validate(bad)
+    path.write_text(json.dumps(bad))
+    with pytest.raises(reader.ItemsError):
+        reader.read_item_file(path)
