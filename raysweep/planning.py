@@ -131,8 +131,8 @@ def search_sources(cfg: SweepConfig) -> list[str]:
 
 
 def search_points(cfg: SweepConfig) -> list[TrialConfig]:
-    """One base point per (method, structure, sparsity) searched, on the search's suite and
-    limit; its mix is a placeholder that each search trial replaces with its proposal."""
+    """One base point per (method, structure, sparsity) searched, on the search's suite, limit
+    and item selection; its mix is a placeholder that each search trial replaces with its proposal."""
     s = cfg.search
     assert s is not None
     sources = search_sources(cfg)
@@ -140,6 +140,7 @@ def search_points(cfg: SweepConfig) -> list[TrialConfig]:
         update={
             "suite": s.suite or cfg.evaluation.suite,
             "limit": s.limit or cfg.evaluation.limit,
+            "item_selection": s.item_selection or cfg.evaluation.item_selection,
             "perplexity": s.perplexity,
         }
     )

@@ -13,6 +13,7 @@ from raysweep import items as side
 from raysweep.config import EvaluationConfig, TrialConfig
 from raysweep.evaluation import CapabilityScores, TaskItems, get_suite
 from raysweep.evaluation.dimensions import Suite, TaskSpec
+from raysweep.evaluation.subsets import random_subset
 from raysweep.records import read_records
 
 SUITE = Suite(
@@ -120,9 +121,13 @@ def test_a_real_trials_payload_averages_to_its_record() -> None:
                             task_scores=outcome.record.task_scores)  # fmt: skip
     assert payload["trial_id"] == trial.trial_id and payload["dense"] == "dense-the-key"
     assert set(payload["tasks"]) == set(get_suite("toy").task_names)
+    # The schema's default: 5 of each task's 400 items drawn at random; the side file names
+    # each by its index in the task, and the record says how the items were chosen.
+    assert (outcome.record.item_selection, outcome.record.item_seed) == ("random", 0)
     for spec in get_suite("toy").tasks:
         entry = payload["tasks"][spec.name]
-        assert entry["doc_ids"] == [0, 1, 2, 3, 4]
+        assert entry["doc_ids"] == random_subset(spec.name, 400, 5, 0)
+        assert entry["doc_ids"] != [0, 1, 2, 3, 4]
         assert (entry["dimension"], entry["chance"], entry["metric"]) == (
             spec.dimension, spec.chance, spec.metric)  # fmt: skip
     assert "items" not in outcome.record.to_json() and "doc_ids" not in outcome.record.to_json()

@@ -279,7 +279,11 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
         "sparsity": base.sparsity,
         "objective": key,
         "sources": sources,
-        "search_suite": {"suite": base.evaluation.suite, "limit": base.evaluation.limit},
+        "search_suite": {
+            "suite": base.evaluation.suite,
+            "limit": base.evaluation.limit,
+            **base.item_selection_key(),
+        },
         "n_trials": res.n_trials,
         "wall_s": round(res.wall_s, 1),
         "best_weights": res.best_weights,
@@ -310,8 +314,9 @@ def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
                   "best weights: " + ", ".join(f"{k} {v:.3f}" for k, v in sm["best_weights"].items() if v > 0),
                   ""]  # fmt: skip
         ss = sm["search_suite"]
-        for block, title in (("search_suite_rows",
-                              f"inside the search (suite `{ss['suite']}`, limit {ss['limit']})"),
+        items = ", random items" if ss.get("item_selection") == "random" else ""
+        for block, title in (("search_suite_rows", f"inside the search (suite `{ss['suite']}`, "
+                              f"limit {ss['limit']}{items})"),
                              ("full_suite_rows", "confirmed on the sweep's full suite (best mix: "
                               "one sequential trial; baselines: the grid's records)")):  # fmt: skip
             table = {k: v for k, v in sm[block].items() if v}
