@@ -208,7 +208,23 @@ class SearchConfig(_Strict):
     multi_objective: bool = False
     n_trials: int = Field(40, gt=0)
     max_concurrent: int = Field(2, gt=0)
-    seed: int = 0
+    seed: int = Field(0, description="seed of the Optuna sampler")
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="calibration seeds each search trial prunes its mix with; it reports the "
+        "mean objective over them, and the confirmation runs each (None: the first of "
+        "calibration.seeds)",
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"search seeds must be distinct; repeated: "
+                             f"{sorted({s for s in v if v.count(s) > 1})}")  # fmt: skip
+        return v
+
     min_weight: float = Field(0.02, ge=0, lt=1)
     mode: Literal["sequential", "oneshot_stats"] = "oneshot_stats"
     suite: str | dict[str, Any] | None = Field(None, description="suite for search trials")

@@ -182,6 +182,23 @@ def test_record_writer_puts_the_side_file_in_place_before_the_record(tmp_path, m
     assert len(read_records(records).records) == 1 and side_file.stat().st_mtime_ns == stamp
 
 
+def test_a_search_trial_over_several_seeds_writes_each_seeds_record_and_side_file(tmp_path):
+    from raysweep.trainables import ITEMS_KEY, RECORD_KEY, callbacks
+
+    points = [TrialConfig(mix={"toy_web": 1.0}, mix_name="toy_web", seed=s) for s in (0, 1)]
+    reported = [_reported(p)[0] for p in points]
+    result = {key: [r[key] for r in reported] for key in (RECORD_KEY, ITEMS_KEY)}
+    records = tmp_path / "records.jsonl"
+    callbacks.RecordWriter(records).on_trial_result(0, [], _fake_trial(points[0]), result)
+    assert [(r.trial_id, r.seed) for r in read_records(records).records] == [
+        (p.trial_id, p.seed) for p in points]  # fmt: skip
+    for p in points:
+        assert (
+            side.read_items(side.trial_items_path(tmp_path, p.trial_id))["trial_id"] == p.trial_id
+        )
+    assert ITEMS_KEY not in result
+
+
 def test_a_bad_payload_is_reported_and_the_record_still_written(tmp_path, capsys):
     from raysweep.trainables import ITEMS_KEY, callbacks
 

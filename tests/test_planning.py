@@ -9,8 +9,10 @@ import pytest
 from raysweep.config import ConfigError, validate_config
 from raysweep.planning import (
     confirm_point,
+    confirm_points,
     search_plan,
     search_points,
+    search_seeds,
     search_sources,
     search_trials,
     smoke_config,
@@ -142,6 +144,27 @@ def test_the_search_plan_counts_its_trials():
     assert search_trials(_with_search(n_trials=2)) == 4  # raised to the 4 baselines
     saving = _with_search(save_best=True, confirm=True)
     assert search_plan(saving).endswith("= 18 search trials, then 3 best-mix model(s) saved")
+
+
+def test_a_search_over_several_seeds_prunes_each_mix_with_each():
+    # Today's search uses the first calibration seed; search.seeds names its own.
+    assert CFG.calibration.seeds == [0, 1] and search_seeds(CFG) == [0]
+    seeded = _with_search(seeds=[3, 1])
+    assert search_seeds(seeded) == [3, 1]
+    assert {p.seed for p in search_points(seeded)} == {3}
+    # One seed, the calibration's first: the same points as the default.
+    assert [p.trial_id for p in search_points(_with_search(seeds=[0]))] == [
+        p.trial_id for p in search_points(CFG)]  # fmt: skip
+    assert search_plan(seeded) == (
+        "3 search(es) x 5 trials x 2 seeds (3, 1) over 3 sources (toy_general_prose, "
+        "toy_math_word, toy_code_programs) + 6 confirmation(s) = 36 pruned and scored models"
+    )
+    base = search_points(seeded)[0]
+    points = confirm_points(seeded, base, {"toy_math_word": 0.5, "toy_code_programs": 0.5})
+    assert [p.seed for p in points] == [3, 1] and len({p.trial_id for p in points}) == 2
+    assert all(p.phase == "confirm" and p.evaluation == CFG.evaluation for p in points)
+    assert points[0] == confirm_point(seeded, base, points[0].mix)
+    assert smoke_config(seeded).search.seeds == [3]
 
 
 def test_a_search_that_cannot_run_is_refused_before_any_work():
