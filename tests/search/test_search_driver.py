@@ -17,6 +17,20 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 SOURCES = ["toy_general_prose", "toy_math_word"]
 
 
+def _config(out: Path, *, evaluation: dict, search: dict):  # noqa: ANN202
+    """A toy sweep at Wanda 0.7 over two sources (and their uniform mix), small and fast."""
+    return validate_config({
+        "name": "s", "output_dir": str(out),
+        "model": {"path": "raysweep-toy", "device": "cpu"},
+        "calibration": {"sources": SOURCES, "uniform_mix": True, "n_samples": 8, "seqlen": 64},
+        "pruning": {"methods": ["wanda"], "sparsities": [0.7]},
+        "evaluation": {"suite": "toy", "batch_size": 32, "max_length": 256, **evaluation},
+        "search": search,
+        "ray": {"max_failures": 1, "dashboard": False},
+        "analysis": False,
+    })  # fmt: skip
+
+
 def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_local, tmp_path,
                                                                         capsys):  # fmt: skip
     import torch
@@ -25,18 +39,9 @@ def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_loca
     from raysweep.run import run_sweep
 
     out = tmp_path / "run"
-    cfg = validate_config({
-        "name": "s", "output_dir": str(out),
-        "model": {"path": "raysweep-toy", "device": "cpu"},
-        "calibration": {"sources": SOURCES, "uniform_mix": True, "n_samples": 8, "seqlen": 64},
-        "pruning": {"methods": ["wanda"], "sparsities": [0.7]},
-        "evaluation": {"suite": "toy", "limit": 24, "batch_size": 32, "max_length": 256,
-                       "perplexity": True},
-        "search": {"n_trials": 5, "max_concurrent": 2, "limit": 12, "reference": "toy_math_word",
-                   "save_best": True},
-        "ray": {"max_failures": 1, "dashboard": False},
-        "analysis": False,
-    })  # fmt: skip
+    cfg = _config(out, evaluation={"limit": 24, "perplexity": True},
+                  search={"n_trials": 5, "max_concurrent": 2, "limit": 12,
+                          "reference": "toy_math_word", "save_best": True})  # fmt: skip
     assert run_sweep(cfg, trial_points(cfg), mode="all") == 0
 
     recs = read_records(out / "records.jsonl").records
@@ -116,17 +121,8 @@ def test_a_search_over_two_seeds_reports_their_mean_and_confirms_each(ray_local,
     from raysweep.search.objectives import objective_value
 
     out = tmp_path / "run"
-    cfg = validate_config({
-        "name": "s2", "output_dir": str(out),
-        "model": {"path": "raysweep-toy", "device": "cpu"},
-        "calibration": {"sources": SOURCES, "n_samples": 8, "seqlen": 64},
-        "pruning": {"methods": ["wanda"], "sparsities": [0.7]},
-        "evaluation": {"suite": "toy", "limit": 12, "batch_size": 32, "max_length": 256,
-                       "perplexity": False},
-        "search": {"n_trials": 3, "max_concurrent": 2, "limit": 8, "seeds": [0, 1]},
-        "ray": {"max_failures": 0, "dashboard": False},
-        "analysis": False,
-    })  # fmt: skip
+    cfg = _config(out, evaluation={"limit": 12, "perplexity": False},
+                  search={"n_trials": 3, "max_concurrent": 2, "limit": 8, "seeds": [0, 1]})  # fmt: skip
     assert run_sweep(cfg, trial_points(cfg), mode="search") == 0
 
     recs = read_records(out / "records.jsonl").records
