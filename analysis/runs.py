@@ -1,8 +1,8 @@
 """Several run directories read as one record set, with the run as a column.
 
 Runs are compared only when their records measure the same thing: the same model and the same
-evaluation suite and item limit (otherwise a retention of one run and of another are different
-quantities). :func:`load_runs` refuses a mixed set unless told to. Where the runs share points
+evaluation suite, item limit and item selection (lm-eval's first N or a seeded random subset;
+otherwise a retention of one run and of another are different quantities). :func:`load_runs` refuses a mixed set unless told to. Where the runs share points
 (the same method, structure, sparsity, calibration mix and seed), :func:`shared_points` puts their
 retentions side by side, and the report groups by ``run`` so that no statistic pools two runs.
 """
@@ -45,6 +45,16 @@ def _evaluation(config_json: object) -> tuple[str, str]:
     return suite, str(evaluation.get("limit"))
 
 
+def _items(rows: pd.DataFrame, i: int) -> str:
+    """How row ``i``'s items were chosen where a limit cut a task, as a suffix of its limit:
+    ``" (random items, seed 3)"``, or nothing for lm-eval's first N (records that do not say,
+    written before there was a choice, took those)."""
+    if "item_selection" not in rows or rows["item_selection"].iloc[i] != "random":
+        return ""
+    seed = rows["item_seed"].iloc[i] if "item_seed" in rows else None
+    return f" (random items, seed {int(seed)})" if pd.notna(seed) else " (random items)"
+
+
 def _names(paths: Sequence[Path]) -> list[str]:
     """Each run's directory name, with parents added until the names are distinct."""
     dirs = [p.parent if p.is_file() else p for p in paths]
@@ -65,6 +75,9 @@ def _info(name: str, records: RecordSet) -> RunInfo:
         return ", ".join(distinct) if distinct else "?"
 
     pairs = [_evaluation(c) for c in rows["config"]] if "config" in rows else []
+    if pairs:
+        items = [_items(rows, i) for i in range(len(rows))]
+        pairs = [(suite, limit + item) for (suite, limit), item in zip(pairs, items, strict=True)]
     return RunInfo(
         name=name,
         path=records.path,

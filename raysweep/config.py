@@ -168,6 +168,12 @@ class EvaluationConfig(_Strict):
         return _inline_suite(v)
 
     limit: int | None = Field(None, gt=0, description="items per task (None: all)")
+    item_selection: Literal["random", "first"] = Field(
+        "random",
+        description="the items of a task that a limit cuts: 'random' (a seeded random subset, "
+        "the same in every trial) or 'first' (lm-eval's limit: its first N items)",
+    )
+    item_seed: int = Field(0, description="seed of the random item subsets")
     batch_size: int = Field(8, gt=0)
     seed: int = 0
     max_length: int = Field(2048, gt=0, description="context length given to lm-eval")
@@ -202,11 +208,30 @@ class SearchConfig(_Strict):
     multi_objective: bool = False
     n_trials: int = Field(40, gt=0)
     max_concurrent: int = Field(2, gt=0)
-    seed: int = 0
+    seed: int = Field(0, description="seed of the Optuna sampler")
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="calibration seeds each search trial prunes its mix with; it reports the "
+        "mean objective over them, and the confirmation runs each (None: the first of "
+        "calibration.seeds)",
+    )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"search seeds must be distinct; repeated: "
+                             f"{sorted({s for s in v if v.count(s) > 1})}")  # fmt: skip
+        return v
+
     min_weight: float = Field(0.02, ge=0, lt=1)
     mode: Literal["sequential", "oneshot_stats"] = "oneshot_stats"
     suite: str | dict[str, Any] | None = Field(None, description="suite for search trials")
     limit: int | None = Field(None, gt=0)
+    item_selection: Literal["random", "first"] | None = Field(
+        None, description="the items search.limit cuts (None: evaluation.item_selection)"
+    )
 
     @field_validator("suite")
     @classmethod
@@ -418,6 +443,7 @@ def _absolutise_include_paths(tree: dict[str, Any], base: Path) -> None:
 
 
 _MOE_OPTIONS = ("min_expert_tokens", "expert_fallback")
+_ITEM_OPTIONS = ("item_selection", "item_seed")
 
 
 class TrialConfig(_Strict):
@@ -458,6 +484,11 @@ class TrialConfig(_Strict):
     def identity(self) -> dict[str, Any]:
         """What determines the result: the trial id hashes exactly this."""
         d = self.model_dump(mode="json", exclude={"phase", "mix_name", "resources", "sweep"})
+        # The item selection counts only where it picks items (a random subset of a task that a
+        # limit cuts): the id of every other trial is as it was before there was a choice.
+        for name in _ITEM_OPTIONS:
+            del d["evaluation"][name]
+        d["evaluation"].update(self.item_selection_key())
         used = set(self.mix)
         d["custom_sources"] = {k: v for k, v in d["custom_sources"].items() if k in used}
         # Options that only MoE models read leave the id of every other trial as it always was.
@@ -465,6 +496,15 @@ class TrialConfig(_Strict):
             if d[name] == TrialConfig.model_fields[name].default:
                 del d[name]
         return d
+
+    def item_selection_key(self) -> dict[str, Any]:
+        """``{"item_selection": "random", "item_seed": s}`` when the evaluation draws random
+        item subsets (of the tasks a limit cuts), else empty: lm-eval's first N, which is every
+        item where no limit cuts (:func:`raysweep.evaluation.subsets.selection_key`)."""
+        from raysweep.evaluation.subsets import selection_key
+
+        ev = self.evaluation
+        return selection_key(ev.suite, ev.limit, ev.item_selection, ev.item_seed)
 
     @property
     def trial_id(self) -> str:

@@ -1,7 +1,8 @@
 """The dense baseline: the unpruned model's scores on a suite, computed once and shared.
 
 One entry per key (model weights, revision, suite and its task table, limit, seed, context
-length, perplexity, lm-eval version: :func:`dense_key`), in one JSON layout
+length, perplexity, lm-eval version, and the item selection where it picks items:
+:func:`dense_key`), in one JSON layout
 (``{"key": ..., "scores": {...}}`` plus provenance) wherever it is stored:
 
 - the node-local cache, ``raysweep.paths.cache_dir() / "dense_baselines"``: filled by
@@ -40,6 +41,7 @@ from raysweep.config import EvaluationConfig, ModelConfig, TrialConfig
 from raysweep.evaluation.dimensions import Suite, get_suite
 from raysweep.evaluation.harness import evaluate_capabilities, lm_eval_version
 from raysweep.evaluation.scoring import CapabilityScores
+from raysweep.evaluation.subsets import selection_key
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ def evaluate(
         allow_code_execution=ev.allow_code_execution,
         perplexity=ev.perplexity,
         items=items,
+        item_selection=ev.item_selection,
+        item_seed=ev.item_seed,
     )
 
 
@@ -101,9 +105,15 @@ def dense_cache_key(
     *,
     max_length: int | None = None,
     perplexity: bool = False,
+    item_selection: str = "first",
+    item_seed: int = 0,
 ) -> str:
-    """A readable, filesystem-safe key; its hash also covers the suite's full task table."""
+    """A readable, filesystem-safe key; its hash also covers the suite's full task table.
+
+    The item selection is part of it where it picks items (random subsets of the tasks a limit
+    cuts, ``--limit40-random<seed>``); elsewhere the key is the one it always was."""
     suite = get_suite(suite)
+    selection = selection_key(suite, limit, item_selection, item_seed)
     payload = {
         "model_id": model_id,
         "revision": revision,
@@ -113,11 +123,13 @@ def dense_cache_key(
         "max_length": max_length,
         "perplexity": perplexity,
         "lm_eval": lm_eval_version(),
+        **selection,
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
     model_slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id).strip("_")[-60:] or "model"
     rev_slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(revision))[:40]
-    return f"{model_slug}@{rev_slug}--{suite.name}--limit{limit}--seed{seed}--{digest}"
+    items = f"-random{item_seed}" if selection else ""
+    return f"{model_slug}@{rev_slug}--{suite.name}--limit{limit}{items}--seed{seed}--{digest}"
 
 
 def dense_key(model: ModelConfig, evaluation: EvaluationConfig) -> str:
@@ -126,7 +138,8 @@ def dense_key(model: ModelConfig, evaluation: EvaluationConfig) -> str:
 
     ev = evaluation
     return dense_cache_key(model_spec_key(model), model.revision, ev.suite, ev.limit, ev.seed,
-                           max_length=ev.max_length, perplexity=ev.perplexity)  # fmt: skip
+                           max_length=ev.max_length, perplexity=ev.perplexity,
+                           item_selection=ev.item_selection, item_seed=ev.item_seed)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- stored entries
@@ -210,7 +223,8 @@ def score_dense(
         write_baseline(directory, baseline, {
             "model_id": model_spec_key(spec), "revision": spec.revision, "suite": suite.name,
             "suite_fingerprint": suite.fingerprint(), "limit": ev.limit, "seed": ev.seed,
-            "max_length": ev.max_length, "eval_s": elapsed,
+            "max_length": ev.max_length,
+            **selection_key(suite, ev.limit, ev.item_selection, ev.item_seed), "eval_s": elapsed,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         })  # fmt: skip
         log.info("dense baseline %s: evaluated in %.1f s", key, elapsed)

@@ -14,6 +14,7 @@ the change is meant: the run then goes to a sub-run ``config-<fingerprint>/`` of
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import json
@@ -52,9 +53,43 @@ def _growable(field: str) -> bool:
     return any(field == g or field.startswith(f"{g}.") for g in GROWABLE)
 
 
+def _selection(suite: Any, limit: Any, item_selection: Any, item_seed: Any) -> dict[str, Any]:
+    from raysweep.evaluation.subsets import selection_key
+
+    try:
+        return selection_key(suite, limit, str(item_selection), int(item_seed))
+    except (ValueError, TypeError):  # a suite this machine cannot resolve: assume it is cut
+        return {} if item_selection == "first" else {"item_selection": item_selection,
+                                                     "item_seed": item_seed}  # fmt: skip
+
+
+def _meaning(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with its item selection as it acts: ``evaluation.item_selection`` and
+    ``item_seed`` (and the search's, resolved against its suite and limit) only where random
+    subsets are drawn. A config written before there was a choice took lm-eval's first N, and
+    one whose limits cut no task scores every item either way: neither differs from a config
+    that asks for random items but cuts nothing."""
+    from raysweep.config import EvaluationConfig
+
+    tree = copy.deepcopy(dict(config))
+    ev = tree.get("evaluation")
+    if not isinstance(ev, dict):
+        return tree
+    selection = ev.pop("item_selection", "first")
+    seed = ev.pop("item_seed", 0)
+    suite = ev.get("suite", EvaluationConfig.model_fields["suite"].default)
+    ev.update(_selection(suite, ev.get("limit"), selection, seed))
+    search = tree.get("search")
+    if isinstance(search, dict):
+        chosen = search.pop("item_selection", None) or selection
+        search.update(_selection(search.get("suite") or suite,
+                                 search.get("limit") or ev.get("limit"), chosen, seed))  # fmt: skip
+    return tree
+
+
 def config_conflicts(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """``field: old -> new`` for every difference that changes what a record means."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = _flatten(_meaning(old)), _flatten(_meaning(new))
     lines = []
     for field in sorted(set(a) | set(b)):
         if _growable(field) or a.get(field) == b.get(field):
@@ -65,7 +100,7 @@ def config_conflicts(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
 
 def meaning_fingerprint(config: Mapping[str, Any]) -> str:
     """12 hex digits over every field a rerun may not change (the same for a grown sweep)."""
-    fields = {k: v for k, v in _flatten(config).items() if not _growable(k)}
+    fields = {k: v for k, v in _flatten(_meaning(config)).items() if not _growable(k)}
     blob = json.dumps(fields, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

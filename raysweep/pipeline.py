@@ -378,6 +378,7 @@ def _trial_record(
         started_at=started,
         finished_at=_now(),
         config=trial.model_dump(mode="json"),
+        **trial.item_selection_key(),
     )
 
 
@@ -449,4 +450,5 @@ def error_record(trial: TrialConfig, error: str, attempts: int) -> TrialRecord:
         attempts=attempts,
         finished_at=_now(),
         config=trial.model_dump(mode="json"),
+        **trial.item_selection_key(),
     )

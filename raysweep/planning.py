@@ -4,8 +4,9 @@
   (:func:`trial_points`), where the mixes are the single sources, the configured mixes and the
   uniform mix (:func:`mixes_of`);
 - the search: one base point per searched (method, structure, sparsity) (:func:`search_points`),
-  over :func:`search_sources`, :func:`search_trials` each (:func:`search_plan` says it in one
-  line), and the confirmation of a best mix (:func:`confirm_point`);
+  over :func:`search_sources`, :func:`search_trials` each with every one of :func:`search_seeds`
+  (:func:`search_plan` says it in one line), and the confirmation of a best mix, one trial per
+  seed (:func:`confirm_points`);
 - ``--smoke-test``: the same sweep cut down to a handful of cheap points (:func:`smoke_config`).
 
 Every point is built by :func:`trial_config` from the sweep's shared settings and its own axes.
@@ -130,9 +131,17 @@ def search_sources(cfg: SweepConfig) -> list[str]:
     return [s for s in cfg.calibration.sources if dims.get(s)]
 
 
+def search_seeds(cfg: SweepConfig) -> list[int]:
+    """The calibration seeds each search trial prunes with: ``search.seeds``, or the first of
+    ``calibration.seeds``."""
+    assert cfg.search is not None
+    return list(cfg.search.seeds or cfg.calibration.seeds[:1])
+
+
 def search_points(cfg: SweepConfig) -> list[TrialConfig]:
-    """One base point per (method, structure, sparsity) searched, on the search's suite and
-    limit; its mix is a placeholder that each search trial replaces with its proposal."""
+    """One base point per (method, structure, sparsity) searched, on the search's suite, limit
+    and item selection, with the first of :func:`search_seeds`; its mix is a placeholder that
+    each search trial replaces with its proposal (and its seed with each of the seeds)."""
     s = cfg.search
     assert s is not None
     sources = search_sources(cfg)
@@ -140,6 +149,7 @@ def search_points(cfg: SweepConfig) -> list[TrialConfig]:
         update={
             "suite": s.suite or cfg.evaluation.suite,
             "limit": s.limit or cfg.evaluation.limit,
+            "item_selection": s.item_selection or cfg.evaluation.item_selection,
             "perplexity": s.perplexity,
         }
     )
@@ -153,7 +163,7 @@ def search_points(cfg: SweepConfig) -> list[TrialConfig]:
                     seen[method, structure, sp] = trial_config(
                         cfg, phase="search", mix={sources[0]: 1.0}, mix_name="search",
                         method=method, structure=structure, sparsity=sp,
-                        seed=cfg.calibration.seeds[0], mode=mode, evaluation=ev,
+                        seed=search_seeds(cfg)[0], mode=mode, evaluation=ev,
                     )  # fmt: skip
     return list(seen.values())
 
@@ -184,20 +194,39 @@ def search_plan(cfg: SweepConfig) -> str:
         )
     points = search_points(cfg)
     per = search_trials(cfg)
-    confirms = len(points) if cfg.search.confirm else 0
+    seeds = search_seeds(cfg)
+    confirms = len(points) * len(seeds) if cfg.search.confirm else 0
     saved = f", then {len(points)} best-mix model(s) saved" if cfg.search.save_best else ""
+    if len(seeds) == 1:
+        return (
+            f"{len(points)} search(es) x {per} trials over {len(sources)} sources "
+            f"({', '.join(sources)}) + {confirms} confirmation(s) = "
+            f"{len(points) * per + confirms} search trials{saved}"
+        )
+    listed = ", ".join(str(seed) for seed in seeds)
     return (
-        f"{len(points)} search(es) x {per} trials over {len(sources)} sources "
-        f"({', '.join(sources)}) + {confirms} confirmation(s) = {len(points) * per + confirms} "
-        f"search trials{saved}"
+        f"{len(points)} search(es) x {per} trials x {len(seeds)} seeds ({listed}) over "
+        f"{len(sources)} sources ({', '.join(sources)}) + {confirms} confirmation(s) = "
+        f"{len(points) * per * len(seeds) + confirms} pruned and scored models{saved}"
     )
 
 
-def confirm_point(cfg: SweepConfig, base: TrialConfig, weights: Mapping[str, float]) -> TrialConfig:
-    """The best mix of the search from ``base`` as one trial of the sweep's own mode and suite."""
+def confirm_point(
+    cfg: SweepConfig, base: TrialConfig, weights: Mapping[str, float], seed: int | None = None
+) -> TrialConfig:
+    """The best mix of the search from ``base`` as one trial of the sweep's own mode and suite,
+    with calibration ``seed`` (default: the base point's)."""
     best = {k: v for k, v in weights.items() if v > 0}
-    return base.model_copy(update={"phase": "confirm", "mix": best, "mix_name": "best",
-                                   "mode": cfg.pruning.mode, "evaluation": cfg.evaluation})  # fmt: skip
+    update = {"phase": "confirm", "mix": best, "mix_name": "best", "mode": cfg.pruning.mode,
+              "evaluation": cfg.evaluation, "seed": base.seed if seed is None else seed}  # fmt: skip
+    return base.model_copy(update=update)
+
+
+def confirm_points(
+    cfg: SweepConfig, base: TrialConfig, weights: Mapping[str, float]
+) -> list[TrialConfig]:
+    """The confirmation of a best mix: one :func:`confirm_point` per search seed."""
+    return [confirm_point(cfg, base, weights, seed) for seed in search_seeds(cfg)]
 
 
 # --------------------------------------------------------------------------- --smoke-test
@@ -226,7 +255,10 @@ def smoke_config(cfg: SweepConfig, *, own_output: bool = True) -> SweepConfig:
     ev = cfg.evaluation.model_copy(update={"limit": min(cfg.evaluation.limit or 40, 40)})
     search = None
     if cfg.search is not None:
-        search = cfg.search.model_copy(update={"n_trials": 4, "max_concurrent": 2, "limit": 40})
+        seeds = cfg.search.seeds[:1] if cfg.search.seeds else None
+        search = cfg.search.model_copy(
+            update={"n_trials": 4, "max_concurrent": 2, "limit": 40, "seeds": seeds}
+        )
     return cfg.model_copy(
         update={
             "name": cfg.name,

@@ -96,6 +96,11 @@ class TrialRecord(BaseModel):
     started_at: str = ""
     finished_at: str = ""
     config: dict[str, Any] = Field(default_factory=dict, description="the trial's full config")
+    # How the items of the tasks a limit cuts were chosen: "random" (a seeded random subset of
+    # each, ``item_seed``) or "first" (lm-eval's limit: the first N; every item where no limit
+    # cuts, and every record written before there was a choice).
+    item_selection: Literal["first", "random"] = "first"
+    item_seed: int | None = None
 
     @model_validator(mode="before")
     @classmethod

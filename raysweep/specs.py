@@ -98,6 +98,12 @@ class TaskEntry(_Spec):
     chance: float = Field(ge=0.0, lt=1.0)
     limit: int | None = Field(None, gt=0)
     unsafe_code: bool = False
+    size: int | None = Field(
+        None,
+        gt=0,
+        description="items lm-eval evaluates, when known (a limit at or above it cuts "
+        "nothing); checked against the task when it is scored",
+    )
 
     @field_validator("dimension", mode="before")
     @classmethod

@@ -16,17 +16,22 @@ def stock_cli_results(
     include_path: Path | str,
     out: Path,
     *,
-    limit: int,
+    limit: int | None = None,
+    samples: dict[str, list[int]] | None = None,
     max_length: int,
     seed: int,
     batch_size: int,
     timeout: int = 600,
 ) -> dict:
-    """The whole results JSON of one ``python -m lm_eval --model hf`` run on the CPU, one thread."""
+    """The whole results JSON of one ``python -m lm_eval --model hf`` run on the CPU, one thread,
+    on each task's first ``limit`` items or on the items ``samples`` names (task -> indices)."""
+    if (limit is None) == (samples is None):
+        raise ValueError("give limit or samples")
+    items = ["--limit", str(limit)] if samples is None else ["--samples", json.dumps(samples)]
     cmd = [
         sys.executable, "-m", "lm_eval", "--model", "hf",
         "--model_args", f"pretrained={model_dir},max_length={max_length}",
-        "--tasks", ",".join(tasks), "--include_path", str(include_path), "--limit", str(limit),
+        "--tasks", ",".join(tasks), "--include_path", str(include_path), *items,
         "--seed", str(seed), "--batch_size", str(batch_size), "--device", "cpu",
         "--output_path", str(out),
     ]  # fmt: skip

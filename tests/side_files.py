@@ -37,6 +37,9 @@ def assert_side_files(out: Path, records: list[TrialRecord]) -> None:
         limit = r.config["evaluation"]["limit"]
         for task, entry in payload["tasks"].items():
             assert len(entry["values"]) == limit and set(entry["values"]) <= {0, 1}
+            # Each item named by its index in the task: lm-eval's first items, or a random few.
+            assert entry["doc_ids"] == sorted(set(entry["doc_ids"]))
+            assert (entry["doc_ids"] == list(range(limit))) == (r.item_selection == "first")
             assert sum(entry["values"]) / limit == pytest.approx(r.task_scores[task], abs=1e-9)
             # Paired with its dense baseline item by item.
             assert entry["doc_ids"] == dense[r.dense_cache_key]["tasks"][task]["doc_ids"]

@@ -51,6 +51,20 @@ def _tree(**sections):
             ["calibration.mixes.0.weights", "all weights in mix weights are zero"],
         ),
         ("evaluation.batch_size=0", ["evaluation.batch_size", "greater than 0"]),
+        (
+            "evaluation.item_selection=last",
+            ["evaluation.item_selection", "Input should be 'random' or 'first'", "(got 'last')"],
+        ),
+        ("evaluation.item_seed=x", ["evaluation.item_seed", "valid integer", "(got 'x')"]),
+        (
+            "search={item_selection: top}",
+            ["search.item_selection", "Input should be 'random' or 'first'", "(got 'top')"],
+        ),
+        (
+            "search={seeds: [1, 2, 1]}",
+            ["search.seeds", "search seeds must be distinct; repeated: [1]", "(got [1, 2, 1])"],
+        ),
+        ("search={seeds: []}", ["search.seeds", "at least 1 item", "(got [])"]),
     ],
 )
 def test_bad_config_names_field_value_and_allowed(override, needles):
@@ -125,6 +139,7 @@ def test_default_config_loads_and_round_trips():
         ("pruning.methods=['obs']", "pruning.methods"),
         ("calibration.seqlen=0", "calibration.seqlen"),
         ("calibration.sources=['toy_mathz']", "calibration.sources"),
+        ("search.seeds=[3,3]", "search.seeds: search seeds must be distinct"),
         ("bogus=1", "bogus: unknown key"),
     ],
 )

@@ -13,6 +13,7 @@ from raysweep import items as side
 from raysweep.config import EvaluationConfig, TrialConfig
 from raysweep.evaluation import CapabilityScores, TaskItems, get_suite
 from raysweep.evaluation.dimensions import Suite, TaskSpec
+from raysweep.evaluation.subsets import random_subset
 from raysweep.records import read_records
 
 SUITE = Suite(
@@ -120,9 +121,13 @@ def test_a_real_trials_payload_averages_to_its_record() -> None:
                             task_scores=outcome.record.task_scores)  # fmt: skip
     assert payload["trial_id"] == trial.trial_id and payload["dense"] == "dense-the-key"
     assert set(payload["tasks"]) == set(get_suite("toy").task_names)
+    # The schema's default: 5 of each task's 400 items drawn at random; the side file names
+    # each by its index in the task, and the record says how the items were chosen.
+    assert (outcome.record.item_selection, outcome.record.item_seed) == ("random", 0)
     for spec in get_suite("toy").tasks:
         entry = payload["tasks"][spec.name]
-        assert entry["doc_ids"] == [0, 1, 2, 3, 4]
+        assert entry["doc_ids"] == random_subset(spec.name, 400, 5, 0)
+        assert entry["doc_ids"] != [0, 1, 2, 3, 4]
         assert (entry["dimension"], entry["chance"], entry["metric"]) == (
             spec.dimension, spec.chance, spec.metric)  # fmt: skip
     assert "items" not in outcome.record.to_json() and "doc_ids" not in outcome.record.to_json()
@@ -175,6 +180,23 @@ def test_record_writer_puts_the_side_file_in_place_before_the_record(tmp_path, m
     again, _ = _reported(point)
     callbacks.RecordWriter(records).on_trial_result(0, [], _fake_trial(point), again)
     assert len(read_records(records).records) == 1 and side_file.stat().st_mtime_ns == stamp
+
+
+def test_a_search_trial_over_several_seeds_writes_each_seeds_record_and_side_file(tmp_path):
+    from raysweep.trainables import ITEMS_KEY, RECORD_KEY, callbacks
+
+    points = [TrialConfig(mix={"toy_web": 1.0}, mix_name="toy_web", seed=s) for s in (0, 1)]
+    reported = [_reported(p)[0] for p in points]
+    result = {key: [r[key] for r in reported] for key in (RECORD_KEY, ITEMS_KEY)}
+    records = tmp_path / "records.jsonl"
+    callbacks.RecordWriter(records).on_trial_result(0, [], _fake_trial(points[0]), result)
+    assert [(r.trial_id, r.seed) for r in read_records(records).records] == [
+        (p.trial_id, p.seed) for p in points]  # fmt: skip
+    for p in points:
+        assert (
+            side.read_items(side.trial_items_path(tmp_path, p.trial_id))["trial_id"] == p.trial_id
+        )
+    assert ITEMS_KEY not in result
 
 
 def test_a_bad_payload_is_reported_and_the_record_still_written(tmp_path, capsys):

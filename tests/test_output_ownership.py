@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from raysweep.config import ConfigError, load_config
-from raysweep.output import claim_output, config_conflicts
+from raysweep.output import claim_output, config_conflicts, meaning_fingerprint
 from raysweep.run import main
 
 BASE = ["calibration.sources=[toy_general_prose]", "calibration.seqlen=64",
@@ -69,6 +69,40 @@ def test_conflicts_name_every_field():
     assert config_conflicts(old, new) == [
         "calibration.n_samples: 8 -> 16",
         "model.path: 'a' -> 'b'",
+    ]
+
+
+def _written_before_item_selection(cfg) -> dict:  # noqa: ANN001
+    """``cfg``'s config.yaml as a run written before there was an item selection had it."""
+    tree = cfg.model_dump(mode="json")
+    for name in ("item_selection", "item_seed"):
+        del tree["evaluation"][name]
+    return tree
+
+
+@pytest.mark.parametrize("limit", ["400", "null"])
+def test_an_older_run_whose_limit_cuts_no_task_resumes_with_random_items(tmp_path, limit):
+    # The toy tasks have 400 items: a limit of 400 (or none) scores every one of them.
+    new = _cfg(tmp_path, f"evaluation.limit={limit}", "search={limit: 400}")
+    old = _written_before_item_selection(new)
+    del old["search"]["item_selection"]
+    assert new.evaluation.item_selection == "random"
+    assert config_conflicts(old, new.model_dump(mode="json")) == []
+    assert meaning_fingerprint(old) == meaning_fingerprint(new.model_dump(mode="json"))
+
+
+def test_an_older_run_with_a_cutting_limit_is_lm_evals_first_items(tmp_path):
+    new = _cfg(tmp_path)  # limit 20 of 400: random subsets by default
+    old = _written_before_item_selection(new)
+    assert config_conflicts(old, new.model_dump(mode="json")) == [
+        "evaluation.item_seed: '(absent)' -> 0",
+        "evaluation.item_selection: '(absent)' -> 'random'",
+    ]
+    first = _cfg(tmp_path, "evaluation.item_selection=first", "evaluation.item_seed=4")
+    assert config_conflicts(old, first.model_dump(mode="json")) == []
+    reseeded = _cfg(tmp_path, "evaluation.item_seed=4").model_dump(mode="json")
+    assert config_conflicts(new.model_dump(mode="json"), reseeded) == [
+        "evaluation.item_seed: 0 -> 4"
     ]
 
 

@@ -9,8 +9,10 @@ import pytest
 from raysweep.config import ConfigError, validate_config
 from raysweep.planning import (
     confirm_point,
+    confirm_points,
     search_plan,
     search_points,
+    search_seeds,
     search_sources,
     search_trials,
     smoke_config,
@@ -32,8 +34,18 @@ CFG = validate_config({
 })  # fmt: skip
 
 
+def _with(section: str, **fields) -> object:
+    tree = CFG.model_dump(mode="json")
+    tree[section] = {**tree[section], **fields}
+    return validate_config(tree)
+
+
+# lm-eval's first N items: the trials every run before random item subsets ran.
+FIRST = _with("evaluation", item_selection="first")
+
+
 def test_grid_points_keep_their_ids():
-    points = trial_points(CFG)
+    points = trial_points(FIRST)
     # 5 mixes (3 sources, "half", uniform) x 2 methods x 2 seeds x (2 sparsities + one 2:4).
     assert len(points) == 5 * 2 * 2 * 3
     assert {p.mix_name for p in points} == {*SOURCES, "half", "uniform"}
@@ -44,7 +56,7 @@ def test_grid_points_keep_their_ids():
 
 
 def test_search_points_keep_their_ids():
-    points = search_points(CFG)
+    points = search_points(FIRST)
     assert [p.trial_id for p in points] == ["47970f990eb694bb", "f6032410c95c7819",
                                             "7f1bfb222ea53599"]  # fmt: skip
     assert search_sources(CFG) == SOURCES  # each is aligned to a dimension
@@ -55,6 +67,37 @@ def test_search_points_keep_their_ids():
             12,
             False,
         )
+
+
+def _ids(cfg) -> list[str]:  # noqa: ANN001
+    return [p.trial_id for p in trial_points(cfg) + search_points(cfg)]
+
+
+def test_random_items_are_part_of_the_id_where_a_limit_cuts_a_task():
+    # limit 24 (search 12) of the toy tasks' 400 items: random subsets, seeded, in the id.
+    first, random = _ids(FIRST), _ids(CFG)
+    assert CFG.evaluation.item_selection == "random"  # the schema's default
+    assert set(first).isdisjoint(random)
+    assert set(_ids(_with("evaluation", item_seed=1))).isdisjoint(random)
+    assert _ids(_with("evaluation", item_seed=0)) == random
+    # The search alone may take lm-eval's first items: its points change, the grid's do not.
+    search_first = _with("search", item_selection="first")
+    assert [p.trial_id for p in search_points(search_first)] == [
+        p.trial_id for p in search_points(FIRST)]  # fmt: skip
+    assert [p.trial_id for p in trial_points(search_first)] == [
+        p.trial_id for p in trial_points(CFG)]  # fmt: skip
+
+
+@pytest.mark.parametrize("limit", [None, 400, 1000])
+def test_a_limit_that_cuts_no_task_leaves_every_id_as_it_was(limit):
+    # The toy tasks declare their 400 items: a limit of 400 or more scores every item.
+    def ids(selection: str, seed: int) -> list[str]:
+        tree = CFG.model_dump(mode="json")
+        tree["evaluation"].update(limit=limit, item_selection=selection, item_seed=seed)
+        tree["search"].update(limit=None)
+        return _ids(validate_config(tree))
+
+    assert ids("random", 0) == ids("first", 0) == ids("random", 5)
 
 
 def test_confirm_point_is_a_trial_of_the_sweeps_own_mode_and_suite():
@@ -87,9 +130,7 @@ def test_smoke_output_goes_beside_the_run_unless_given():
 
 
 def _with_search(**search) -> object:
-    tree = CFG.model_dump(mode="json")
-    tree["search"] = {**tree["search"], **search}
-    return validate_config(tree)
+    return _with("search", **search)
 
 
 def test_the_search_plan_counts_its_trials():
@@ -103,6 +144,27 @@ def test_the_search_plan_counts_its_trials():
     assert search_trials(_with_search(n_trials=2)) == 4  # raised to the 4 baselines
     saving = _with_search(save_best=True, confirm=True)
     assert search_plan(saving).endswith("= 18 search trials, then 3 best-mix model(s) saved")
+
+
+def test_a_search_over_several_seeds_prunes_each_mix_with_each():
+    # Today's search uses the first calibration seed; search.seeds names its own.
+    assert CFG.calibration.seeds == [0, 1] and search_seeds(CFG) == [0]
+    seeded = _with_search(seeds=[3, 1])
+    assert search_seeds(seeded) == [3, 1]
+    assert {p.seed for p in search_points(seeded)} == {3}
+    # One seed, the calibration's first: the same points as the default.
+    assert [p.trial_id for p in search_points(_with_search(seeds=[0]))] == [
+        p.trial_id for p in search_points(CFG)]  # fmt: skip
+    assert search_plan(seeded) == (
+        "3 search(es) x 5 trials x 2 seeds (3, 1) over 3 sources (toy_general_prose, "
+        "toy_math_word, toy_code_programs) + 6 confirmation(s) = 36 pruned and scored models"
+    )
+    base = search_points(seeded)[0]
+    points = confirm_points(seeded, base, {"toy_math_word": 0.5, "toy_code_programs": 0.5})
+    assert [p.seed for p in points] == [3, 1] and len({p.trial_id for p in points}) == 2
+    assert all(p.phase == "confirm" and p.evaluation == CFG.evaluation for p in points)
+    assert points[0] == confirm_point(seeded, base, points[0].mix)
+    assert smoke_config(seeded).search.seeds == [3]
 
 
 def test_a_search_that_cannot_run_is_refused_before_any_work():

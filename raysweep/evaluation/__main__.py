@@ -157,6 +157,8 @@ _FLAGS = {
     "model.device": "--device",
     "evaluation.suite": "--suite",
     "evaluation.limit": "--limit",
+    "evaluation.item_selection": "--item-selection",
+    "evaluation.item_seed": "--item-seed",
     "evaluation.batch_size": "--batch-size",
     "evaluation.max_length": "--max-length",
     "evaluation.seed": "--seed",
@@ -174,6 +176,8 @@ def _settings(args: argparse.Namespace) -> Any:  # -> SweepConfig
         ("model.dtype", args.dtype),
         ("model.device", args.device),
         ("evaluation.limit", args.limit),
+        ("evaluation.item_selection", args.item_selection),
+        ("evaluation.item_seed", args.item_seed),
         ("evaluation.batch_size", args.batch_size),
         ("evaluation.max_length", args.max_length),
         ("evaluation.seed", args.seed),
@@ -289,8 +293,12 @@ def _score_main(args: argparse.Namespace) -> int:
         Path(args.json) if args.json else (model_dir / EVAL_FILE if model_dir.is_dir() else None)
     )
     suite = get_suite(cfg.evaluation.suite)
+    from raysweep.evaluation.subsets import cut_tasks
+
+    ev = cfg.evaluation
+    items = f", {ev.item_selection} items" if cut_tasks(suite, ev.limit) else ""
     print(f"[raysweep] scoring {cfg.model.path} on suite {suite.name!r} "
-          f"(limit {cfg.evaluation.limit}, seed {cfg.evaluation.seed})", flush=True)  # fmt: skip
+          f"(limit {ev.limit}{items}, seed {ev.seed})", flush=True)  # fmt: skip
     result = score_model(cfg, use_cache=not args.no_cache)
     cache = result.get("dense_cache")
     if cache:
@@ -326,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the embedded toy sweep's)")  # fmt: skip
     p.add_argument("--json", help=f"where to write the scores (default: MODEL/{EVAL_FILE})")
     p.add_argument("--limit", help="items per task (evaluation.limit)")
+    p.add_argument("--item-selection", help="the items a limit keeps: random (a seeded random "
+                   "subset) or first (evaluation.item_selection)")  # fmt: skip
+    p.add_argument("--item-seed", help="seed of the random item subsets (evaluation.item_seed)")
     p.add_argument("--batch-size", help="evaluation.batch_size")
     p.add_argument("--max-length", help="evaluation.max_length")
     p.add_argument("--seed", help="evaluation.seed")

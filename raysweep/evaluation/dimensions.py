@@ -27,7 +27,10 @@ class TaskSpec:
 
     ``metric`` is lm-eval's metric name, optionally with its filter after a comma
     (``"acc"`` means ``"acc,none"``; ``"exact_match,strict-match"``). ``num_fewshot=None`` keeps the
-    task's own default. ``limit`` caps the items per task (per subtask for groups).
+    task's own default. ``limit`` caps the items per task (per subtask for groups). ``size``,
+    when known without reading the dataset, is the number of items lm-eval evaluates (a group's:
+    its largest member's); a limit at or above it cuts nothing, so the item selection does not
+    matter there (:mod:`raysweep.evaluation.subsets`). The harness checks it against the task.
     """
 
     name: str
@@ -37,6 +40,7 @@ class TaskSpec:
     chance: float
     limit: int | None = None
     unsafe_code: bool = False
+    size: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -54,6 +58,8 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r}: chance must lie in [0, 1), got {self.chance}")
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"task {self.name!r}: limit must be a positive integer or None")
+        if self.size is not None and self.size <= 0:
+            raise ValueError(f"task {self.name!r}: size must be a positive integer or None")
 
     @property
     def metric_key(self) -> str:
@@ -115,10 +121,11 @@ class Suite:
         return sum(t.chance for t in tasks) / len(tasks)
 
     def fingerprint(self) -> str:
-        """Stable hash of everything that changes what the suite measures."""
+        """Stable hash of everything that changes what the suite measures. A task's ``size`` is
+        a fact about its dataset, not a setting (the harness checks it), and is left out."""
         payload = {
             "name": self.name,
-            "tasks": [asdict(t) for t in self.tasks],
+            "tasks": [{k: v for k, v in asdict(t).items() if k != "size"} for t in self.tasks],
             "include_path": self.include_path,
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))

@@ -28,6 +28,7 @@ from raysweep.evaluation.scoring import (
     TaskItems,
     make_scores,
 )
+from raysweep.evaluation.subsets import ItemSelection, effective_limit, random_subset
 
 if TYPE_CHECKING:
     from lm_eval.models.huggingface import HFLM
@@ -374,10 +375,39 @@ def _batches(
     """Group tasks by (effective limit, num_fewshot): lm-eval takes one of each per call."""
     groups: dict[tuple[int | None, int | None], list[TaskSpec]] = {}
     for spec in suite.tasks:
-        caps = [c for c in (spec.limit, limit) if c is not None]
-        effective = min(caps) if caps else None
-        groups.setdefault((effective, spec.num_fewshot), []).append(spec)
+        groups.setdefault((effective_limit(spec, limit), spec.num_fewshot), []).append(spec)
     return groups
+
+
+def _random_items(
+    manager: TaskManager, specs: list[TaskSpec], limit: int, seed: int
+) -> tuple[list[Any], dict[str, list[int]] | None]:
+    """The tasks of one lm-eval call, built, and the random subset of each leaf task that
+    ``limit`` cuts (:func:`~raysweep.evaluation.subsets.random_subset`; None when it cuts none).
+
+    Building a task reads its dataset, which is how its size is learnt; the built tasks are
+    handed to ``simple_evaluate`` so that it does not read them again. A task's declared
+    ``size`` (the suite table's) must be its true size (a group's: its largest member's):
+    trial ids and dense keys were computed from it.
+    """
+    loaded = manager.load([s.name for s in specs])
+    tasks, groups = loaded["tasks"], loaded["groups"]
+    members = loaded.get("group_map") or {}
+    sizes = {name: len(task.eval_docs) for name, task in tasks.items()}
+    for spec in specs:
+        if spec.size is None:
+            continue
+        leaves = _leaf_tasks(spec.name, members) if spec.name in groups else [spec.name]
+        true = max(sizes[leaf] for leaf in leaves)
+        if true != spec.size:
+            raise ValueError(
+                f"task {spec.name!r} declares size {spec.size} in the suite table but lm-eval "
+                f"evaluates {true} of its items: correct the table (trial ids and dense-baseline "
+                "keys depend on it)"
+            )
+    samples = {name: random_subset(name, n, limit, seed) for name, n in sizes.items() if n > limit}
+    built = [groups[s.name] if s.name in groups else tasks[s.name] for s in specs]
+    return built, samples or None
 
 
 @contextlib.contextmanager
@@ -498,10 +528,15 @@ def evaluate_capabilities(
     perplexity: bool = False,
     shared_context: bool = True,
     items: bool = False,
+    item_selection: ItemSelection = "first",
+    item_seed: int = 0,
 ) -> CapabilityScores:
     """Score an in-memory causal LM on every task of ``suite``.
 
-    ``limit`` caps the items of every task (a task's own ``limit`` applies when smaller). ``seed``
+    ``limit`` caps the items of every task (a task's own ``limit`` applies when smaller): with
+    ``item_selection="first"`` (lm-eval's ``limit``) its first N, with ``"random"`` a random N
+    drawn with ``item_seed`` (:func:`~raysweep.evaluation.subsets.random_subset`, passed to
+    lm-eval as ``samples``; a task the limit does not cut is scored whole either way). ``seed``
     seeds Python, NumPy, torch and the few-shot sampler, so every call sees the same items and
     examples (paired comparison of pruned variants); the caller's global RNG state is restored.
     No request cache is used. With ``perplexity=True`` the held-out perplexity on
@@ -522,6 +557,8 @@ def evaluate_capabilities(
     Raises ValueError before any work when the suite runs model-written code and
     ``allow_code_execution`` is False, or names a task lm-eval does not know.
     """
+    if item_selection not in ("random", "first"):
+        raise ValueError(f"item_selection must be 'random' or 'first', got {item_selection!r}")
     suite = validate_suite(suite, allow_code_execution=allow_code_execution)
     length = resolve_max_length(model, tokenizer, max_length)
     manager = _manager_for(suite)
@@ -543,11 +580,21 @@ def evaluate_capabilities(
                 pretrained=model, tokenizer=tokenizer, max_length=length, batch_size=batch_size
             )
             for (task_limit, fewshot), specs in _batches(suite, limit).items():
+                tasks: list[Any] = [s.name for s in specs]
+                samples = None
+                if (
+                    item_selection == "random"
+                    and task_limit is not None
+                    and any(s.size is None or task_limit < s.size for s in specs)
+                ):
+                    tasks, samples = _random_items(manager, specs, task_limit, item_seed)
+                    task_limit = None  # lm-eval takes a limit or samples, not both
                 out = simple_evaluate(
                     model=lm,
-                    tasks=[s.name for s in specs],
+                    tasks=tasks,
                     num_fewshot=fewshot,
                     limit=task_limit,
+                    samples=samples,
                     task_manager=manager,
                     use_cache=None,
                     cache_requests=False,

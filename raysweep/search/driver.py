@@ -26,9 +26,10 @@ from raysweep.items import dumps
 from raysweep.names import EQUAL_SOURCES_MIX, UNIFORM_MIX
 from raysweep.pipeline import run_trial_with_items
 from raysweep.planning import (
-    confirm_point,
+    confirm_points,
     search_plan,
     search_points,
+    search_seeds,
     search_sources,
     search_trials,
 )
@@ -51,27 +52,37 @@ def mix_label(weights: Mapping[str, float]) -> str:
 
 
 def search_trial(config: dict[str, Any]) -> None:
-    """Tune trainable of the search: ``config = {point, dense, weights, objective, multi}``."""
+    """Tune trainable of the search: ``config = {point, dense, weights, objective, seeds}``.
+
+    The proposed mix is pruned and scored once per calibration seed, each a trial of its own
+    (its record and side file, reported together as lists under ``RECORD_KEY`` and
+    ``ITEMS_KEY``); the search sees the mean of their objectives (and, for a multi-objective
+    search, of their per-dimension retentions)."""
     point = dict(config["point"])
     weights = {s: w for s, w in config["weights"].items() if w > 0}
     point.update(mix=weights, mix_name=mix_label(config["weights"]))
-    trial = TrialConfig.model_validate(point)
+    dense = DenseBaseline.from_dict(config["dense"])
+    records, items, rows = [], [], []
+    for seed in config.get("seeds") or [point["seed"]]:
+        trial = TrialConfig.model_validate({**point, "seed": seed})
+        stage, progress = trial_log(f"search {trial.label}")
+        outcome = run_trial_with_items(trial, dense, stage=stage, progress=progress)
+        record = outcome.record
+        record.node_id = ray.get_runtime_context().get_node_id()
+        record.host = platform.node()
+        records.append(record.to_json())
+        items.append(dumps(outcome.items))
+        rows.append(record.model_dump(mode="json"))
+    tune.report({**seed_mean(rows, config["objective"]), RECORD_KEY: records, ITEMS_KEY: items})
 
-    stage, progress = trial_log(f"search {trial.label}")
-    outcome = run_trial_with_items(trial, DenseBaseline.from_dict(config["dense"]), stage=stage,
-                                   progress=progress)  # fmt: skip
-    record = outcome.record
-    record.node_id = ray.get_runtime_context().get_node_id()
-    record.host = platform.node()
-    row = record.model_dump(mode="json")
-    tune.report(
-        {
-            METRIC: objective_value(row, config["objective"]),
-            **dimension_metrics(row),
-            RECORD_KEY: record.to_json(),
-            ITEMS_KEY: dumps(outcome.items),
-        }
-    )
+
+def seed_mean(rows: list[Mapping[str, Any]], objective: str) -> dict[str, float]:
+    """What one search trial reports for its records (one per seed): the mean ``objective``
+    and the mean retention per dimension (multi-objective search)."""
+    values = [objective_value(row, objective) for row in rows]
+    dims = [dimension_metrics(row) for row in rows]
+    return {METRIC: sum(values) / len(values),
+            **{k: sum(d[k] for d in dims) / len(dims) for k in dims[0]}}  # fmt: skip
 
 
 def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]]:
@@ -83,12 +94,14 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
     assert s is not None
     search_plan(cfg)  # ConfigError when the search cannot run, as in the driver's --validate
     sources = search_sources(cfg)
+    seeds = search_seeds(cfg)
     records = out / RECORDS_FILE
     summaries = []
     for base in search_points(cfg):
         name, label = study_name(cfg, base), f"search-{point_slug(base)}"
         n_trials = search_trials(cfg)
-        print(f"[raysweep] {label}: {n_trials} trials over {len(sources)} sources "
+        each = f", each the mean over seeds {seeds}" if len(seeds) > 1 else ""
+        print(f"[raysweep] {label}: {n_trials} trials over {len(sources)} sources{each} "
               f"({s.mode}, objective {s.objective}; Optuna study {name})", flush=True)  # fmt: skip
         search_dense = sweep_baseline(base, out, compute_dense)
         done = finished_trials(out / "search", name)
@@ -102,6 +115,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
                 "point": base.model_dump(mode="json"),
                 "dense": search_dense.to_dict(),
                 "objective": s.objective,
+                "seeds": seeds,
             },  # fmt: skip
             study_dir=out / "search",
             study_name=name,
@@ -119,13 +133,13 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
             ],  # fmt: skip
             reuse_actors=reuses_actors(cfg.resources),
         )
-        confirmed = None
+        confirmed: list[TrialRecord] = []
         if s.confirm and res.best_weights:
-            point = confirm_point(cfg, base, res.best_weights)
-            confirmed = confirm(cfg, point, out, records, storage)
+            points = confirm_points(cfg, base, res.best_weights)
+            confirmed = confirm(cfg, points, out, records, storage)
         summary = _summarise(cfg, base, res, confirmed, records, sources)
-        if s.save_best and confirmed is not None and confirmed.status == "ok":
-            summary["saved"] = save_best(cfg, point, out / "search" / best_dirname(base))
+        if s.save_best and confirmed and all(r.status == "ok" for r in confirmed):
+            summary["saved"] = save_best(cfg, points[0], out / "search" / best_dirname(base))
         summaries.append(summary)
         for line in console_lines(summary):
             print(line, flush=True)
@@ -143,8 +157,9 @@ def study_name(cfg: SweepConfig, base: TrialConfig) -> str:
     """``search-<slug>-<fingerprint>``: the Optuna study of one search. The fingerprint hashes
     everything that changes what the study's values mean (the base point's model, calibration,
     pruning and evaluation settings, suite and item limit included; the searched sources and
-    their custom specs; objective, multi-objective, minimum weight, search mode), so that a
-    changed search starts its own study instead of resuming one that measured something else.
+    their custom specs; objective, multi-objective, minimum weight, search mode; the set of
+    calibration seeds when there are several, one being the point's own), so that a changed search
+    starts its own study instead of resuming one that measured something else.
     """
     from raysweep.records import trial_id_for
 
@@ -156,6 +171,10 @@ def study_name(cfg: SweepConfig, base: TrialConfig) -> str:
     point["custom_sources"] = {k: v for k, v in base.custom_sources.items() if k in sources}
     meaning = {"point": point, "sources": sources, "objective": s.objective,
                "multi_objective": s.multi_objective, "min_weight": s.min_weight, "mode": s.mode}  # fmt: skip
+    seeds = search_seeds(cfg)
+    if len(seeds) > 1:  # one seed is the point's: the studies of one-seed searches keep their names
+        del point["seed"]
+        meaning["seeds"] = sorted(seeds)  # a trial reports the mean over them, in any order
     return f"search-{point_slug(base)}-{trial_id_for(meaning)[:10]}"
 
 
@@ -209,14 +228,16 @@ def console_lines(summary: Mapping[str, Any]) -> list[str]:
              f"{_fmt(value)} on the search suite"]  # fmt: skip
     full = summary["full_suite_rows"]
     if full.get("best_mix"):
-        parts = [f"best mix {_fmt(objective_value(full['best_mix'], key))}"]
+        parts = [f"best mix {_fmt(full['best_mix']['objective'])}"]
         if full.get("uniform"):
-            parts.append(f"uniform mix {_fmt(objective_value(full['uniform'], key))}")
+            parts.append(f"uniform mix {_fmt(full['uniform']['objective'])}")
         single = full.get("best_single_source")
         if single:
             parts.append(f"best single source {next(iter(single['mix']))} "
-                         f"{_fmt(objective_value(single, key))}")  # fmt: skip
-        lines.append(f"[raysweep]   confirmed on the full suite, {key}: " + ", ".join(parts))
+                         f"{_fmt(single['objective'])}")  # fmt: skip
+        seeds = summary.get("seeds") or []
+        mean = f" (mean over seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
+        lines.append(f"[raysweep]   confirmed on the full suite, {key}{mean}: " + ", ".join(parts))
     for name, entry in summary.get("paired", {}).items():
         lines.append(f"[raysweep]   paired, best mix − {_PAIRED_LABELS[name]}: "
                      f"{paired_text(entry)}")  # fmt: skip
@@ -225,57 +246,90 @@ def console_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def confirm(cfg: SweepConfig, point: TrialConfig, out: Path, records: Path,
-            storage: str) -> TrialRecord | None:  # fmt: skip
-    """The confirmation trial's record: an ``ok`` record of the same trial (the same point, run
-    by the grid or an earlier run of the search) is reused; else the trial runs."""
+def confirm(cfg: SweepConfig, points: list[TrialConfig], out: Path, records: Path,
+            storage: str) -> list[TrialRecord]:  # fmt: skip
+    """The confirmation trials' records, one per seed: an ``ok`` record of the same trial (the
+    same point, run by the grid or an earlier run of the search) is reused; the others run."""
     from raysweep.trainables.grid import compute_dense, run_grid
 
-    found = latest_records(records).get(point.trial_id)
-    if found is not None and found.status == "ok":
-        print(f"[raysweep] best mix already confirmed ({found.phase} trial {point.trial_id})",
-              flush=True)  # fmt: skip
-        return found
-    dense = sweep_baseline(point, out, compute_dense)
-    run_grid(cfg, [point], dense, records, storage, phase="confirm")
-    return latest_records(records).get(point.trial_id)
+    latest = latest_records(records)
+    todo = []
+    for point in points:
+        found = latest.get(point.trial_id)
+        if found is not None and found.status == "ok":
+            print(f"[raysweep] best mix already confirmed with seed {point.seed} ({found.phase} "
+                  f"trial {point.trial_id})", flush=True)  # fmt: skip
+        else:
+            todo.append(point)
+    if todo:
+        dense = sweep_baseline(todo[0], out, compute_dense)
+        run_grid(cfg, todo, dense, records, storage, phase="confirm")
+        latest = latest_records(records)
+    return [latest[p.trial_id] for p in points if p.trial_id in latest]
 
 
-def _row(r: TrialRecord | None) -> dict[str, Any] | None:
-    if r is None:
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _row(group: list[TrialRecord] | None, objective: str) -> dict[str, Any] | None:
+    """One mix's row: the mean over its records (one per seed) of each retention, and of the
+    objective (as the search averaged it); ``seeds`` says which records it is the mean of."""
+    if not group:
         return None
-    return {"mix": r.mix, "retention": r.retention, "total_retention": r.total_retention,
-            "worst_retention": r.worst_retention,
-            "retention_above_chance": r.retention_above_chance, "status": r.status}  # fmt: skip
+
+    def per_dim(field: str) -> dict[str, float | None]:
+        dims = sorted({d for r in group for d in getattr(r, field)})
+        return {d: _mean([getattr(r, field).get(d) for r in group]) for d in dims}
+
+    return {"mix": group[0].mix, "seeds": [r.seed for r in group],
+            "objective": _mean([objective_value(r.model_dump(), objective) for r in group]),
+            "retention": per_dim("retention"),
+            "total_retention": _mean([r.total_retention for r in group]),
+            "worst_retention": _mean([r.worst_retention for r in group]),
+            "retention_above_chance": per_dim("retention_above_chance"),
+            "status": "ok" if all(r.status == "ok" for r in group) else "error"}  # fmt: skip
+
+
+def _by_mix(records: list[TrialRecord], seeds: list[int]) -> list[list[TrialRecord]]:
+    """Records of the given seeds grouped by mix, one record per seed in ``seeds`` order."""
+    groups: dict[str, dict[int, TrialRecord]] = {}
+    for r in records:
+        if r.seed in seeds:
+            groups.setdefault(json.dumps(sorted(r.mix.items())), {})[r.seed] = r
+    return [[g[seed] for seed in seeds if seed in g] for g in groups.values()]
 
 
 def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  # noqa: ANN001
-    """Best mix beside the baselines, on the search's suite and on the sweep's full suite."""
+    """Best mix beside the baselines, on the search's suite and on the sweep's full suite: each
+    row the mean over the search's seeds, as the search's objective is."""
     s = cfg.search
+    seeds = search_seeds(cfg)
     rows = [r for r in read_records(records, warn=False).records if r.status == "ok"
             and r.method == base.method and r.structure == base.structure
             and abs(r.sparsity - base.sparsity) < 1e-9]  # fmt: skip
     key = s.objective
 
-    def best_of(cands: list[TrialRecord]) -> TrialRecord | None:
-        return max(cands, key=lambda r: objective_value(r.model_dump(), key), default=None)
+    def best_of(groups: list[list[TrialRecord]]) -> dict[str, Any] | None:
+        rows = [_row(g, key) for g in groups]
+        return max((r for r in rows if r), key=lambda r: r["objective"], default=None)
 
-    def baselines(phase_rows: list[TrialRecord], even: str) -> dict[str, Any]:
+    def baselines(groups: list[list[TrialRecord]], even: str) -> dict[str, Any]:
         # ``even``: the search's equal-per-source mix, or the grid's equal-per-dimension one.
-        singles = [r for r in phase_rows if len(r.mix) == 1 and next(iter(r.mix)) in sources]
+        singles = [g for g in groups if len(g[0].mix) == 1 and next(iter(g[0].mix)) in sources]
         ref = s.reference
         key = "equal_sources" if even == EQUAL_SOURCES_MIX else "uniform"
         return {
-            key: _row(best_of([r for r in phase_rows if r.mix_name == even])),
-            "best_single_source": _row(best_of(singles)),
-            "reference": _row(best_of([r for r in phase_rows if r.mix == {ref: 1.0}]))
-            if ref
-            else None,
+            key: best_of([g for g in groups if g[0].mix_name == even]),
+            "best_single_source": best_of(singles),
+            "reference": best_of([g for g in groups if g[0].mix == {ref: 1.0}]) if ref else None,
         }
 
-    searched = [r for r in rows if r.phase == "search"]
-    full = [r for r in rows if r.phase == "grid"]
-    full_rows = {"best_mix": _row(confirmed), **baselines(full, UNIFORM_MIX)}
+    searched = _by_mix([r for r in rows if r.phase == "search"], seeds)
+    full = _by_mix([r for r in rows if r.phase == "grid"], seeds)
+    full_rows = {"best_mix": _row(confirmed, key), **baselines(full, UNIFORM_MIX)}
+    grid = [r for g in full for r in g]
     return {
         "search": f"{base.method} {base.structure} {base.sparsity:g}",
         "method": base.method,
@@ -283,17 +337,22 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
         "sparsity": base.sparsity,
         "objective": key,
         "sources": sources,
-        "search_suite": {"suite": base.evaluation.suite, "limit": base.evaluation.limit},
+        "seeds": seeds,
+        "search_suite": {
+            "suite": base.evaluation.suite,
+            "limit": base.evaluation.limit,
+            **base.item_selection_key(),
+        },
         "n_trials": res.n_trials,
         "wall_s": round(res.wall_s, 1),
         "best_weights": res.best_weights,
         "best_value": res.best_value,
         "search_suite_rows": {
-            "best_mix": _row(best_of(searched)),
+            "best_mix": best_of(searched),
             **baselines(searched, EQUAL_SOURCES_MIX),
         },
         "full_suite_rows": full_rows,
-        "paired": _paired(records.parent, confirmed, full, full_rows["best_single_source"]),
+        "paired": _paired(records.parent, confirmed, grid, full_rows["best_single_source"]),
         "pareto": res.pareto,
         "storage": res.storage_url,
     }
@@ -308,13 +367,15 @@ def paired_text(entry: Mapping[str, Any]) -> str:
     return summary_text(entry)
 
 
-def _paired(run_dir: Path, confirmed: TrialRecord | None, grid: list[TrialRecord],
+def _paired(run_dir: Path, confirmed: list[TrialRecord], grid: list[TrialRecord],
             single: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
-    """Best mix − uniform mix and − best single source (all the grid's seeds of each) on the
-    full suite, paired over items (``analysis.paired``); a note where per-item data lacks."""
+    """Best mix − uniform mix and − best single source on the full suite, paired over items and
+    over the search's seeds (``analysis.paired``): the confirmed best mix's record per seed
+    against the grid's record of the same seed; a note where per-item data lacks."""
     from analysis.paired import PairedUnavailable, compare_records
 
-    if confirmed is None or confirmed.status != "ok":
+    confirmed = [r for r in confirmed if r.status == "ok"]
+    if not confirmed:
         return {}
     sides = {"uniform": [r for r in grid if r.mix_name == UNIFORM_MIX]}
     if single is not None:
@@ -324,7 +385,7 @@ def _paired(run_dir: Path, confirmed: TrialRecord | None, grid: list[TrialRecord
         if not baseline:
             continue
         try:
-            out[name] = compare_records(run_dir, baseline, [confirmed], label_a=name,
+            out[name] = compare_records(run_dir, baseline, confirmed, label_a=name,
                                         label_b="best mix").to_dict()  # fmt: skip
         except (PairedUnavailable, OSError) as exc:
             out[name] = {"note": str(exc)}
@@ -347,10 +408,16 @@ def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
                   "best weights: " + ", ".join(f"{k} {v:.3f}" for k, v in sm["best_weights"].items() if v > 0),
                   ""]  # fmt: skip
         ss = sm["search_suite"]
-        for block, title in (("search_suite_rows",
-                              f"inside the search (suite `{ss['suite']}`, limit {ss['limit']})"),
-                             ("full_suite_rows", "confirmed on the sweep's full suite (best mix: "
-                              "one sequential trial; baselines: the grid's records)")):  # fmt: skip
+        items = ", random items" if ss.get("item_selection") == "random" else ""
+        trial = "one sequential trial"
+        if len(sm.get("seeds") or []) > 1:
+            trial += " per seed"
+            lines += [f"Each row is the mean over calibration seeds "
+                      f"{', '.join(map(str, sm['seeds']))}.", ""]  # fmt: skip
+        for block, title in (("search_suite_rows", f"inside the search (suite `{ss['suite']}`, "
+                              f"limit {ss['limit']}{items})"),
+                             ("full_suite_rows", f"confirmed on the sweep's full suite (best mix: "
+                              f"{trial}; baselines: the grid's records)")):  # fmt: skip
             table = {k: v for k, v in sm[block].items() if v}
             if not table:
                 continue

@@ -51,11 +51,12 @@ def toy_suite() -> Any:
     first use by lm-eval (``Suite.write_tasks``), so that naming the suite writes nothing."""
     from raysweep.evaluation.dimensions import Suite, TaskSpec
     from raysweep.paths import cache_dir
-    from raysweep.toyworld.tasks import TOY_TASKS, ensure_toy_tasks, tasks_digest
+    from raysweep.toyworld.tasks import ITEMS_PER_TASK, TOY_TASKS, ensure_toy_tasks, tasks_digest
 
     # ensure_toy_tasks' own default root, planned without creating it.
     root = (cache_dir(create=False) / "toyworld" / f"tasks-{tasks_digest()}").resolve()
-    specs = tuple(TaskSpec(t.name, t.dimension, t.metric, 0, t.chance) for t in TOY_TASKS)
+    specs = tuple(TaskSpec(t.name, t.dimension, t.metric, 0, t.chance, size=ITEMS_PER_TASK)
+                  for t in TOY_TASKS)  # fmt: skip
     return Suite(name="toy", tasks=specs, include_path=str(root), perplexity_corpus="toy",
                  write_tasks=ensure_toy_tasks)  # fmt: skip
 

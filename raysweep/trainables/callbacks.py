@@ -33,7 +33,8 @@ def _error_text(trial: Any) -> str:
 
 
 class RecordWriter(Callback):
-    """Append one record per finished point to ``records.jsonl``, never twice for one trial id.
+    """Append one record per finished point to ``records.jsonl``, never twice for one trial id
+    (a search trial over several seeds reports a list of records, one per seed).
 
     An ok trial's per-item scores (reported under ``ITEMS_KEY``) are written first, to
     ``items/<trial_id>.json`` beside ``records.jsonl`` (:mod:`raysweep.items`): a record is never
@@ -63,6 +64,13 @@ class RecordWriter(Callback):
             return
         # Tune lets callbacks change the result in place, before it is logged and kept.
         items = result.pop(ITEMS_KEY, None)
+        if isinstance(raw, str):
+            raw, items = [raw], [items]
+        # A search trial over several seeds reports one record (and side file) per seed.
+        for one, payload in zip(raw, items or [None] * len(raw), strict=True):
+            self._write(trial, one, payload)
+
+    def _write(self, trial: Any, raw: str, items: str | None) -> None:
         record = TrialRecord.model_validate_json(raw)
         record.attempts = int(getattr(trial, "num_failures", 0)) + 1
         started = self._started.get(trial.trial_id)

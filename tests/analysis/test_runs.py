@@ -15,7 +15,8 @@ SOURCES = ("a", "b", "c", "d", "e")
 DIMS = ("general", "commonsense", "code", "math")
 
 
-def _record(source: str, sparsity: float, shift: float, *, model="m", suite="toy", limit=40):
+def _record(source: str, sparsity: float, shift: float, *, model="m", suite="toy", limit=40,
+            **items):  # fmt: skip
     ret = {d: 0.5 + 0.05 * i + 0.02 * SOURCES.index(source) + shift for i, d in enumerate(DIMS)}
     return {
         "trial_id": f"{source}-{sparsity}", "sweep": "t", "phase": "grid", "status": "ok",
@@ -26,6 +27,7 @@ def _record(source: str, sparsity: float, shift: float, *, model="m", suite="toy
         "total_retention": sum(ret.values()) / 4, "worst_retention": min(ret.values()),
         "calib_metrics": {"perplexity": 10.0 + SOURCES.index(source)},
         "config": {"evaluation": {"suite": suite, "limit": limit}},
+        **items,
     }  # fmt: skip
 
 
@@ -86,6 +88,22 @@ def test_runs_that_measure_different_things_are_refused(tmp_path, capsys, change
     assert main([str(a), str(b), "--out", str(tmp_path / "r"), "--allow-mixed",
                  "--resamples", "99"]) == 0  # fmt: skip
     assert (tmp_path / "r" / "report.md").is_file()
+
+
+def test_runs_on_other_items_are_refused(tmp_path):
+    # A: records that do not say (lm-eval's first items); B, C: random subsets, two seeds.
+    a = _run(tmp_path, "A", [_record(s, 0.5, 0.0) for s in SOURCES])
+    b, c, d = (_run(tmp_path, name, [_record(s, 0.5, 0.0, item_selection="random", item_seed=seed)
+                                     for s in SOURCES])
+               for name, seed in (("B", 0), ("C", 1), ("D", 0)))  # fmt: skip
+    with pytest.raises(ValueError, match=r"the runs differ in limit \(A: '40'; B: '40 \(random "
+                       r"items, seed 0\)'\)"):  # fmt: skip
+        load_runs([a, b])
+    with pytest.raises(ValueError, match="differ in limit"):
+        load_runs([b, c])
+    assert [r.limit for r in load_runs([b, d])[1]] == ["40 (random items, seed 0)"] * 2
+    first = _run(tmp_path, "E", [_record(s, 0.5, 0.0, item_selection="first") for s in SOURCES])
+    assert [r.limit for r in load_runs([a, first])[1]] == ["40", "40"]
 
 
 def test_runs_with_the_same_directory_name_are_told_apart(tmp_path):

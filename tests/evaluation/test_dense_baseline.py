@@ -48,11 +48,13 @@ def test_dense_scores_are_computed_once_and_reused(
     assert "evaluated in" in caplog.text
     # Evaluated with the per-item values, so that the entry serves a sweep as well.
     assert first.scores.items is not None
+    # The schema's default: 20 of each task's 40 items at random (the tiny tasks declare no size).
     assert first.scores.without_items() == evaluate_capabilities(
-        world.model, world.tokenizer, ev.suite, limit=20, seed=5, max_length=128
-    )
+        world.model, world.tokenizer, ev.suite, limit=20, seed=5, max_length=128,
+        item_selection="random", item_seed=0,
+    )  # fmt: skip
     assert first.key == dense_key(spec, ev)
-    assert first.key.startswith("tiny_llama_r1_float32@r1--tiny--limit20--seed5--")
+    assert first.key.startswith("tiny_llama_r1_float32@r1--tiny--limit20-random0--seed5--")
     entry = json.loads((node / f"{first.key}.json").read_text())
     assert entry["scores"] == first.scores.to_dict() and entry["key"] == first.key
     assert entry["suite"] == "tiny" and entry["eval_s"] > 0
@@ -66,10 +68,8 @@ def test_dense_scores_are_computed_once_and_reused(
         second = score_dense(other, world.tokenizer, spec, ev, cache_dir=node)
     assert second == first
     assert "evaluated in" not in caplog.text and "reused from" in caplog.text
-    assert (
-        evaluate_capabilities(other, world.tokenizer, ev.suite, limit=20, seed=5, max_length=128)
-        != first.scores
-    )
+    assert evaluate_capabilities(other, world.tokenizer, ev.suite, limit=20, seed=5,
+                                 max_length=128, item_selection="random") != first.scores  # fmt: skip
     assert read_baseline(first.key, node) == first
     assert read_baseline("missing", node) is None
 
@@ -89,6 +89,30 @@ def test_cache_key_depends_on_every_field(world: TinyWorld) -> None:
         dense_cache_key("m", "r", suite, 20, 0, perplexity=True),
     ]
     assert len({base, *variants}) == 8
+    # The default is lm-eval's first items, the key every baseline had before there was a
+    # choice; random subsets, per seed, are other baselines.
+    assert dense_cache_key("m", "r", suite, 20, 0, item_selection="first", item_seed=3) == base
+    randoms = {dense_cache_key("m", "r", suite, 20, 0, item_selection="random", item_seed=s)
+               for s in (0, 1)}  # fmt: skip
+    assert len(randoms) == 2 and base not in randoms
+    assert dense_cache_key("m", "r", suite, 20, 0, item_selection="random").startswith(
+        "m@r--tiny--limit20-random0--seed0--")  # fmt: skip
+    # Without a limit, nothing is cut and the selection is no part of the key.
+    assert dense_cache_key("m", "r", suite, None, 0, item_selection="random") == variants[3]
+
+
+def test_a_limit_at_or_above_every_declared_size_leaves_the_key_as_it_was(world: TinyWorld) -> None:
+    sized = _suite(world)
+    for task in sized["tasks"]:
+        task["size"] = 40  # each tiny task (and member of the group) has 40 test items
+    spec = ModelConfig(path="tiny/llama", revision="r1")
+
+    def key(limit: int, selection: str) -> str:
+        return dense_key(spec, EvaluationConfig(suite=sized, limit=limit, item_selection=selection))
+
+    assert key(40, "random") == key(40, "first")
+    assert key(39, "random") != key(39, "first")
+    assert "random" not in key(40, "random") and "-random0--" in key(39, "random")
 
 
 def test_unreadable_cache_entry_is_ignored(tmp_path: Path) -> None:

@@ -24,24 +24,32 @@ def pruned_dir(tmp_path_factory):
     pruned = prune_point(trial, log=lambda line: None)
     directory = tmp_path_factory.mktemp("pruned")
     save_pruned(pruned, directory, recipe_card(trial, pruned, total_s=1.0))
-    # The embedded default sweep's batch size and context length, as the CLI uses them.
-    in_sweep = evaluate_capabilities(pruned.loaded.model, pruned.loaded.tokenizer, "toy", limit=3,
-                                     batch_size=32, max_length=256)  # fmt: skip
-    return directory, in_sweep
+    # The embedded default sweep's batch size and context length, and the schema's random
+    # items, as the CLI uses them; and lm-eval's first items, which --item-selection first asks.
+    model, tokenizer = pruned.loaded.model, pruned.loaded.tokenizer
+    in_sweep = evaluate_capabilities(model, tokenizer, "toy", limit=3, batch_size=32,
+                                     max_length=256, item_selection="random")  # fmt: skip
+    first = evaluate_capabilities(model, tokenizer, "toy", limit=3, batch_size=32, max_length=256)
+    return directory, in_sweep, first
 
 
 def test_scores_a_saved_model_as_the_in_sweep_evaluation_does(pruned_dir, capsys):
-    directory, in_sweep = pruned_dir
+    directory, in_sweep, first = pruned_dir
     assert main([str(directory), *FLAGS]) == 0
     printed = capsys.readouterr().out
     assert "toy_code_output" in printed and f"scores written to {directory / EVAL_FILE}" in printed
+    assert "(limit 3, random items, seed 0)" in printed
     result = json.loads((directory / EVAL_FILE).read_text())
     assert result["pruned"] is True and result["suite"] == "toy"
+    assert result["evaluation"]["item_selection"] == "random"
     assert result["task_scores"] == in_sweep.task_scores
     assert result["dimension_scores"] == in_sweep.dimension_scores
     assert [t["name"] for t in result["tasks"]] == list(in_sweep.task_scores)
     assert result["evaluation"]["limit"] == 3 and result["dense_model"] == "raysweep-toy"
     assert "dense_cache" not in result  # a pruned model's scores are never cached
+    out = directory / "first.json"
+    assert main([str(directory), *FLAGS, "--item-selection", "first", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["task_scores"] == first.task_scores != in_sweep.task_scores
 
 
 def test_dense_model_goes_through_the_dense_baseline_cache(pruned_dir, tmp_path, capsys):
@@ -56,7 +64,7 @@ def test_dense_model_goes_through_the_dense_baseline_cache(pruned_dir, tmp_path,
     assert again["task_scores"] == first["task_scores"]
     assert "dense-baseline cache: reused" in capsys.readouterr().out
     # With the dense baseline of these settings cached, a pruned model's retention is shown.
-    directory, _ = pruned_dir
+    directory = pruned_dir[0]
     assert main([str(directory), *FLAGS, "--seed", "7", "--json", str(tmp_path / "p.json")]) == 0
     pruned = json.loads((tmp_path / "p.json").read_text())
     assert set(pruned["retention"]) == {"general", "commonsense", "code", "math"}
@@ -84,6 +92,9 @@ def test_suite_file_forms(tmp_path):
         (["raysweep-toy", "--suite", "toy", "--limit", "0"],
          "--limit (evaluation.limit): Input should be greater than 0"),
         (["/no/such/model", "--suite", "toy"], "MODEL (model.path): '/no/such/model' does not exist"),
+        (["raysweep-toy", "--suite", "toy", "--item-selection", "last"],
+         "--item-selection (evaluation.item_selection): Input should be 'random' or 'first' "
+         "(got 'last')"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2(argv, expected, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from raysweep.evaluation import evaluate_capabilities, get_suite, validate_suite
+from raysweep.evaluation.subsets import random_subset
 from tests.evaluation.tiny_world import TinyWorld, tiny_suite
 from tests.lm_eval_cli import stock_cli_results
 
@@ -56,6 +57,78 @@ def test_in_process_matches_stock_cli(world: TinyWorld, tmp_path: Path) -> None:
         )
     # The shots really differ per task, as the YAMLs say.
     assert report["n-shot"]["rs_tiny_sums"] == 2
+
+
+def _random(world: TinyWorld, suite, *, limit=LIMIT, item_seed=0, items=True):  # noqa: ANN001, ANN202
+    return evaluate_capabilities(world.model, world.tokenizer, suite, limit=limit, seed=SEED,
+                                 max_length=MAX_LENGTH, batch_size=BATCH, items=items,
+                                 item_selection="random", item_seed=item_seed)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_random_items_match_stock_cli_given_the_same_samples(
+    world: TinyWorld, tmp_path: Path
+) -> None:
+    # lm-eval's own --samples, on the subsets raysweep draws: the same scores, few-shot included.
+    suite = get_suite(tiny_suite(world.tasks_dir))
+    ours = _random(world, suite, items=False)
+    leaves = ["rs_tiny_facts", "rs_tiny_common", "rs_tiny_sums", "rs_tiny_code_add",
+              "rs_tiny_code_mul"]  # fmt: skip
+    samples = {name: random_subset(name, 40, LIMIT, 0) for name in leaves}
+    report = stock_cli_results(world.model_dir, suite.task_names, world.tasks_dir, tmp_path,
+                               samples=samples, max_length=MAX_LENGTH, seed=SEED,
+                               batch_size=BATCH, timeout=300)  # fmt: skip
+    for spec in suite.tasks:
+        assert ours.task_scores[spec.name] == pytest.approx(
+            report["results"][spec.name][spec.metric_key], abs=1e-6
+        )
+    first = _evaluate(world, suite=suite)
+    assert ours.task_scores != first.task_scores  # other items, other scores
+
+
+def test_random_items_are_a_seeded_subset_named_by_their_own_doc_ids(world: TinyWorld) -> None:
+    suite = get_suite(tiny_suite(world.tasks_dir))  # two lm-eval calls: 0-shot, then 2-shot
+    drawn = _random(world, suite)
+    assert _random(world, suite) == drawn  # the same items and scores in every call
+    first = evaluate_capabilities(world.model, world.tokenizer, suite, limit=LIMIT, seed=SEED,
+                                  max_length=MAX_LENGTH, batch_size=BATCH, items=True)  # fmt: skip
+    for name in ("rs_tiny_facts", "rs_tiny_common", "rs_tiny_sums"):
+        assert drawn.items[name].doc_ids == tuple(random_subset(name, 40, LIMIT, 0))
+        assert drawn.items[name].doc_ids != first.items[name].doc_ids == tuple(range(LIMIT))
+    # A group draws per member, each member's doc_ids offset as for lm-eval's first items.
+    add, mul = (random_subset(f"rs_tiny_code_{m}", 40, LIMIT, 0) for m in ("add", "mul"))
+    assert drawn.items["rs_tiny_code"].doc_ids == (*add, *(1_000_000 + i for i in mul))
+    # Each doc_id is the item's own index: its value is that item's value when every item is
+    # scored (0-shot tasks: a few-shot context depends on the order items are drawn in).
+    every = evaluate_capabilities(world.model, world.tokenizer, suite, seed=SEED,
+                                  max_length=MAX_LENGTH, batch_size=BATCH, items=True)  # fmt: skip
+    for name in ("rs_tiny_facts", "rs_tiny_common", "rs_tiny_code"):
+        value_of = dict(zip(every.items[name].doc_ids, every.items[name].values, strict=True))
+        assert drawn.items[name].values == tuple(value_of[i] for i in drawn.items[name].doc_ids)
+    assert 0 < drawn.task_scores["rs_tiny_facts"] < 1  # values that could be wrong
+    other = _random(world, suite, item_seed=1)
+    assert other.items["rs_tiny_facts"].doc_ids != drawn.items["rs_tiny_facts"].doc_ids
+
+
+@pytest.mark.parametrize("limit", [40, 100])
+def test_random_items_where_the_limit_cuts_nothing_are_every_item(
+    world: TinyWorld, limit: int
+) -> None:
+    suite = _one_call_suite(world)
+    every = evaluate_capabilities(world.model, world.tokenizer, suite, limit=limit, seed=SEED,
+                                  max_length=MAX_LENGTH, batch_size=BATCH, items=True)  # fmt: skip
+    assert _random(world, suite, limit=limit) == every
+    assert every.items["rs_tiny_facts"].doc_ids == tuple(range(40))
+
+
+def test_a_declared_size_that_is_not_the_tasks_is_refused(world: TinyWorld) -> None:
+    suite = _one_call_suite(world)
+    suite["tasks"][0]["size"] = 41
+    with pytest.raises(ValueError, match=r"task 'rs_tiny_facts' declares size 41 in the suite "
+                       r"table but lm-eval evaluates 40 of its items"):  # fmt: skip
+        _random(world, suite, limit=10)
+    with pytest.raises(ValueError, match="item_selection must be 'random' or 'first'"):
+        evaluate_capabilities(world.model, world.tokenizer, suite, item_selection="last")
 
 
 def test_repeated_evaluation_is_deterministic_and_keeps_caller_rng(world: TinyWorld) -> None:

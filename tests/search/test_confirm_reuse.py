@@ -7,7 +7,7 @@ import pytest
 import raysweep.search.driver as driver
 import raysweep.trainables.grid as grid
 from raysweep.config import validate_config
-from raysweep.planning import confirm_point, search_points
+from raysweep.planning import confirm_point, confirm_points, search_points
 from raysweep.records import TrialRecord, append_record
 
 CFG = {
@@ -48,7 +48,7 @@ def test_an_ok_record_of_the_same_trial_is_reused(tmp_path, point_and_runs, phas
     records = tmp_path / "records.jsonl"
     append_record(records, _record(point, "ok", phase))
     append_record(records, _record(point, "error", "confirm"))  # a later failure hides nothing
-    found = driver.confirm(cfg, point, tmp_path, records, "storage")
+    (found,) = driver.confirm(cfg, [point], tmp_path, records, "storage")
     assert runs == [] and found.status == "ok" and found.phase == phase
 
 
@@ -56,5 +56,26 @@ def test_without_an_ok_record_the_confirmation_runs(tmp_path, point_and_runs):
     cfg, point, runs = point_and_runs
     records = tmp_path / "records.jsonl"
     append_record(records, _record(point, "error", "confirm"))
-    found = driver.confirm(cfg, point, tmp_path, records, "storage")
+    (found,) = driver.confirm(cfg, [point], tmp_path, records, "storage")
     assert runs == ["confirm"] and found.status == "ok"
+
+
+def test_with_several_seeds_only_the_seeds_not_yet_confirmed_run(tmp_path, monkeypatch):
+    cfg = validate_config({**CFG, "output_dir": str(tmp_path),
+                           "search": {**CFG["search"], "seeds": [0, 1, 2]}})  # fmt: skip
+    points = confirm_points(cfg, search_points(cfg)[0], {"toy_general_prose": 0.3,
+                                                         "toy_math_word": 0.7})  # fmt: skip
+    ran: list[list[int]] = []
+
+    def fake_run_grid(cfg, todo, dense, records, storage, *, phase="grid", callbacks=()):
+        ran.append([p.seed for p in todo])
+        for p in todo:
+            append_record(records, _record(p, "ok", phase))
+
+    monkeypatch.setattr(grid, "run_grid", fake_run_grid)
+    monkeypatch.setattr(driver, "sweep_baseline", lambda point, out, compute: None)
+    records = tmp_path / "records.jsonl"
+    append_record(records, _record(points[1], "ok", "grid"))  # seed 1: the grid ran this trial
+    found = driver.confirm(cfg, points, tmp_path, records, "storage")
+    assert ran == [[0, 2]]
+    assert [r.trial_id for r in found] == [p.trial_id for p in points]

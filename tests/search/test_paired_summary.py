@@ -30,7 +30,7 @@ def _run(tmp_path):
 
 def test_best_mix_against_uniform_and_best_single_source(tmp_path):
     run, best, grid = _run(tmp_path)
-    paired = _paired(run.root, best, grid, {"mix": {"a": 1.0}})
+    paired = _paired(run.root, [best], grid, {"mix": {"a": 1.0}})
     assert set(paired) == {"uniform", "best_single_source"}
     for name, mix_name in (("uniform", "uniform"), ("best_single_source", "a")):
         total = paired[name]["quantities"]["total"]
@@ -58,11 +58,31 @@ def test_best_mix_against_uniform_and_best_single_source(tmp_path):
 def test_without_side_files_the_summary_says_why(tmp_path):
     run, best, grid = _run(tmp_path)
     run.side_file(best.model_dump()).unlink()
-    paired = _paired(run.root, best, grid, None)
+    paired = _paired(run.root, [best], grid, None)
     assert set(paired) == {"uniform"}
     assert "no usable per-item data for best mix" in paired["uniform"]["note"]
     summary = {"search": "s", "objective": "worst_retention", "best_weights": {}, "best_value": None,
                "full_suite_rows": {}, "paired": paired}  # fmt: skip
     assert any("paired, best mix − uniform mix: not compared: no usable" in line
                for line in console_lines(summary))  # fmt: skip
-    assert _paired(run.root, None, grid, None) == {}
+    assert _paired(run.root, [], grid, None) == {}
+
+
+def test_a_search_over_seeds_compares_every_seed_of_the_best_mix(tmp_path):
+    # search.seeds: one confirmation record per seed, each on the same items as the grid's.
+    run, best, grid = _run(tmp_path)
+    rng = np.random.default_rng(9)
+    second = TrialRecord.model_validate(
+        run.add(draw(rng, 0.85, N), mix_name="search", mix={"a": 0.8, "b": 0.2},
+                phase="confirm", seed=1)  # fmt: skip
+    )
+    paired = _paired(run.root, [best, second], grid, None)
+    total = paired["uniform"]["quantities"]["total"]
+    assert paired["uniform"]["trials_b"] == [best.trial_id, second.trial_id]
+    mean_best = (best.total_retention + second.total_retention) / 2
+    uniform = np.mean([r.total_retention for r in grid if r.mix_name == "uniform"])
+    assert total["difference"] == pytest.approx(mean_best - uniform, abs=1e-12)
+    # An errored confirmation is left out, not averaged in as zero.
+    failed = second.model_copy(update={"status": "error"})
+    alone = _paired(run.root, [best, failed], grid, None)
+    assert alone["uniform"]["trials_b"] == [best.trial_id]

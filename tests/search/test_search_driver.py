@@ -8,13 +8,27 @@ from pathlib import Path
 import pytest
 
 from raysweep.config import validate_config
-from raysweep.planning import trial_points
+from raysweep.planning import search_points, trial_points
 from raysweep.records import read_records
 from tests.side_files import assert_side_files
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 SOURCES = ["toy_general_prose", "toy_math_word"]
+
+
+def _config(out: Path, *, evaluation: dict, search: dict):  # noqa: ANN202
+    """A toy sweep at Wanda 0.7 over two sources (and their uniform mix), small and fast."""
+    return validate_config({
+        "name": "s", "output_dir": str(out),
+        "model": {"path": "raysweep-toy", "device": "cpu"},
+        "calibration": {"sources": SOURCES, "uniform_mix": True, "n_samples": 8, "seqlen": 64},
+        "pruning": {"methods": ["wanda"], "sparsities": [0.7]},
+        "evaluation": {"suite": "toy", "batch_size": 32, "max_length": 256, **evaluation},
+        "search": search,
+        "ray": {"max_failures": 1, "dashboard": False},
+        "analysis": False,
+    })  # fmt: skip
 
 
 def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_local, tmp_path,
@@ -25,18 +39,9 @@ def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_loca
     from raysweep.run import run_sweep
 
     out = tmp_path / "run"
-    cfg = validate_config({
-        "name": "s", "output_dir": str(out),
-        "model": {"path": "raysweep-toy", "device": "cpu"},
-        "calibration": {"sources": SOURCES, "uniform_mix": True, "n_samples": 8, "seqlen": 64},
-        "pruning": {"methods": ["wanda"], "sparsities": [0.7]},
-        "evaluation": {"suite": "toy", "limit": 24, "batch_size": 32, "max_length": 256,
-                       "perplexity": True},
-        "search": {"n_trials": 5, "max_concurrent": 2, "limit": 12, "reference": "toy_math_word",
-                   "save_best": True},
-        "ray": {"max_failures": 1, "dashboard": False},
-        "analysis": False,
-    })  # fmt: skip
+    cfg = _config(out, evaluation={"limit": 24, "perplexity": True},
+                  search={"n_trials": 5, "max_concurrent": 2, "limit": 12,
+                          "reference": "toy_math_word", "save_best": True})  # fmt: skip
     assert run_sweep(cfg, trial_points(cfg), mode="all") == 0
 
     recs = read_records(out / "records.jsonl").records
@@ -105,3 +110,60 @@ def test_search_after_grid_confirms_the_best_mix_and_writes_the_summary(ray_loca
     assert run_sweep(cfg, trial_points(cfg), mode="all") == 0
     assert "best mix already saved in" in capsys.readouterr().out
     assert (saved / "raysweep_prune.json").stat().st_mtime_ns == stamp
+
+
+def test_a_search_over_two_seeds_reports_their_mean_and_confirms_each(ray_local, tmp_path,
+                                                                      capsys):  # fmt: skip
+    import optuna
+
+    from raysweep.run import run_sweep
+    from raysweep.search.driver import study_name
+    from raysweep.search.objectives import objective_value
+
+    out = tmp_path / "run"
+    cfg = _config(out, evaluation={"limit": 12, "perplexity": False},
+                  search={"n_trials": 3, "max_concurrent": 2, "limit": 8, "seeds": [0, 1]})  # fmt: skip
+    assert run_sweep(cfg, trial_points(cfg), mode="search") == 0
+
+    recs = read_records(out / "records.jsonl").records
+    search = [r for r in recs if r.phase == "search"]
+    # 3 proposals (the two sources and their equal mix), each pruned with seeds 0 and 1: six
+    # ordinary records, on the search's random 8 items of each task.
+    assert len(search) == 6 and all(r.status == "ok" for r in search)
+    by_mix: dict[str, list] = {}
+    for r in search:
+        by_mix.setdefault(json.dumps(sorted(r.mix.items())), []).append(r)
+    assert len(by_mix) == 3 and all(sorted(r.seed for r in g) == [0, 1] for g in by_mix.values())
+    assert all((r.item_selection, r.item_seed) == ("random", 0) for r in search)
+    # The two seeds prune differently: the objective Optuna was told is their mean.
+    assert any(g[0].task_scores != g[1].task_scores for g in by_mix.values())
+    (base,) = search_points(cfg)
+    study = optuna.load_study(study_name=study_name(cfg, base),
+                              storage=f"sqlite:///{out / 'search' / 'optuna.db'}")  # fmt: skip
+    means = sorted(sum(objective_value(r.model_dump(), "worst_retention") for r in g) / 2
+                   for g in by_mix.values())  # fmt: skip
+    assert sorted(t.value for t in study.trials) == pytest.approx(means)
+    # The best mix is confirmed with each seed, on the sweep's suite; the summary's rows are
+    # means over the seeds.
+    (summary,) = json.loads((out / "search" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1] and summary["best_value"] == pytest.approx(max(means))
+    assert summary["search_suite_rows"]["best_mix"]["objective"] == pytest.approx(max(means))
+    confirms = [r for r in recs if r.phase == "confirm"]
+    assert sorted(r.seed for r in confirms) == [0, 1]
+    assert all(r.config["evaluation"]["limit"] == 12 and r.config["mode"] == "sequential"
+               and r.status == "ok" for r in confirms)  # fmt: skip
+    confirmed = summary["full_suite_rows"]["best_mix"]
+    assert confirmed["seeds"] == [0, 1]
+    assert confirmed["worst_retention"] == pytest.approx(
+        sum(r.worst_retention for r in confirms) / 2
+    )
+    assert_side_files(out, recs)
+    console = capsys.readouterr().out
+    assert "each the mean over seeds [0, 1]" in console
+    assert (
+        "confirmed on the full suite, worst_retention (mean over seeds 0, 1): best mix" in console
+    )
+    assert (
+        "Each row is the mean over calibration seeds 0, 1."
+        in (out / "search" / "summary.md").read_text()
+    )

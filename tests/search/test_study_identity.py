@@ -49,6 +49,10 @@ def test_same_search_same_study_and_one_study_per_point():
         {"search__min_weight": 0.1},
         {"calibration__n_samples": 64},
         {"evaluation__limit": 12},
+        {"evaluation__item_seed": 1},
+        {"search__item_selection": "first"},
+        {"search__seeds": [0, 1]},
+        {"search__seeds": [2]},
     ],
     ids=lambda c: next(iter(c)),
 )
@@ -58,6 +62,15 @@ def test_whatever_changes_the_meaning_of_a_study_changes_its_name(change):
 
 def test_seed_and_budget_do_not_start_a_new_study():
     assert _names(search__n_trials=50, search__max_concurrent=4) == _names()
+    # One search seed, the first calibration seed, is what a search without search.seeds uses.
+    assert _names(search__seeds=[0]) == _names()
+
+
+def test_several_seeds_are_one_study_in_any_order():
+    # A trial reports the mean over its seeds: the same value whichever comes first.
+    two = _names(search__seeds=[0, 1])
+    assert two == _names(search__seeds=[1, 0])
+    assert set(two).isdisjoint(_names(search__seeds=[0, 2]))
 
 
 def _study_with_a_ghost(tmp_path):
