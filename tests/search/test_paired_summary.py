@@ -72,9 +72,9 @@ def test_a_search_over_seeds_compares_every_seed_of_the_best_mix(tmp_path):
     # search.seeds: one confirmation record per seed, each on the same items as the grid's.
     run, best, grid = _run(tmp_path)
     rng = np.random.default_rng(9)
+    scores = draw(rng, 0.85, N)
     second = TrialRecord.model_validate(
-        run.add(draw(rng, 0.85, N), mix_name="search", mix={"a": 0.8, "b": 0.2},
-                phase="confirm", seed=1)  # fmt: skip
+        run.add(scores, mix_name="search", mix={"a": 0.8, "b": 0.2}, phase="confirm", seed=1)
     )
     paired = _paired(run.root, [best, second], grid, None)
     total = paired["uniform"]["quantities"]["total"]
