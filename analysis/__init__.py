@@ -4,8 +4,10 @@ comparisons (paired over items and seeds where the run has per-item side files),
 report. Reads records and side files only: needs neither Ray, torch nor raysweep.
 
     python -m analysis <run dir or records.jsonl> [--out DIR] [--group-by method,structure,sparsity]
+    python -m analysis agreement RUN_A RUN_B     # do two suites rank the calibration choices alike?
 """
 
+from analysis.agreement import Agreement, agreement, kendall_tau_b
 from analysis.artifact import averaging_artifact, source_variance_share
 from analysis.correlations import (
     CORRELATION_COLUMNS,
@@ -36,6 +38,7 @@ __all__ = [
     "DIMENSIONS",
     "GROUP_KEYS",
     "PUBLISHED",
+    "Agreement",
     "Analysis",
     "BrokenLine",
     "CorrelationResult",
@@ -45,6 +48,7 @@ __all__ = [
     "RecordSet",
     "RecordsWarning",
     "ReportFiles",
+    "agreement",
     "analyse",
     "averaging_artifact",
     "compare_mixes",
@@ -52,6 +56,7 @@ __all__ = [
     "correlations",
     "flatten_record",
     "headline",
+    "kendall_tau_b",
     "load_items",
     "load_records",
     "paired_bootstrap",

@@ -2,7 +2,10 @@
 
 A RUN is a run directory or a records.jsonl file. Several runs make one report with the run as
 a column: they must share model, suite and item limit (``--allow-mixed`` overrides), and where
-they share points the report puts those side by side and groups every statistic by run."""
+they share points the report puts those side by side and groups every statistic by run.
+
+``python -m analysis agreement RUN_A RUN_B``: how far two runs (two suites, two item budgets)
+rank the calibration choices alike, with bootstrap intervals (``analysis.agreement``)."""
 
 from __future__ import annotations
 
@@ -48,6 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["agreement"]:
+        from analysis.agreement import main as agreement_main
+
+        return agreement_main(argv[1:])
     args = parse_args(argv)
     group_by = tuple(k.strip() for k in args.group_by.split(",") if k.strip())
     try:

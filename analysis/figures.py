@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from analysis.headlines import dimension_title
-from analysis.records import TOTAL, retention_column
+from analysis.records import TOTAL, retention_column, seed_range_column
 
 DPI = 100
 SIGNIFICANCE = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
@@ -103,7 +103,8 @@ def rho_heatmap(group_table: pd.DataFrame, title: str, path: Path) -> Path:
 def retention_heatmap(
     source_rows: pd.DataFrame, dimensions: list[str], title: str, path: Path
 ) -> Path:
-    """Sources x dimensions (and total), seed-averaged retention in percent."""
+    """Sources x dimensions (and total), seed-averaged retention in percent, with ± half its
+    range over seeds where a source has several."""
     columns = [*dimensions, TOTAL]
     rows = source_rows.sort_values(retention_column(TOTAL), ascending=False, na_position="last")
     values = rows[[retention_column(d) for d in columns]].to_numpy(float) * 100
@@ -116,7 +117,20 @@ def retention_heatmap(
     finite = values[np.isfinite(values)]
     top = max(100.0, float(finite.max())) if finite.size else 100.0
     image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=top, aspect="auto")
-    texts = [["n/a" if math.isnan(v) else f"{v:.1f}" for v in r] for r in values]
+    ranges = np.column_stack(
+        [
+            rows.get(
+                seed_range_column(retention_column(d)), pd.Series(np.nan, index=rows.index)
+            ).to_numpy(float)
+            * 50
+            for d in columns
+        ]
+    )  # half the range over seeds, in points; NaN with one seed
+    texts = [
+        ["n/a" if math.isnan(v) else f"{v:.1f}" + ("" if math.isnan(h) else f"\n±{h:.1f}")
+         for v, h in zip(r, hr, strict=True)]
+        for r, hr in zip(values, ranges, strict=True)
+    ]  # fmt: skip
     colours = [["black" if v > 0.6 * top else "white" for v in r] for r in values]
     _annotated_grid(axes, texts, colours, 8)
     axes.set_xticks(range(len(columns)), [dimension_title(d) for d in columns])
@@ -128,6 +142,14 @@ def retention_heatmap(
     return _save(figure, path)
 
 
+def _half_range(rows: pd.DataFrame, column: str) -> np.ndarray | None:
+    """Half of each row's range over seeds, in points (None when no row has several seeds)."""
+    ranges = rows.get(seed_range_column(column))
+    if ranges is None or ranges.isna().all():
+        return None
+    return ranges.fillna(0.0).to_numpy(float) * 50
+
+
 def retention_vs_sparsity(
     source_rows: pd.DataFrame,
     mix_rows: pd.DataFrame,
@@ -136,7 +158,7 @@ def retention_vs_sparsity(
     path: Path,
 ) -> Path:
     """One panel per dimension (and total): retention vs sparsity, a line per source,
-    the uniform mix dashed in black."""
+    the uniform mix dashed in black; error bars span each point's range over seeds."""
     panels = [*dimensions, TOTAL]
     sources = sorted(source_rows["source"].astype(str).unique())
     palette = colormaps["tab20"]
@@ -156,23 +178,28 @@ def retention_vs_sparsity(
         column = retention_column(dimension)
         for colour, source in enumerate(sources):
             rows = by_source[source]
-            axes.plot(
+            axes.errorbar(
                 rows["sparsity"] * 100,
                 rows[column] * 100,
+                yerr=_half_range(rows, column),
                 marker="o",
                 markersize=3,
                 linewidth=1.2,
+                capsize=2,
+                elinewidth=0.8,
                 color=palette(colour % 20),
                 label=source,
             )
         if not uniform.empty and column in uniform:
-            axes.plot(
+            axes.errorbar(
                 uniform["sparsity"] * 100,
                 uniform[column] * 100,
-                "k--",
+                yerr=_half_range(uniform, column),
+                fmt="k--",
                 marker="s",
                 markersize=4,
                 linewidth=2,
+                capsize=3,
                 label="uniform mix",
             )
         axes.set_title(dimension_title(dimension), fontsize=10)
@@ -245,6 +272,38 @@ def run_scatter(shared: pd.DataFrame, first: str, second: str, path: Path) -> Pa
     axes.set_xlabel(f"{first}: retention (% of dense)")
     axes.set_ylabel(f"{second}: retention (% of dense)")
     axes.set_title(f"{len(shared)} shared point(s)", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(figure, path)
+
+
+def agreement_scatter(values: pd.DataFrame, table: pd.DataFrame, first: str, second: str,
+                      path: Path) -> Path:  # fmt: skip
+    """Per ranked group, each calibration choice's total retention in ``second`` against
+    ``first``, with the group's Kendall tau in the legend: choices on a rising line are ranked
+    alike by both runs."""
+    keys = [c for c in table.columns if c in values.columns and c not in ("choice", "quantity")]
+    ranked = table[table["quantity"] == TOTAL]
+    figure, rect = _figure(4.2, 4.2, 0.9, 2.6, 0.7, 0.5)
+    axes = figure.add_axes(rect)
+    colours = colormaps["tab10"]
+    seen = []
+    for i, (_, row) in enumerate(ranked.iterrows()):
+        mask = np.ones(len(values), bool)
+        for k in keys:
+            mask &= (values[k] == row[k]).to_numpy()
+        part = values[mask]
+        x, y = part["a"].to_numpy(float) * 100, part["b"].to_numpy(float) * 100
+        label = " · ".join(f"{row[k] * 100:g}%" if k == "sparsity" else str(row[k]) for k in keys)
+        axes.scatter(x, y, s=18, color=colours(i % 10),
+                     label=f"{label}: τ {row['kendall_tau']:+.2f}")  # fmt: skip
+        seen += [*x, *y]
+    low, high = (min(seen), max(seen)) if seen else (0.0, 100.0)
+    pad = max(1.0, 0.05 * (high - low))
+    axes.plot([low - pad, high + pad], [low - pad, high + pad], color="grey", lw=0.8, ls="--")
+    axes.set_xlabel(f"{first}: total retention (% of dense)")
+    axes.set_ylabel(f"{second}: total retention (% of dense)")
+    axes.set_title("calibration choices, one colour per group", fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(figure, path)

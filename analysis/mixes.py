@@ -1,6 +1,9 @@
 """Side-by-side retention of the uniform mix, the best single sources, the reference source,
 configured mixes and the searched mix, per group, averaged over seeds.
 
+Every value is the mean over the entry's trials (one per calibration seed), beside its range over
+them (``seed_range:<column>``, NaN with one seed).
+
 Entries (when the records hold them):
 - ``uniform mix``: grid trials with ``mix_name == "uniform"``;
 - ``best single (total)`` / ``best single (worst)``: the single source with the highest
@@ -21,6 +24,8 @@ from analysis.records import (
     dimensions_in,
     ok_trials,
     retention_column,
+    seed_range_column,
+    seed_ranges,
     source_means,
 )
 
@@ -28,8 +33,10 @@ UNIFORM = "uniform"
 
 
 def _summary(trials: pd.DataFrame, value_columns: list[str]) -> dict:
+    """Mean over the entry's trials (one per seed) and each value's range over them."""
     values = trials[value_columns].mean()
-    return {"n_trials": int(len(trials)), **{c: float(values[c]) for c in value_columns}}
+    return {"n_trials": int(len(trials)), **{c: float(values[c]) for c in value_columns},
+            **seed_ranges(trials, value_columns)}  # fmt: skip
 
 
 def _mix_text(trials: pd.DataFrame) -> str:
@@ -80,7 +87,8 @@ def compare_mixes(
         if searched is not None:
             entries.append(searched)
         rows.extend({**labels, **entry} for entry in entries)
-    columns = [*group_by, "entry", "mix_name", "phase", "mix", "n_trials", *value_columns]
+    ranges = [seed_range_column(c) for c in value_columns]
+    columns = [*group_by, "entry", "mix_name", "phase", "mix", "n_trials", *value_columns, *ranges]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -94,6 +102,7 @@ def _by_group(frame: pd.DataFrame, group_by: tuple[str, ...]) -> dict[tuple, pd.
 def _single_entry(label: str, row: pd.Series, value_columns: list[str]) -> dict:
     """An entry from a seed-averaged single-source row (see ``source_means``)."""
     source = row["source"]
+    value_columns = [*value_columns, *(seed_range_column(c) for c in value_columns)]
     values = {c: float(row[c]) if c in row else float("nan") for c in value_columns}
     return {"entry": label, "mix_name": source, "phase": "grid", "mix": f"{source} 1.00"} | (
         {"n_trials": int(row["n_seeds"]), **values}

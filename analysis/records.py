@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 RECORDS_FILE = "records.jsonl"
@@ -225,11 +226,31 @@ def single_source_trials(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["n_sources"] == 1) & (frame["phase"] == "grid")]
 
 
+SEED_RANGE = "seed_range"
+
+
+def seed_range_column(column: str) -> str:
+    """The column holding ``column``'s range over seeds: ``seed_range:total_retention`` (a
+    colon, so that prefix scans such as ``retention.`` never mistake it for a value)."""
+    return f"{SEED_RANGE}:{column}"
+
+
+def seed_ranges(trials: pd.DataFrame, columns: list[str]) -> dict[str, float]:
+    """Max − min over ``trials`` (one per seed) of each column, NaN with fewer than two values."""
+    out = {}
+    for column in columns:
+        values = trials[column].dropna() if column in trials else pd.Series(dtype=float)
+        spread = float(values.max() - values.min()) if len(values) > 1 else float("nan")
+        out[seed_range_column(column)] = spread
+    return out
+
+
 def source_means(frame: pd.DataFrame, group_by: tuple[str, ...] = GROUP_KEYS) -> pd.DataFrame:
     """Seed-averaged single-source trials: one row per (group, source) with ``n_seeds``.
 
     Every calibration metric, dimension retention, total and worst retention is the mean over
-    that source's ok trials in the group (missing values are skipped, not zero).
+    that source's ok trials in the group (missing values are skipped, not zero); each retention
+    also has its range over seeds (``seed_range_column``; NaN with one seed).
     """
     single = single_source_trials(frame)
     values = [f"calib_metrics.{m}" for m in metrics_in(single)]
@@ -237,11 +258,16 @@ def source_means(frame: pd.DataFrame, group_by: tuple[str, ...] = GROUP_KEYS) ->
     values += [c for c in ("total_retention", "worst_retention") if c in single.columns]
     keys = [*group_by, "source"]
     if single.empty:
-        return pd.DataFrame(columns=[*keys, "n_seeds", *dict.fromkeys(values)])
+        ranges = [seed_range_column(c) for c in dict.fromkeys(values) if "calib_metrics." not in c]
+        return pd.DataFrame(columns=[*keys, "n_seeds", *dict.fromkeys(values), *ranges])
     grouped = single.groupby(keys, sort=True, dropna=False)
-    means = grouped[list(dict.fromkeys(values))].mean()
+    values = list(dict.fromkeys(values))
+    means = grouped[values].mean()
     means.insert(0, "n_seeds", grouped.size())
-    return means.reset_index()
+    retentions = [c for c in values if not c.startswith("calib_metrics.")]
+    ranges = grouped[retentions].agg(lambda v: v.max() - v.min() if v.count() > 1 else np.nan)
+    ranges.columns = [seed_range_column(c) for c in retentions]
+    return pd.concat([means, ranges], axis=1).reset_index()
 
 
 def group_label(keys: tuple[str, ...], values: tuple[Any, ...]) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis import figures
@@ -46,6 +47,7 @@ from analysis.records import (
     load_records,
     ok_trials,
     retention_column,
+    seed_range_column,
     source_means,
 )
 from analysis.runs import RunInfo, shared_points
@@ -195,6 +197,15 @@ def _artifact_view(part: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _with_range(part: pd.DataFrame, column: str) -> list[str]:
+    """``81.2 ±0.6``: the seed mean in % and half its range over seeds (only with several)."""
+    ranges = part.get(seed_range_column(column), pd.Series(np.nan, index=part.index))
+    return [
+        _pct(v) + ("" if pd.isna(r) else f" ±{50 * float(r):.1f}")
+        for v, r in zip(part[column], ranges, strict=True)
+    ]
+
+
 def _mix_view(part: pd.DataFrame, dimensions: list[str]) -> pd.DataFrame:
     view = pd.DataFrame(
         {"entry": part["entry"], "calibration": part["mix"], "trials": part["n_trials"]}
@@ -202,10 +213,10 @@ def _mix_view(part: pd.DataFrame, dimensions: list[str]) -> pd.DataFrame:
     for dimension in dimensions:
         column = retention_column(dimension)
         if column in part:
-            view[f"{dimension_title(dimension)} (%)"] = [_pct(v) for v in part[column]]
+            view[f"{dimension_title(dimension)} (%)"] = _with_range(part, column)
     for column, title in (("total_retention", "Total (%)"), ("worst_retention", "Worst (%)")):
         if column in part:
-            view[title] = [_pct(v) for v in part[column]]
+            view[title] = _with_range(part, column)
     return view
 
 
@@ -523,6 +534,9 @@ def _group_blocks(
         mixes = mixes_by.get(key)
         if mixes is not None and not mixes.empty:
             blocks += [Heading(3, "Calibration mixes"), Table(_mix_view(mixes, dimensions))]
+            if (mixes["n_trials"] > 1).any():
+                blocks.append(Paragraph("Each value is the mean over the entry's trials (one "
+                                        "per calibration seed), ± half its range over them."))  # fmt: skip
             if draw and len(mixes) >= 2:
                 args = (mixes, dimensions, label)
                 caption = f"Mix comparison, {label}"

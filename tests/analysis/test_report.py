@@ -5,12 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from analysis import CORRELATION_COLUMNS, load_records, write_report
 from analysis.__main__ import main as cli_main
-from tests.analysis.hand import DATA, GOLDEN, STUDY
+from tests.analysis.hand import DATA, GOLDEN, STUDY, raw_records
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -88,6 +89,12 @@ def test_markdown_and_html_reports(report):
         in md
     )
     assert "published numbers" not in md  # not the study sweep
+    # The mix table gives each seed mean with half its range over the 3 seeds.
+    uniform = [r["total_retention"] for r in raw_records(GOLDEN) if r["status"] == "ok"
+               and r["mix_name"] == "uniform" and r["method"] == "wanda" and r["sparsity"] == 0.7]  # fmt: skip
+    cell = f"{100 * np.mean(uniform):.1f} ±{50 * (max(uniform) - min(uniform)):.1f}"
+    assert len(uniform) == 3 and cell in md
+    assert "± half its range over them" in md
     html = report.report_html.read_text()
     assert html.count('src="data:image/png;base64,') == len(report.figures)
     assert 'src="figures/' not in html

@@ -98,6 +98,15 @@ def test_mix_comparison_entries_and_values(golden):
         want = np.mean([r["retention"][d] for r in uniform])
         assert part.loc["uniform mix", f"retention.{d}"] == pytest.approx(want, abs=1e-12)
     assert part.loc["uniform mix", "n_trials"] == 3
+    # Each value's range over the seeds stands beside its mean.
+    for column in ("total_retention", "worst_retention", "retention.code"):
+        values = [r[column] if "." not in column else r["retention"]["code"] for r in uniform]
+        spread = part.loc["uniform mix", f"seed_range:{column}"]
+        assert spread == pytest.approx(max(values) - min(values), abs=1e-12) and spread > 0
+    c4 = [r["total_retention"] for r in ok if r["mix"] == {"c4": 1.0} and r["phase"] == "grid"]
+    assert part.loc["reference (c4)", "seed_range:total_retention"] == pytest.approx(
+        max(c4) - min(c4), abs=1e-12
+    )
     means = seed_means(raw_records(GOLDEN))[("wanda", "unstructured", 0.7)]
     best_total = max(means, key=lambda s: means[s]["total"])
     assert part.loc["best single (total)", "mix_name"] == best_total
@@ -138,6 +147,7 @@ def test_searched_best_falls_back_to_the_best_search_trial(golden):
     best = max(search, key=lambda r: r["worst_retention"])
     assert (row["phase"], row["mix_name"], row["n_trials"]) == ("search", best["mix_name"], 1)
     assert row["worst_retention"] == best["worst_retention"]
+    assert np.isnan(row["seed_range:worst_retention"])  # one trial: no range
 
 
 def _table(rhos: dict[str, dict[str, float]]) -> pd.DataFrame:

@@ -1,0 +1,319 @@
+"""Do two runs rank the calibration choices alike? ``python -m analysis agreement RUN_A RUN_B``.
+
+Two runs of the same grid scored differently (a proxy suite against the full one, 50 items per
+task against 400) are useful to each other only if they order the calibration choices the same
+way. For each (method, structure, sparsity) group and each quantity (total and worst retention,
+each dimension's retention), the choices both runs measured (grid trials, keyed by mix name and
+weights) are compared: a choice's value in a run is the mean over the calibration seeds both
+runs have of it, and the agreement is Kendall's tau-b and Spearman's rho between the two runs'
+values, with percentile bootstrap intervals and the top choice of each run.
+
+Resampling scheme of one replicate (``resampled == "items"``): within each run, each task's
+items are drawn with replacement, one draw shared by every trial of that run in the group and
+its dense baseline (as in ``analysis.paired``); the two runs draw independently, being separate
+samples of items. Seeds and choices are kept: both runs score the same pruned models, and the
+interval says how far evaluation noise alone moves the agreement. Where a trial of the group
+lacks a usable side file in either run, the group's interval comes from resampling the choices
+instead (``resampled == "choices"``: choices drawn with replacement, each keeping both runs'
+values), and a note says why. Replicates in which a value is undefined (a resampled dense score
+at chance) or a ranking is all ties are left out (``n_valid``). One seeded
+``numpy.random.Generator`` draws everything: the same inputs and seed give the same intervals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.correlations import spearman_rho
+from analysis.items import load_items
+from analysis.paired import (
+    DEFAULT_RESAMPLES,
+    TOTAL,
+    WORST,
+    PairedUnavailable,
+    common_dense,
+    item_replicates,
+)
+from analysis.records import GROUP_KEYS, dimensions_in, group_label, ok_trials
+from analysis.runs import RUN, RunInfo, load_runs
+
+COLUMNS = (
+    "quantity", "n_choices", "kendall_tau", "tau_low", "tau_high", "spearman_rho", "rho_low",
+    "rho_high", "n_valid", "resampled", "top_a", "top_b",
+)  # fmt: skip
+MIN_CHOICES = 3
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """``table``: one row per (group, quantity), columns the group keys then COLUMNS;
+    ``values``: each shared choice's value in both runs (columns the group keys, ``choice``,
+    ``quantity``, ``a``, ``b``)."""
+
+    run_a: RunInfo
+    run_b: RunInfo
+    table: pd.DataFrame
+    values: pd.DataFrame
+    notes: tuple[str, ...]
+    n_resamples: int
+    seed: int
+    level: float
+
+
+def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair, ``(R, C)`` -> ``(R,)``; NaN where a row is all ties."""
+    i, j = np.triu_indices(x.shape[1], 1)
+    sx, sy = np.sign(x[:, i] - x[:, j]), np.sign(y[:, i] - y[:, j])
+    denominator = np.sqrt((sx != 0).sum(1) * (sy != 0).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (sx * sy).sum(1) / denominator, np.nan)
+
+
+def _column(quantity: str) -> str:
+    return {TOTAL: "total_retention", WORST: "worst_retention"}.get(quantity,
+                                                                    f"retention.{quantity}")  # fmt: skip
+
+
+def _choice(row: pd.Series) -> str:
+    """A calibration choice: its mix name, and its weights where it has several sources."""
+    weights = {c[4:]: round(float(v), 9) for c, v in row.items()
+               if c.startswith("mix.") and pd.notna(v) and v > 0}  # fmt: skip
+    name = str(row["mix_name"])
+    return name if len(weights) <= 1 else f"{name} {json.dumps(dict(sorted(weights.items())))}"
+
+
+def _grid(frame: pd.DataFrame) -> pd.DataFrame:
+    grid = ok_trials(frame)
+    grid = grid[grid["phase"] == "grid"].copy()
+    grid["choice"] = [_choice(r) for _, r in grid.iterrows()] if not grid.empty else []
+    return grid
+
+
+def _item_values(run_dir: Path, rows: pd.DataFrame, choices: list[str], quantities: list[str],
+                 n_resamples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:  # fmt: skip
+    """Per quantity, ``(R, C)``: each choice's seed mean under item bootstrap draws of one run."""
+    items = load_items(run_dir, [r.to_dict() for _, r in rows.iterrows()])
+    missing = [t for t in rows["trial_id"] if t not in items.trials]
+    if missing:
+        why = items.skipped.get(missing[0], "no side file")
+        raise PairedUnavailable(f"{len(missing)} trial(s) without usable per-item data ({why})")
+    files = [items.trials[t] for t in rows["trial_id"]]
+    dense = common_dense((f, items.dense_of(f.trial_id or "")) for f in files)
+    _, reps = item_replicates(dense, files, n_resamples=n_resamples, rng=rng)
+    out = {}
+    for quantity in quantities:
+        if quantity not in reps:  # a dimension undefined on the observed dense items
+            out[quantity] = np.full((n_resamples, len(choices)), np.nan)
+            continue
+        per_trial = reps[quantity]  # (R, trials), columns in rows' order
+        out[quantity] = np.column_stack([
+            per_trial[:, (rows["choice"] == c).to_numpy()].mean(1) for c in choices
+        ])  # fmt: skip
+    return out
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float, int]:
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return float("nan"), float("nan"), 0
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high), int(values.size)
+
+
+def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str] | None = None,
+              group_by: tuple[str, ...] = GROUP_KEYS, n_resamples: int = DEFAULT_RESAMPLES,
+              seed: int = 0, level: float = 0.95) -> Agreement:  # fmt: skip
+    """The agreement of the module docstring. ValueError (its message for the user) when the
+    runs cannot be compared: one of them missing, the same run twice, different models."""
+    if n_resamples < 1 or not 0 < level < 1:
+        raise ValueError("--resamples must be at least 1 and --level lie in (0, 1)")
+    merged, runs = load_runs([run_a, run_b], allow_mixed=True, warn=False)
+    info_a, info_b = runs
+    if info_a.path.resolve() == info_b.path.resolve():
+        raise ValueError(f"agreement needs two different runs, got {info_a.path} twice")
+    if info_a.model != info_b.model:
+        raise ValueError(f"the runs prune different models ({info_a.name}: {info_a.model!r}; "
+                         f"{info_b.name}: {info_b.model!r}): their choices are not comparable")  # fmt: skip
+    notes = []
+    if (info_a.suite, info_a.limit) == (info_b.suite, info_b.limit) and info_a.suite != "?":
+        notes.append(f"both runs use suite {info_a.suite!r} with limit {info_a.limit}: their "
+                     "disagreement can only come from the runs' own noise")  # fmt: skip
+    grids = [_grid(merged.trials[merged.trials[RUN] == r.name]) for r in runs]
+    known = [d for d in dimensions_in(pd.concat(grids)) if d]
+    quantities = list(quantities or [TOTAL, WORST, *known])
+    unknown = [q for q in quantities if q not in (TOTAL, WORST, *known)]
+    if unknown:
+        raise ValueError(f"unknown quantity {unknown[0]!r}: the runs have "
+                         f"{', '.join([TOTAL, WORST, *known])}")  # fmt: skip
+    rng = np.random.default_rng(seed)
+    rows: list[dict[str, Any]] = []
+    values: list[dict[str, Any]] = []
+    keys = list(group_by)
+    groups_a = (
+        dict(iter(grids[0].groupby(keys, sort=True, dropna=False))) if keys else {(): grids[0]}
+    )
+    groups_b = (
+        dict(iter(grids[1].groupby(keys, sort=True, dropna=False))) if keys else {(): grids[1]}
+    )
+    for key in sorted(set(groups_a) & set(groups_b), key=str):
+        key_t = key if isinstance(key, tuple) else (key,)
+        label = group_label(group_by, key_t)
+        part_a, part_b = groups_a[key], groups_b[key]
+        seeds = {c: sorted(set(part_a.loc[part_a["choice"] == c, "seed"])
+                           & set(part_b.loc[part_b["choice"] == c, "seed"]))
+                 for c in set(part_a["choice"]) & set(part_b["choice"])}  # fmt: skip
+        choices = sorted(c for c, s in seeds.items() if s)
+        if len(choices) < MIN_CHOICES:
+            notes.append(f"{label}: {len(choices)} choice(s) in both runs; agreement needs "
+                         f"at least {MIN_CHOICES}")  # fmt: skip
+            continue
+        used = [p[[c in seeds and s in seeds[c] for c, s in zip(p["choice"], p["seed"],
+                                                                strict=True)]]
+                for p in (part_a, part_b)]  # fmt: skip
+        observed = [
+            {q: np.array([u.loc[u["choice"] == c, _column(q)].mean() for c in choices])
+             for q in quantities}
+            for u in used
+        ]  # fmt: skip
+        try:
+            reps = [_item_values(r.path.parent, u, choices, quantities, n_resamples, rng)
+                    for r, u in zip(runs, used, strict=True)]  # fmt: skip
+            scheme = "items"
+        except PairedUnavailable as exc:
+            notes.append(f"{label}: intervals from resampling choices, not items: {exc}")
+            picks = rng.integers(0, len(choices), size=(n_resamples, len(choices)))
+            reps = [{q: obs[q][picks] for q in quantities} for obs in observed]
+            scheme = "choices"
+        group = dict(zip(group_by, key_t, strict=True))
+        for q in quantities:
+            a, b = observed[0][q], observed[1][q]
+            for c, va, vb in zip(choices, a, b, strict=True):
+                values.append({**group, "choice": c, "quantity": q, "a": va, "b": vb})
+            if not (np.isfinite(a).all() and np.isfinite(b).all()):
+                notes.append(f"{label}: {q} is undefined for some choice; not ranked")
+                continue
+            tau = kendall_tau_b(a[None], b[None])[0]
+            rho = spearman_rho(a[None], b[None])[0]
+            ra, rb = reps[0][q], reps[1][q]
+            bad = ~(np.isfinite(ra).all(1) & np.isfinite(rb).all(1))
+            taus, rhos = kendall_tau_b(ra, rb), spearman_rho(ra, rb)
+            taus[bad], rhos[bad] = np.nan, np.nan
+            tau_low, tau_high, n_valid = _interval(taus, level)
+            rho_low, rho_high, _ = _interval(rhos, level)
+            rows.append({**group, "quantity": q, "n_choices": len(choices), "kendall_tau": tau,
+                         "tau_low": tau_low, "tau_high": tau_high, "spearman_rho": rho,
+                         "rho_low": rho_low, "rho_high": rho_high, "n_valid": n_valid,
+                         "resampled": scheme, "top_a": choices[int(np.argmax(a))],
+                         "top_b": choices[int(np.argmax(b))]})  # fmt: skip
+    if not rows and not any("choice(s) in both runs" in n for n in notes):
+        notes.append("the runs share no (method, structure, sparsity) group of grid trials")
+    return Agreement(info_a, info_b, pd.DataFrame(rows, columns=[*group_by, *COLUMNS]),
+                     pd.DataFrame(values), tuple(notes), n_resamples, seed, level)  # fmt: skip
+
+
+def markdown(result: Agreement) -> str:
+    """The agreement table, for the console and ``agreement.md``."""
+    a, b = result.run_a, result.run_b
+    pct = f"{100 * result.level:g} %"
+    lines = [f"# Ranking agreement: {a.name} vs {b.name}", "",
+             f"- A: `{a.name}`: suite {a.suite}, limit {a.limit}",
+             f"- B: `{b.name}`: suite {b.suite}, limit {b.limit}",
+             f"- {pct} bootstrap intervals, {result.n_resamples} replicates, seed {result.seed} "
+             "(resampled: items of each run, or the choices where per-item data lacks)", ""]  # fmt: skip
+    table = result.table
+    if table.empty:
+        lines.append("No group has enough choices in both runs.")
+    else:
+        keys = [c for c in table.columns if c not in COLUMNS]
+        lines += ["| group | quantity | choices | Kendall τ [CI] | Spearman ρ [CI] | resampled "
+                  "| top in A | top in B |", "|---" * 8 + "|"]  # fmt: skip
+        for _, r in table.iterrows():
+            label = group_label(tuple(keys), tuple(r[k] for k in keys))
+            lines.append(
+                f"| {label} | {r['quantity']} | {r['n_choices']} | {_ci(r, 'kendall_tau', 'tau')}"
+                f" | {_ci(r, 'spearman_rho', 'rho')} | {r['resampled']} | {r['top_a']} | "
+                f"{r['top_b']} |"
+            )
+    if result.notes:
+        lines += ["", "Notes:", *[f"- {n}" for n in result.notes]]
+    return "\n".join(lines) + "\n"
+
+
+def _ci(row: pd.Series, point: str, prefix: str) -> str:
+    low, high = row[f"{prefix}_low"], row[f"{prefix}_high"]
+    interval = "n/a" if pd.isna(low) else f"{low:+.2f}, {high:+.2f}"
+    return f"{row[point]:+.2f} [{interval}]"
+
+
+def write(result: Agreement, out: Path) -> list[Path]:
+    """``agreement.md``, ``agreement.csv``, ``agreement_values.csv`` and, where a group was
+    ranked, ``agreement.png`` (each choice's total retention in A against B, per group)."""
+    from analysis.figures import agreement_scatter
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, text in (("agreement.md", markdown(result)),
+                       ("agreement.csv", result.table.to_csv(index=False)),
+                       ("agreement_values.csv", result.values.to_csv(index=False))):  # fmt: skip
+        (out / name).write_text(text, encoding="utf-8")
+        files.append(out / name)
+    ranked = result.values[result.values["quantity"] == TOTAL] if not result.values.empty else None
+    if ranked is not None and not ranked.empty and not result.table.empty:
+        files.append(agreement_scatter(ranked, result.table, result.run_a.name,
+                                       result.run_b.name, out / "agreement.png"))  # fmt: skip
+    return files
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis agreement",
+        description=__doc__.split("\n\n")[0] + " Kendall's tau-b and Spearman's rho between two "
+        "runs' rankings of the calibration choices, per (method, structure, sparsity), with "
+        "bootstrap intervals over each run's items.",
+    )  # fmt: skip
+    parser.add_argument("run_a", type=Path, help="run directory or records.jsonl (A)")
+    parser.add_argument("run_b", type=Path, help="run directory or records.jsonl (B)")
+    parser.add_argument("--quantity", default="",
+                        help="comma-separated: total, worst, dimension names (default: all)")  # fmt: skip
+    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                        help="bootstrap replicates (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--level", type=float, default=0.95, help="interval level")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write agreement.md/.csv/.png here (default: ./agreement-<A>-<B>/)")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    quantities = [q.strip() for q in args.quantity.split(",") if q.strip()] or None
+    try:
+        result = agreement(args.run_a, args.run_b, quantities=quantities,
+                           n_resamples=args.resamples, seed=args.seed, level=args.level)  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(markdown(result), end="")
+    slug = "-".join(r.name.replace("/", "_") for r in (result.run_a, result.run_b))
+    out = args.out or Path.cwd() / f"agreement-{slug}"[:120]
+    try:
+        files = write(result, out)
+    except OSError as exc:
+        print(f"error: cannot write to {out}: {exc}", file=sys.stderr)
+        return 2
+    print(f"written: {', '.join(str(f) for f in files)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
