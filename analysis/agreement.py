@@ -8,16 +8,15 @@ weights) are compared: a choice's value in a run is the mean over the calibratio
 runs have of it, and the agreement is Kendall's tau-b and Spearman's rho between the two runs'
 values, with percentile bootstrap intervals and the top choice of each run.
 
-Resampling scheme of one replicate (``resampled == "items"``): within each run, each task's
-items are drawn with replacement, one draw shared by every trial of that run in the group and
-its dense baseline (as in ``analysis.paired``); the two runs draw independently, being separate
-samples of items. Seeds and choices are kept: both runs score the same pruned models, and the
-interval says how far evaluation noise alone moves the agreement. Where a trial of the group
-lacks a usable side file in either run, the group's interval comes from resampling the choices
-instead (``resampled == "choices"``: choices drawn with replacement, each keeping both runs'
-values), and a note says why. Replicates in which a value is undefined (a resampled dense score
-at chance) or a ranking is all ties are left out (``n_valid``). One seeded
-``numpy.random.Generator`` draws everything: the same inputs and seed give the same intervals.
+Resampling scheme: the calibration choices are the sampled units, as the sources are in the
+correlation study (``analysis.correlations``). One replicate draws the group's ``C`` choices
+``C`` times with replacement, each keeping both runs' values, and computes both coefficients
+(tau-b counts a choice drawn twice as a tie, which adds nothing). Items are not resampled: both
+runs' item noise is already in the values they disagree on, and resampling items would add it
+a second time, so that every replicate agrees less than the runs do and the interval would
+miss the observed coefficient. Replicates whose ranking is all ties are left out (``n_valid``).
+One seeded ``numpy.random.Generator`` draws everything: the same inputs and seed give the same
+intervals. Records alone are read (no per-item side files needed).
 """
 
 from __future__ import annotations
@@ -34,21 +33,13 @@ import numpy as np
 import pandas as pd
 
 from analysis.correlations import spearman_rho
-from analysis.items import load_items
-from analysis.paired import (
-    DEFAULT_RESAMPLES,
-    TOTAL,
-    WORST,
-    PairedUnavailable,
-    common_dense,
-    item_replicates,
-)
+from analysis.paired import DEFAULT_RESAMPLES, TOTAL, WORST
 from analysis.records import GROUP_KEYS, dimensions_in, group_label, ok_trials
 from analysis.runs import RUN, RunInfo, load_runs
 
 COLUMNS = (
     "quantity", "n_choices", "kendall_tau", "tau_low", "tau_high", "spearman_rho", "rho_low",
-    "rho_high", "n_valid", "resampled", "top_a", "top_b",
+    "rho_high", "n_valid", "top_a", "top_b",
 )  # fmt: skip
 MIN_CHOICES = 3
 
@@ -83,42 +74,29 @@ def _column(quantity: str) -> str:
                                                                     f"retention.{quantity}")  # fmt: skip
 
 
-def _choice(row: pd.Series) -> str:
-    """A calibration choice: its mix name, and its weights where it has several sources."""
-    weights = {c[4:]: round(float(v), 9) for c, v in row.items()
-               if c.startswith("mix.") and pd.notna(v) and v > 0}  # fmt: skip
-    name = str(row["mix_name"])
-    return name if len(weights) <= 1 else f"{name} {json.dumps(dict(sorted(weights.items())))}"
+def _weights(row: pd.Series) -> str:
+    return json.dumps({c[4:]: round(float(v), 9) for c, v in sorted(row.items())
+                       if c.startswith("mix.") and pd.notna(v) and v > 0})  # fmt: skip
 
 
-def _grid(frame: pd.DataFrame) -> pd.DataFrame:
-    grid = ok_trials(frame)
-    grid = grid[grid["phase"] == "grid"].copy()
-    grid["choice"] = [_choice(r) for _, r in grid.iterrows()] if not grid.empty else []
-    return grid
-
-
-def _item_values(run_dir: Path, rows: pd.DataFrame, choices: list[str], quantities: list[str],
-                 n_resamples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:  # fmt: skip
-    """Per quantity, ``(R, C)``: each choice's seed mean under item bootstrap draws of one run."""
-    items = load_items(run_dir, [r.to_dict() for _, r in rows.iterrows()])
-    missing = [t for t in rows["trial_id"] if t not in items.trials]
-    if missing:
-        why = items.skipped.get(missing[0], "no side file")
-        raise PairedUnavailable(f"{len(missing)} trial(s) without usable per-item data ({why})")
-    files = [items.trials[t] for t in rows["trial_id"]]
-    dense = common_dense((f, items.dense_of(f.trial_id or "")) for f in files)
-    _, reps = item_replicates(dense, files, n_resamples=n_resamples, rng=rng)
-    out = {}
-    for quantity in quantities:
-        if quantity not in reps:  # a dimension undefined on the observed dense items
-            out[quantity] = np.full((n_resamples, len(choices)), np.nan)
-            continue
-        per_trial = reps[quantity]  # (R, trials), columns in rows' order
-        out[quantity] = np.column_stack([
-            per_trial[:, (rows["choice"] == c).to_numpy()].mean(1) for c in choices
-        ])  # fmt: skip
-    return out
+def _grids(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Each run's ok grid trials with a ``choice`` column: the mix name, with the weights added
+    only where one name stands for several mixes across the runs (then they are not one
+    choice)."""
+    grids = []
+    for frame in frames:
+        grid = ok_trials(frame)
+        grid = grid[grid["phase"] == "grid"].copy()
+        grid["weights"] = [_weights(r) for _, r in grid.iterrows()] if not grid.empty else []
+        grids.append(grid)
+    both = pd.concat(grids)
+    ambiguous = set(both.groupby("mix_name")["weights"].nunique().loc[lambda n: n > 1].index)
+    for grid in grids:
+        grid["choice"] = [
+            f"{name} {weights}" if name in ambiguous else str(name)
+            for name, weights in zip(grid["mix_name"], grid["weights"], strict=True)
+        ]
+    return grids
 
 
 def _interval(values: np.ndarray, level: float) -> tuple[float, float, int]:
@@ -148,7 +126,7 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
     if (info_a.suite, info_a.limit) == (info_b.suite, info_b.limit) and info_a.suite != "?":
         notes.append(f"both runs use suite {info_a.suite!r} with limit {info_a.limit}: their "
                      "disagreement can only come from the runs' own noise")  # fmt: skip
-    grids = [_grid(merged.trials[merged.trials[RUN] == r.name]) for r in runs]
+    grids = _grids([merged.trials[merged.trials[RUN] == r.name] for r in runs])
     known = [d for d in dimensions_in(pd.concat(grids)) if d]
     quantities = list(quantities or [TOTAL, WORST, *known])
     unknown = [q for q in quantities if q not in (TOTAL, WORST, *known)]
@@ -185,15 +163,7 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
              for q in quantities}
             for u in used
         ]  # fmt: skip
-        try:
-            reps = [_item_values(r.path.parent, u, choices, quantities, n_resamples, rng)
-                    for r, u in zip(runs, used, strict=True)]  # fmt: skip
-            scheme = "items"
-        except PairedUnavailable as exc:
-            notes.append(f"{label}: intervals from resampling choices, not items: {exc}")
-            picks = rng.integers(0, len(choices), size=(n_resamples, len(choices)))
-            reps = [{q: obs[q][picks] for q in quantities} for obs in observed]
-            scheme = "choices"
+        picks = rng.integers(0, len(choices), size=(n_resamples, len(choices)))
         group = dict(zip(group_by, key_t, strict=True))
         for q in quantities:
             a, b = observed[0][q], observed[1][q]
@@ -204,16 +174,13 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
                 continue
             tau = kendall_tau_b(a[None], b[None])[0]
             rho = spearman_rho(a[None], b[None])[0]
-            ra, rb = reps[0][q], reps[1][q]
-            bad = ~(np.isfinite(ra).all(1) & np.isfinite(rb).all(1))
-            taus, rhos = kendall_tau_b(ra, rb), spearman_rho(ra, rb)
-            taus[bad], rhos[bad] = np.nan, np.nan
+            taus, rhos = kendall_tau_b(a[picks], b[picks]), spearman_rho(a[picks], b[picks])
             tau_low, tau_high, n_valid = _interval(taus, level)
             rho_low, rho_high, _ = _interval(rhos, level)
             rows.append({**group, "quantity": q, "n_choices": len(choices), "kendall_tau": tau,
                          "tau_low": tau_low, "tau_high": tau_high, "spearman_rho": rho,
                          "rho_low": rho_low, "rho_high": rho_high, "n_valid": n_valid,
-                         "resampled": scheme, "top_a": choices[int(np.argmax(a))],
+                         "top_a": choices[int(np.argmax(a))],
                          "top_b": choices[int(np.argmax(b))]})  # fmt: skip
     if not rows and not any("choice(s) in both runs" in n for n in notes):
         notes.append("the runs share no (method, structure, sparsity) group of grid trials")
@@ -228,20 +195,20 @@ def markdown(result: Agreement) -> str:
     lines = [f"# Ranking agreement: {a.name} vs {b.name}", "",
              f"- A: `{a.name}`: suite {a.suite}, limit {a.limit}",
              f"- B: `{b.name}`: suite {b.suite}, limit {b.limit}",
-             f"- {pct} bootstrap intervals, {result.n_resamples} replicates, seed {result.seed} "
-             "(resampled: items of each run, or the choices where per-item data lacks)", ""]  # fmt: skip
+             f"- {pct} percentile bootstrap intervals over the calibration choices, "
+             f"{result.n_resamples} replicates, seed {result.seed}", ""]  # fmt: skip
     table = result.table
     if table.empty:
         lines.append("No group has enough choices in both runs.")
     else:
         keys = [c for c in table.columns if c not in COLUMNS]
-        lines += ["| group | quantity | choices | Kendall τ [CI] | Spearman ρ [CI] | resampled "
-                  "| top in A | top in B |", "|---" * 8 + "|"]  # fmt: skip
+        lines += ["| group | quantity | choices | Kendall τ [CI] | Spearman ρ [CI] | top in A "
+                  "| top in B |", "|---" * 7 + "|"]  # fmt: skip
         for _, r in table.iterrows():
             label = group_label(tuple(keys), tuple(r[k] for k in keys))
             lines.append(
                 f"| {label} | {r['quantity']} | {r['n_choices']} | {_ci(r, 'kendall_tau', 'tau')}"
-                f" | {_ci(r, 'spearman_rho', 'rho')} | {r['resampled']} | {r['top_a']} | "
+                f" | {_ci(r, 'spearman_rho', 'rho')} | {r['top_a']} | "
                 f"{r['top_b']} |"
             )
     if result.notes:
@@ -279,7 +246,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m analysis agreement",
         description=__doc__.split("\n\n")[0] + " Kendall's tau-b and Spearman's rho between two "
         "runs' rankings of the calibration choices, per (method, structure, sparsity), with "
-        "bootstrap intervals over each run's items.",
+        "bootstrap intervals over the choices.",
     )  # fmt: skip
     parser.add_argument("run_a", type=Path, help="run directory or records.jsonl (A)")
     parser.add_argument("run_b", type=Path, help="run directory or records.jsonl (B)")

@@ -369,32 +369,6 @@ def paired_bootstrap(
     )
 
 
-def item_replicates(
-    dense: ItemFile, trials: Sequence[ItemFile], *, n_resamples: int, rng: np.random.Generator
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Every quantity of every trial, observed ``(S,)`` and under ``n_resamples`` item bootstrap
-    draws ``(R, S)``: each task's items drawn with replacement, one draw shared by all
-    ``trials`` and ``dense`` (step 2 of the module docstring; NaN where a resampled dense score
-    falls to chance). Raises :class:`PairedUnavailable` as :func:`paired_bootstrap` does."""
-    layout = _layout(dense, trials, trials)
-    keep = _defined(layout)
-    if not keep.any():
-        raise PairedUnavailable("the dense baseline scores at or below chance in every dimension")
-    stacks = _stacks(layout, layout.a)
-    sizes = [d.shape[0] for d in layout.dense]
-    observed = _side([np.ones((1, n)) for n in sizes], layout, stacks, keep)
-    block = max(1, min(n_resamples, _BLOCK_CELLS // max(sizes)))
-    blocks = [
-        _side([_counts(rng, min(block, n_resamples - start), n) for n in sizes], layout, stacks,
-              keep)
-        for start in range(0, n_resamples, block)
-    ]  # fmt: skip
-    return (
-        {q: v[0] for q, v in observed.items()},
-        {q: np.concatenate([b[q] for b in blocks]) for q in observed},
-    )
-
-
 def common_dense(pairs: Iterable[tuple[ItemFile, ItemFile]]) -> ItemFile:
     """The one dense baseline shared by ``(trial, dense)`` pairs; PairedUnavailable if several."""
     stems: dict[str, ItemFile] = {}

@@ -1,8 +1,10 @@
 """analysis.agreement: two runs' rankings of the calibration choices, Kendall's tau-b and
-Spearman's rho with bootstrap intervals over each run's items, on synthetic runs whose truth
-is known."""
+Spearman's rho with bootstrap intervals over the choices, on synthetic runs whose truth is
+known."""
 
 from __future__ import annotations
+
+import shutil
 
 import numpy as np
 import pytest
@@ -12,8 +14,9 @@ from analysis.__main__ import main
 from analysis.agreement import agreement, kendall_tau_b, spearman_rho
 from tests.analysis.items_fake import FakeRun, draw
 
-# Six single-source choices whose true accuracy (every dimension) is spread far apart.
-TRUE = {f"s{i}": p for i, p in enumerate((0.35, 0.45, 0.55, 0.65, 0.75, 0.85))}
+# Ten single-source choices whose true accuracy (every dimension) is 0.04 apart: 400 items per
+# task rank them almost right, 25 items do not.
+TRUE = {f"s{i}": 0.45 + 0.04 * i for i in range(10)}
 
 
 def _run(root, rng, n, truth=TRUE, seeds=(0,)):
@@ -42,10 +45,11 @@ def test_two_budgets_of_one_truth_agree_and_the_small_budget_is_less_sure(tmp_pa
     small = _run(tmp_path / "small", rng, 25)
     sure = agreement(full.root, big.root, n_resamples=400, quantities=["total", "math"])
     row = sure.table[sure.table["quantity"] == "total"].iloc[0]
-    assert row["n_choices"] == 6 and row["resampled"] == "items" and row["n_valid"] == 400
-    assert row["top_a"] == row["top_b"] == "s5"
+    assert row["n_choices"] == 10 and row["n_valid"] == 400
+    assert row["top_a"] == row["top_b"] == "s9"
     assert row["kendall_tau"] > 0.7 and row["tau_low"] > 0.4 and row["tau_high"] <= 1.0
     assert row["spearman_rho"] > 0.8 and row["rho_low"] > 0.5
+    assert row["tau_low"] <= row["kendall_tau"] <= row["tau_high"]
     # The point estimate is the one of the records' own retentions.
     vals = sure.values[sure.values["quantity"] == "total"]
     a = {r["mix_name"]: r["total_retention"] for r in full.records}
@@ -53,9 +57,9 @@ def test_two_budgets_of_one_truth_agree_and_the_small_budget_is_less_sure(tmp_pa
     assert row["kendall_tau"] == pytest.approx(
         kendalltau(vals["a"], vals["b"]).statistic, abs=1e-12
     )
-    unsure = agreement(full.root, small.root, n_resamples=400, quantities=["total"]).table
+    unsure = agreement(full.root, small.root, n_resamples=400, quantities=["total"]).table.iloc[0]
     width = lambda r: r["tau_high"] - r["tau_low"]  # noqa: E731
-    assert width(unsure.iloc[0]) > width(row)
+    assert unsure["kendall_tau"] < row["kendall_tau"] and width(unsure) > width(row)
 
 
 def test_a_suite_blind_to_calibration_gives_an_interval_around_zero(tmp_path):
@@ -68,8 +72,8 @@ def test_a_suite_blind_to_calibration_gives_an_interval_around_zero(tmp_path):
 
 def test_seeds_both_runs_share_are_averaged_and_the_same_seed_repeats(tmp_path):
     rng = np.random.default_rng(3)
-    a = _run(tmp_path / "a", rng, 100, seeds=(0, 1, 2))
-    b = _run(tmp_path / "b", rng, 100, seeds=(1, 2))
+    a = _run(tmp_path / "a", rng, 30, seeds=(0, 1, 2))
+    b = _run(tmp_path / "b", rng, 30, seeds=(1, 2))
     first = agreement(a.root, b.root, n_resamples=200, seed=5)
     again = agreement(a.root, b.root, n_resamples=200, seed=5)
     other = agreement(a.root, b.root, n_resamples=200, seed=6)
@@ -83,13 +87,16 @@ def test_seeds_both_runs_share_are_averaged_and_the_same_seed_repeats(tmp_path):
                                             "math"}  # fmt: skip
 
 
-def test_a_missing_side_file_falls_back_to_resampling_choices_with_a_note(tmp_path):
+def test_records_alone_suffice_and_the_interval_holds_the_estimate(tmp_path):
     rng = np.random.default_rng(4)
     a, b = _run(tmp_path / "a", rng, 100), _run(tmp_path / "b", rng, 100)
-    b.side_file(b.records[2]).unlink()
-    result = agreement(a.root, b.root, n_resamples=200, quantities=["total"])
-    assert result.table.iloc[0]["resampled"] == "choices"
-    assert any("resampling choices, not items" in n for n in result.notes)
+    for run in (a, b):
+        shutil.rmtree(run.items)
+    table = agreement(a.root, b.root, n_resamples=300).table
+    assert len(table) == 6
+    for _, row in table.iterrows():
+        assert row["tau_low"] <= row["kendall_tau"] <= row["tau_high"]
+        assert row["rho_low"] <= row["spearman_rho"] <= row["rho_high"]
 
 
 def test_too_few_shared_choices_is_a_note(tmp_path):
@@ -108,7 +115,7 @@ def test_cli_writes_the_table_and_refuses_bad_input(tmp_path, capsys):
     assert main(["agreement", str(a.root), str(b.root), "--resamples", "100", "--out",
                  str(out), "--quantity", "total,worst"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
-    assert "| wanda · unstructured · 60% | total | 6 |" in printed
+    assert "| wanda · unstructured · 60% | total | 10 |" in printed
     names = sorted(p.name for p in out.iterdir())
     assert names == ["agreement.csv", "agreement.md", "agreement.png", "agreement_values.csv"]
     assert main(["agreement", str(a.root), str(a.root)]) == 2
