@@ -283,7 +283,18 @@ def _row(group: list[TrialRecord] | None, objective: str) -> dict[str, Any] | No
         dims = sorted({d for r in group for d in getattr(r, field)})
         return {d: _mean([getattr(r, field).get(d) for r in group]) for d in dims}
 
+    def spread(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return max(known) - min(known) if len(known) > 1 else None
+
     return {"mix": group[0].mix, "seeds": [r.seed for r in group],
+            # max − min over the seeds, None with one: the seed-to-seed noise a margin must beat
+            "seed_range": {
+                **{d: spread([r.retention.get(d) for r in group])
+                   for d in sorted({d for r in group for d in r.retention})},
+                "total": spread([r.total_retention for r in group]),
+                "worst": spread([r.worst_retention for r in group]),
+            },
             "objective": _mean([objective_value(r.model_dump(), objective) for r in group]),
             "retention": per_dim("retention"),
             "total_retention": _mean([r.total_retention for r in group]),
@@ -396,6 +407,16 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
+def _cell(value: Any, seed_range: float | None) -> str:
+    """``0.761 ±0.019``: a seed mean and half its range over the seeds (none with one seed)."""
+    return _fmt(value) + ("" if seed_range is None else f" ±{seed_range / 2:.3f}")
+
+
+def _cell(value: Any, seed_range: float | None) -> str:
+    """``0.761 ±0.019``: a seed mean and half its range over the seeds (none with one seed)."""
+    return _fmt(value) + ("" if seed_range is None else f" ±{seed_range / 2:.3f}")
+
+
 def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
     write_text_atomic(folder / "summary.json", json.dumps(summaries, indent=1))
     lines = ["# Mix-weight search", ""]
@@ -413,7 +434,7 @@ def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
         if len(sm.get("seeds") or []) > 1:
             trial += " per seed"
             lines += [f"Each row is the mean over calibration seeds "
-                      f"{', '.join(map(str, sm['seeds']))}.", ""]  # fmt: skip
+                      f"{', '.join(map(str, sm['seeds']))}, ± half its range over them.", ""]  # fmt: skip
         for block, title in (("search_suite_rows", f"inside the search (suite `{ss['suite']}`, "
                               f"limit {ss['limit']}{items})"),
                              ("full_suite_rows", f"confirmed on the sweep's full suite (best mix: "
@@ -428,8 +449,11 @@ def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
                 name = labels[k]
                 if k in ("best_single_source", "reference"):
                     name += f" ({next(iter(row['mix']))})"
-                lines.append(f"| {name} | " + " | ".join(_fmt(row["retention"].get(d)) for d in dims)
-                             + f" | {_fmt(row['total_retention'])} | {_fmt(row['worst_retention'])} |")  # fmt: skip
+                ranges = row.get("seed_range") or {}
+                cells = [_cell(row["retention"].get(d), ranges.get(d)) for d in dims]
+                cells += [_cell(row["total_retention"], ranges.get("total")),
+                          _cell(row["worst_retention"], ranges.get("worst"))]  # fmt: skip
+                lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")
         for name, entry in sm.get("paired", {}).items():
             lines.append(f"- paired, best mix − {_PAIRED_LABELS[name]} (95% bootstrap interval over "

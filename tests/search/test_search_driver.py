@@ -157,13 +157,19 @@ def test_a_search_over_two_seeds_reports_their_mean_and_confirms_each(ray_local,
     assert confirmed["worst_retention"] == pytest.approx(
         sum(r.worst_retention for r in confirms) / 2
     )
+    # Beside each mean, its range over the seeds: the noise a margin has to beat.
+    worst = [r.worst_retention for r in confirms]
+    assert confirmed["seed_range"]["worst"] == pytest.approx(max(worst) - min(worst))
+    assert confirmed["seed_range"]["total"] == pytest.approx(
+        max(r.total_retention for r in confirms) - min(r.total_retention for r in confirms)
+    )
+    md = (out / "search" / "summary.md").read_text()
+    cell = f"{confirmed['worst_retention']:.3f} ±{(max(worst) - min(worst)) / 2:.3f} |"
+    assert any(line.startswith("| best mix |") and line.endswith(cell) for line in md.splitlines())
     assert_side_files(out, recs)
     console = capsys.readouterr().out
     assert "each the mean over seeds [0, 1]" in console
     assert (
         "confirmed on the full suite, worst_retention (mean over seeds 0, 1): best mix" in console
     )
-    assert (
-        "Each row is the mean over calibration seeds 0, 1."
-        in (out / "search" / "summary.md").read_text()
-    )
+    assert "Each row is the mean over calibration seeds 0, 1, ± half its range over them." in md
