@@ -273,6 +273,12 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
+def _spread(values: list[float | None]) -> float | None:
+    """Max − min of the known values, None with fewer than two."""
+    known = [v for v in values if v is not None]
+    return max(known) - min(known) if len(known) > 1 else None
+
+
 def _row(group: list[TrialRecord] | None, objective: str) -> dict[str, Any] | None:
     """One mix's row: the mean over its records (one per seed) of each retention, and of the
     objective (as the search averaged it); ``seeds`` says which records it is the mean of."""
@@ -283,17 +289,13 @@ def _row(group: list[TrialRecord] | None, objective: str) -> dict[str, Any] | No
         dims = sorted({d for r in group for d in getattr(r, field)})
         return {d: _mean([getattr(r, field).get(d) for r in group]) for d in dims}
 
-    def spread(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return max(known) - min(known) if len(known) > 1 else None
-
     return {"mix": group[0].mix, "seeds": [r.seed for r in group],
             # max − min over the seeds, None with one: the seed-to-seed noise a margin must beat
             "seed_range": {
-                **{d: spread([r.retention.get(d) for r in group])
+                **{d: _spread([r.retention.get(d) for r in group])
                    for d in sorted({d for r in group for d in r.retention})},
-                "total": spread([r.total_retention for r in group]),
-                "worst": spread([r.worst_retention for r in group]),
+                "total": _spread([r.total_retention for r in group]),
+                "worst": _spread([r.worst_retention for r in group]),
             },
             "objective": _mean([objective_value(r.model_dump(), objective) for r in group]),
             "retention": per_dim("retention"),
@@ -405,11 +407,6 @@ def _paired(run_dir: Path, confirmed: list[TrialRecord], grid: list[TrialRecord]
 
 def _fmt(v: Any) -> str:
     return "n/a" if v is None else f"{v:.3f}"
-
-
-def _cell(value: Any, seed_range: float | None) -> str:
-    """``0.761 ±0.019``: a seed mean and half its range over the seeds (none with one seed)."""
-    return _fmt(value) + ("" if seed_range is None else f" ±{seed_range / 2:.3f}")
 
 
 def _cell(value: Any, seed_range: float | None) -> str:
