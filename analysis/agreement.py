@@ -33,22 +33,32 @@ import numpy as np
 import pandas as pd
 
 from analysis.correlations import spearman_rho
-from analysis.paired import DEFAULT_RESAMPLES, TOTAL, WORST
-from analysis.records import GROUP_KEYS, dimensions_in, group_label, ok_trials
+from analysis.paired import DEFAULT_RESAMPLES
+from analysis.records import (
+    GROUP_KEYS,
+    TOTAL,
+    WORST,
+    dimensions_in,
+    group_label,
+    groups,
+    ok_trials,
+    retention_column,
+)
 from analysis.runs import RUN, RunInfo, load_runs
 
 COLUMNS = (
     "quantity", "n_choices", "kendall_tau", "tau_low", "tau_high", "spearman_rho", "rho_low",
     "rho_high", "n_valid", "top_a", "top_b",
 )  # fmt: skip
+VALUE_COLUMNS = ("choice", "quantity", "a", "b")
 MIN_CHOICES = 3
 
 
 @dataclass(frozen=True)
 class Agreement:
     """``table``: one row per (group, quantity), columns the group keys then COLUMNS;
-    ``values``: each shared choice's value in both runs (columns the group keys, ``choice``,
-    ``quantity``, ``a``, ``b``)."""
+    ``values``: each shared choice's value in both runs (columns the group keys, then
+    VALUE_COLUMNS)."""
 
     run_a: RunInfo
     run_b: RunInfo
@@ -67,11 +77,6 @@ def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     denominator = np.sqrt((sx != 0).sum(1) * (sy != 0).sum(1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denominator > 0, (sx * sy).sum(1) / denominator, np.nan)
-
-
-def _column(quantity: str) -> str:
-    return {TOTAL: "total_retention", WORST: "worst_retention"}.get(quantity,
-                                                                    f"retention.{quantity}")  # fmt: skip
 
 
 def _weights(row: pd.Series) -> str:
@@ -127,7 +132,7 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
         notes.append(f"both runs use suite {info_a.suite!r} with limit {info_a.limit}: their "
                      "disagreement can only come from the runs' own noise")  # fmt: skip
     grids = _grids([merged.trials[merged.trials[RUN] == r.name] for r in runs])
-    known = [d for d in dimensions_in(pd.concat(grids)) if d]
+    known = dimensions_in(pd.concat(grids))
     quantities = list(quantities or [TOTAL, WORST, *known])
     unknown = [q for q in quantities if q not in (TOTAL, WORST, *known)]
     if unknown:
@@ -136,16 +141,12 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     values: list[dict[str, Any]] = []
-    keys = list(group_by)
-    groups_a = (
-        dict(iter(grids[0].groupby(keys, sort=True, dropna=False))) if keys else {(): grids[0]}
-    )
-    groups_b = (
-        dict(iter(grids[1].groupby(keys, sort=True, dropna=False))) if keys else {(): grids[1]}
-    )
-    for key in sorted(set(groups_a) & set(groups_b), key=str):
-        key_t = key if isinstance(key, tuple) else (key,)
-        label = group_label(group_by, key_t)
+    groups_a, groups_b = (dict(groups(grid, group_by)) for grid in grids)
+    shared = sorted(set(groups_a) & set(groups_b), key=str)
+    if not shared:
+        notes.append("the runs share no (method, structure, sparsity) group of grid trials")
+    for key in shared:
+        label = group_label(group_by, key)
         part_a, part_b = groups_a[key], groups_b[key]
         seeds = {c: sorted(set(part_a.loc[part_a["choice"] == c, "seed"])
                            & set(part_b.loc[part_b["choice"] == c, "seed"]))
@@ -159,12 +160,12 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
                                                                 strict=True)]]
                 for p in (part_a, part_b)]  # fmt: skip
         observed = [
-            {q: np.array([u.loc[u["choice"] == c, _column(q)].mean() for c in choices])
+            {q: np.array([u.loc[u["choice"] == c, retention_column(q)].mean() for c in choices])
              for q in quantities}
             for u in used
         ]  # fmt: skip
         picks = rng.integers(0, len(choices), size=(n_resamples, len(choices)))
-        group = dict(zip(group_by, key_t, strict=True))
+        group = dict(zip(group_by, key, strict=True))
         for q in quantities:
             a, b = observed[0][q], observed[1][q]
             for c, va, vb in zip(choices, a, b, strict=True):
@@ -182,10 +183,9 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
                          "rho_low": rho_low, "rho_high": rho_high, "n_valid": n_valid,
                          "top_a": choices[int(np.argmax(a))],
                          "top_b": choices[int(np.argmax(b))]})  # fmt: skip
-    if not rows and not any("choice(s) in both runs" in n for n in notes):
-        notes.append("the runs share no (method, structure, sparsity) group of grid trials")
     return Agreement(info_a, info_b, pd.DataFrame(rows, columns=[*group_by, *COLUMNS]),
-                     pd.DataFrame(values), tuple(notes), n_resamples, seed, level)  # fmt: skip
+                     pd.DataFrame(values, columns=[*group_by, *VALUE_COLUMNS]), tuple(notes),
+                     n_resamples, seed, level)  # fmt: skip
 
 
 def markdown(result: Agreement) -> str:
@@ -234,8 +234,8 @@ def write(result: Agreement, out: Path) -> list[Path]:
                        ("agreement_values.csv", result.values.to_csv(index=False))):  # fmt: skip
         (out / name).write_text(text, encoding="utf-8")
         files.append(out / name)
-    ranked = result.values[result.values["quantity"] == TOTAL] if not result.values.empty else None
-    if ranked is not None and not ranked.empty and not result.table.empty:
+    ranked = result.values[result.values["quantity"] == TOTAL]
+    if not ranked.empty and not result.table.empty:
         files.append(agreement_scatter(ranked, result.table, result.run_a.name,
                                        result.run_b.name, out / "agreement.png"))  # fmt: skip
     return files

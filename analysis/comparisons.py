@@ -32,7 +32,7 @@ from analysis.paired import (
     common_dense,
     paired_bootstrap,
 )
-from analysis.records import GROUP_KEYS, RecordSet, group_label, ok_trials, source_means
+from analysis.records import GROUP_KEYS, RecordSet, group_label, groups, ok_trials, source_means
 from analysis.runs import RUN, RunInfo
 
 BEST_SINGLE = "uniform − best single"
@@ -63,10 +63,6 @@ def _run_dirs(records: RecordSet, runs: Sequence[RunInfo]) -> dict[str | None, P
     if runs:
         return {r.name: r.path.parent for r in runs}
     return {None: records.path.parent}
-
-
-def _key(key: Any) -> tuple:
-    return key if isinstance(key, tuple) else (key,)
 
 
 def points(value: float) -> str:
@@ -110,13 +106,8 @@ def paired_comparisons(
     rows: list[dict[str, Any]] = []
     made: list[tuple[tuple, PairedComparison]] = []
     headlines: dict[str, str] = {}
-    groups = grid.groupby(list(group_by), sort=True, dropna=False) if group_by else [((), grid)]
-    singles_by = {
-        _key(k): part
-        for k, part in (sources.groupby(list(group_by), dropna=False) if group_by else [((), sources)])
-    }  # fmt: skip
-    for key, group in groups:
-        key = _key(key)
+    singles_by = dict(groups(sources, group_by))
+    for key, group in groups(grid, group_by):
         label = group_label(group_by, key)
         plan = _plan(group, singles_by.get(key, sources[:0]), reference)
         if not plan:

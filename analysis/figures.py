@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from analysis.headlines import dimension_title
-from analysis.records import TOTAL, retention_column, seed_range_column
+from analysis.records import TOTAL, half_seed_range, retention_column
 
 DPI = 100
 SIGNIFICANCE = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
@@ -117,15 +117,10 @@ def retention_heatmap(
     finite = values[np.isfinite(values)]
     top = max(100.0, float(finite.max())) if finite.size else 100.0
     image = axes.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0, vmax=top, aspect="auto")
+    # half the range over seeds, in points; NaN with one seed
     ranges = np.column_stack(
-        [
-            rows.get(
-                seed_range_column(retention_column(d)), pd.Series(np.nan, index=rows.index)
-            ).to_numpy(float)
-            * 50
-            for d in columns
-        ]
-    )  # half the range over seeds, in points; NaN with one seed
+        [half_seed_range(rows, retention_column(d)).to_numpy(float) * 100 for d in columns]
+    )
     texts = [
         ["n/a" if math.isnan(v) else f"{v:.1f}" + ("" if math.isnan(h) else f"\n±{h:.1f}")
          for v, h in zip(r, hr, strict=True)]
@@ -144,10 +139,8 @@ def retention_heatmap(
 
 def _half_range(rows: pd.DataFrame, column: str) -> np.ndarray | None:
     """Half of each row's range over seeds, in points (None when no row has several seeds)."""
-    ranges = rows.get(seed_range_column(column))
-    if ranges is None or ranges.isna().all():
-        return None
-    return ranges.fillna(0.0).to_numpy(float) * 50
+    half = half_seed_range(rows, column)
+    return None if half.isna().all() else half.fillna(0.0).to_numpy(float) * 100
 
 
 def retention_vs_sparsity(

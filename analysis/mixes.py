@@ -22,6 +22,7 @@ from analysis.records import (
     GROUP_KEYS,
     RecordSet,
     dimensions_in,
+    groups,
     ok_trials,
     retention_column,
     seed_range_column,
@@ -56,11 +57,9 @@ def compare_mixes(
     value_columns = [retention_column(d) for d in dimensions]
     value_columns += [c for c in ("total_retention", "worst_retention") if c in trials.columns]
     means = source_means(trials, group_by)
-    singles_by_group = _by_group(means, group_by)
+    singles_by_group = dict(groups(means, group_by))
     rows: list[dict] = []
-    groups = trials.groupby(list(group_by), sort=True, dropna=False) if group_by else [((), trials)]
-    for key, group in groups:
-        key = key if isinstance(key, tuple) else (key,)
+    for key, group in groups(trials, group_by):
         labels = dict(zip(group_by, key, strict=True))
         entries: list[dict] = []
         grid_mixes = group[(group["phase"] == "grid") & (group["n_sources"] > 1)]
@@ -90,13 +89,6 @@ def compare_mixes(
     ranges = [seed_range_column(c) for c in value_columns]
     columns = [*group_by, "entry", "mix_name", "phase", "mix", "n_trials", *value_columns, *ranges]
     return pd.DataFrame(rows, columns=columns)
-
-
-def _by_group(frame: pd.DataFrame, group_by: tuple[str, ...]) -> dict[tuple, pd.DataFrame]:
-    if not group_by:
-        return {(): frame}
-    grouped = frame.groupby(list(group_by), sort=False, dropna=False)
-    return {(k if isinstance(k, tuple) else (k,)): part for k, part in grouped}
 
 
 def _single_entry(label: str, row: pd.Series, value_columns: list[str]) -> dict:

@@ -47,10 +47,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.items import ItemFile, aligned_order, load_items
-from analysis.records import DIMENSIONS
+from analysis.records import DIMENSIONS, TOTAL, WORST
 
-TOTAL = "total"
-WORST = "worst"
 DEFAULT_RESAMPLES = 2000
 # Replicates per block: bounds each task's (block, n_items) count matrix to ~32 MB.
 _BLOCK_CELLS = 4_000_000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ RECORDS_FILE = "records.jsonl"
 DIMENSIONS = ("general", "commonsense", "code", "math")
 GROUP_KEYS = ("method", "structure", "sparsity")
 TOTAL = "total"
+WORST = "worst"
 
 # Record fields whose mapping values are numbers: coerced to float so ``None`` becomes NaN.
 _NUMERIC_MAPPINGS = (
@@ -218,7 +219,9 @@ def metrics_in(frame: pd.DataFrame) -> list[str]:
 
 
 def retention_column(dimension: str) -> str:
-    return "total_retention" if dimension == TOTAL else f"retention.{dimension}"
+    """The record column of a dimension's retention, or of ``total`` / ``worst`` retention."""
+    return {TOTAL: "total_retention", WORST: "worst_retention"}.get(dimension,
+                                                                    f"retention.{dimension}")  # fmt: skip
 
 
 def single_source_trials(frame: pd.DataFrame) -> pd.DataFrame:
@@ -235,14 +238,36 @@ def seed_range_column(column: str) -> str:
     return f"{SEED_RANGE}:{column}"
 
 
+def _range(values: pd.Series) -> float:
+    """Max − min of the known values, NaN with fewer than two."""
+    values = values.dropna()
+    return float(values.max() - values.min()) if len(values) > 1 else float("nan")
+
+
 def seed_ranges(trials: pd.DataFrame, columns: list[str]) -> dict[str, float]:
     """Max − min over ``trials`` (one per seed) of each column, NaN with fewer than two values."""
-    out = {}
-    for column in columns:
-        values = trials[column].dropna() if column in trials else pd.Series(dtype=float)
-        spread = float(values.max() - values.min()) if len(values) > 1 else float("nan")
-        out[seed_range_column(column)] = spread
-    return out
+    return {
+        seed_range_column(c): _range(trials[c]) if c in trials else float("nan") for c in columns
+    }
+
+
+def half_seed_range(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Half of each row's range over seeds of ``column`` (a fraction, as the column); NaN where a
+    row has one seed or the frame holds no ranges."""
+    name = seed_range_column(column)
+    return frame[name] / 2 if name in frame else pd.Series(np.nan, index=frame.index)
+
+
+def groups(frame: pd.DataFrame, group_by: tuple[str, ...]) -> Iterator[tuple[tuple, pd.DataFrame]]:
+    """``(key tuple, rows)`` per group of ``frame`` in key order; ``((), frame)`` without
+    grouping; nothing for an empty frame that is grouped."""
+    if not group_by:
+        yield (), frame
+        return
+    if frame.empty:
+        return
+    for key, part in frame.groupby(list(group_by), sort=True, dropna=False):
+        yield (key if isinstance(key, tuple) else (key,)), part
 
 
 def source_means(frame: pd.DataFrame, group_by: tuple[str, ...] = GROUP_KEYS) -> pd.DataFrame:
@@ -265,7 +290,7 @@ def source_means(frame: pd.DataFrame, group_by: tuple[str, ...] = GROUP_KEYS) ->
     means = grouped[values].mean()
     means.insert(0, "n_seeds", grouped.size())
     retentions = [c for c in values if not c.startswith("calib_metrics.")]
-    ranges = grouped[retentions].agg(lambda v: v.max() - v.min() if v.count() > 1 else np.nan)
+    ranges = grouped[retentions].agg(_range)
     ranges.columns = [seed_range_column(c) for c in retentions]
     return pd.concat([means, ranges], axis=1).reset_index()
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from analysis import figures
@@ -44,10 +43,11 @@ from analysis.records import (
     dimensions_in,
     group_label,
     group_slug,
+    groups,
+    half_seed_range,
     load_records,
     ok_trials,
     retention_column,
-    seed_range_column,
     source_means,
 )
 from analysis.runs import RunInfo, shared_points
@@ -114,7 +114,7 @@ def analyse(
     mixes = compare_mixes(records, group_by=group_by, reference=reference)
     sources = source_means(ok_trials(records), group_by)
     headlines = {
-        group_label(group_by, key): headline(table) for key, table in _groups(corr.table, group_by)
+        group_label(group_by, key): headline(table) for key, table in groups(corr.table, group_by)
     }
     study = None
     if "sweep" in records.trials and (records.trials["sweep"] == STUDY_SWEEP).any():
@@ -140,16 +140,6 @@ def analyse(
             seed=seed,
         ),  # fmt: skip
     )
-
-
-def _groups(frame: pd.DataFrame, group_by: tuple[str, ...]) -> Iterator[tuple[tuple, pd.DataFrame]]:
-    if not group_by:
-        yield (), frame
-        return
-    if frame.empty:
-        return
-    for key, part in frame.groupby(list(group_by), sort=True, dropna=False):
-        yield (key if isinstance(key, tuple) else (key,)), part
 
 
 def _pct(value: Any) -> str:
@@ -199,10 +189,9 @@ def _artifact_view(part: pd.DataFrame) -> pd.DataFrame:
 
 def _with_range(part: pd.DataFrame, column: str) -> list[str]:
     """``81.2 ±0.6``: the seed mean in % and half its range over seeds (only with several)."""
-    ranges = part.get(seed_range_column(column), pd.Series(np.nan, index=part.index))
     return [
-        _pct(v) + ("" if pd.isna(r) else f" ±{50 * float(r):.1f}")
-        for v, r in zip(part[column], ranges, strict=True)
+        _pct(v) + ("" if pd.isna(h) else f" ±{100 * float(h):.1f}")
+        for v, h in zip(part[column], half_seed_range(part, column), strict=True)
     ]
 
 
@@ -289,7 +278,7 @@ def _notes_blocks(analysis: Analysis, drawn: int, skipped: int) -> list[Block]:
             items.append(f"paired comparisons: {len(paired_notes) - _MAX_PAIRED_NOTES} more "
                          "note(s) in paired_notes.csv")  # fmt: skip
     notes = analysis.correlations.notes
-    for key, part in _groups(notes, analysis.group_by):
+    for key, part in groups(notes, analysis.group_by):
         label = group_label(analysis.group_by, key)
         for reason, count in part["reason"].value_counts().items():
             items.append(f"{label}: {count} correlation(s) NaN or adjusted — {reason}")
@@ -476,20 +465,16 @@ def _run_blocks(analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_
     blocks.append(_figure(jobs, out, figures.run_scatter, args, "runs_shared.png", caption))
 
 
-def _split(frame: pd.DataFrame, keys: tuple[str, ...]) -> dict[tuple, pd.DataFrame]:
-    return {key: part for key, part in _groups(frame, keys)}
-
-
 def _group_blocks(
     analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob], limit: int
 ) -> tuple[int, int]:
     """Tables (and figures, for the first ``limit`` groups) of every group, in order."""
     group_by = analysis.group_by
     dimensions = dimensions_in(ok_trials(analysis.records))
-    corr_by = _split(analysis.correlations.table, group_by)
-    artifact_by = _split(analysis.artifact, group_by)
-    sources_by = _split(analysis.sources, group_by)
-    mixes_by = _split(analysis.mixes, group_by)
+    corr_by = dict(groups(analysis.correlations.table, group_by))
+    artifact_by = dict(groups(analysis.artifact, group_by))
+    sources_by = dict(groups(analysis.sources, group_by))
+    mixes_by = dict(groups(analysis.mixes, group_by))
     keys = sorted(set(corr_by) | set(mixes_by), key=lambda k: tuple(map(str, k)))
     for index, key in enumerate(keys):
         draw = index < limit
@@ -567,7 +552,7 @@ def _paired_blocks(
     if paired.table.empty:
         blocks.append(Paragraph("No comparison could be made (see the notes)."))
         return
-    for index, (key, part) in enumerate(_groups(paired.table, paired.group_by)):
+    for index, (key, part) in enumerate(groups(paired.table, paired.group_by)):
         label = group_label(paired.group_by, key)
         blocks += [Heading(3, label), Table(report_view(part))]
         if index < limit:
@@ -585,8 +570,8 @@ def _sparsity_blocks(
     if "sparsity" not in analysis.group_by or analysis.sources.empty or not dimensions:
         return
     others = tuple(k for k in analysis.group_by if k != "sparsity")
-    parts = list(_groups(analysis.sources, others))[:limit]
-    mixes_by = _split(analysis.mixes, others)
+    parts = list(groups(analysis.sources, others))[:limit]
+    mixes_by = dict(groups(analysis.mixes, others))
     blocks.append(Heading(2, "Retention vs sparsity"))
     for key, sources in parts:
         label = group_label(others, key)
