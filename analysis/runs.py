@@ -2,9 +2,10 @@
 
 Runs are compared only when their records measure the same thing: the same model and the same
 evaluation suite, item limit and item selection (lm-eval's first N or a seeded random subset;
-otherwise a retention of one run and of another are different quantities). :func:`load_runs` refuses a mixed set unless told to. Where the runs share points
-(the same method, structure, sparsity, calibration mix and seed), :func:`shared_points` puts their
-retentions side by side, and the report groups by ``run`` so that no statistic pools two runs.
+otherwise a retention of one run and of another are different quantities). :func:`load_runs`
+refuses a mixed set unless told to. Where the runs share points (the same method, structure,
+sparsity, calibration mix and seed), :func:`shared_points` puts their retentions side by side,
+and the report groups by ``run`` so that no statistic pools two runs.
 """
 
 from __future__ import annotations
