@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.correlations import spearman_rho
-from analysis.paired import DEFAULT_RESAMPLES
+from analysis.paired import DEFAULT_RESAMPLES, percentile_interval
 from analysis.records import (
     GROUP_KEYS,
     TOTAL,
@@ -104,15 +104,6 @@ def _grids(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
     return grids
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float, int]:
-    values = values[np.isfinite(values)]
-    if not values.size:
-        return float("nan"), float("nan"), 0
-    tail = 100 * (1 - level) / 2
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high), int(values.size)
-
-
 def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str] | None = None,
               group_by: tuple[str, ...] = GROUP_KEYS, n_resamples: int = DEFAULT_RESAMPLES,
               seed: int = 0, level: float = 0.95) -> Agreement:  # fmt: skip
@@ -176,8 +167,8 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
             tau = kendall_tau_b(a[None], b[None])[0]
             rho = spearman_rho(a[None], b[None])[0]
             taus, rhos = kendall_tau_b(a[picks], b[picks]), spearman_rho(a[picks], b[picks])
-            tau_low, tau_high, n_valid = _interval(taus, level)
-            rho_low, rho_high, _ = _interval(rhos, level)
+            tau_low, tau_high, n_valid = percentile_interval(taus, level)
+            rho_low, rho_high, _ = percentile_interval(rhos, level)
             rows.append({**group, "quantity": q, "n_choices": len(choices), "kendall_tau": tau,
                          "tau_low": tau_low, "tau_high": tau_high, "spearman_rho": rho,
                          "rho_low": rho_low, "rho_high": rho_high, "n_valid": n_valid,

@@ -274,6 +274,17 @@ def _defined(layout: _Layout) -> np.ndarray:
     return base / n_tasks > layout.chance
 
 
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float, int]:
+    """The central ``level`` percentile interval of the finite replicates and their count;
+    NaN bounds when none is finite."""
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return float("nan"), float("nan"), 0
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high), int(values.size)
+
+
 def _seed_mean(values: np.ndarray, picks: np.ndarray | None) -> np.ndarray:
     """Mean over seeds, (R, S) -> (R,): of the drawn seeds ``picks`` (R, S), else of all."""
     if picks is not None:
@@ -326,7 +337,6 @@ def paired_bootstrap(
         blocks_a.append(_side(counts_a, layout, stacks_a, keep))
         blocks_b.append(_side(counts_b, layout, stacks_b, keep))
     rows = []
-    tail = 100 * (1 - level) / 2
     for quantity in [*np.array(layout.dimensions)[keep], TOTAL, WORST]:
         rep_a = np.concatenate([blk[quantity] for blk in blocks_a])
         rep_b = np.concatenate([blk[quantity] for blk in blocks_b])
@@ -334,11 +344,8 @@ def paired_bootstrap(
         diff = diff[np.isfinite(diff)]
         value_a = float(_seed_mean(point_a[quantity], None)[0])
         value_b = float(_seed_mean(point_b[quantity], None)[0])
-        if diff.size:
-            low, high = (float(v) for v in np.percentile(diff, [tail, 100 - tail]))
-            positive = float((diff > 0).mean())
-        else:
-            low = high = positive = float("nan")
+        low, high, _ = percentile_interval(diff, level)
+        positive = float((diff > 0).mean()) if diff.size else float("nan")
         rows.append({
             "quantity": quantity, "a": value_a, "b": value_b, "difference": value_b - value_a,
             "ci_low": low, "ci_high": high, "p_positive": positive,
