@@ -278,21 +278,20 @@ def source_means(frame: pd.DataFrame, group_by: tuple[str, ...] = GROUP_KEYS) ->
     also has its range over seeds (``seed_range_column``; NaN with one seed).
     """
     single = single_source_trials(frame)
-    values = [f"calib_metrics.{m}" for m in metrics_in(single)]
-    values += [retention_column(d) for d in dimensions_in(single)]
-    values += [c for c in ("total_retention", "worst_retention") if c in single.columns]
+    retentions = [retention_column(d) for d in dimensions_in(single)]
+    retentions += [c for c in ("total_retention", "worst_retention") if c in single.columns]
+    retentions = list(dict.fromkeys(retentions))
+    values = [f"calib_metrics.{m}" for m in metrics_in(single)] + retentions
+    ranges = [seed_range_column(c) for c in retentions]
     keys = [*group_by, "source"]
     if single.empty:
-        ranges = [seed_range_column(c) for c in dict.fromkeys(values) if "calib_metrics." not in c]
-        return pd.DataFrame(columns=[*keys, "n_seeds", *dict.fromkeys(values), *ranges])
+        return pd.DataFrame(columns=[*keys, "n_seeds", *values, *ranges])
     grouped = single.groupby(keys, sort=True, dropna=False)
-    values = list(dict.fromkeys(values))
     means = grouped[values].mean()
     means.insert(0, "n_seeds", grouped.size())
-    retentions = [c for c in values if not c.startswith("calib_metrics.")]
-    ranges = grouped[retentions].agg(_range)
-    ranges.columns = [seed_range_column(c) for c in retentions]
-    return pd.concat([means, ranges], axis=1).reset_index()
+    spread = grouped[retentions].agg(_range)
+    spread.columns = ranges
+    return pd.concat([means, spread], axis=1).reset_index()
 
 
 def group_label(keys: tuple[str, ...], values: tuple[Any, ...]) -> str:
