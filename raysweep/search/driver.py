@@ -285,15 +285,14 @@ def _row(group: list[TrialRecord] | None, objective: str) -> dict[str, Any] | No
     if not group:
         return None
 
-    def per_dim(field: str) -> dict[str, float | None]:
+    def per_dim(field: str, over=_mean) -> dict[str, float | None]:
         dims = sorted({d for r in group for d in getattr(r, field)})
-        return {d: _mean([getattr(r, field).get(d) for r in group]) for d in dims}
+        return {d: over([getattr(r, field).get(d) for r in group]) for d in dims}
 
     return {"mix": group[0].mix, "seeds": [r.seed for r in group],
             # max − min over the seeds, None with one: the seed-to-seed noise a margin must beat
             "seed_range": {
-                **{d: _spread([r.retention.get(d) for r in group])
-                   for d in sorted({d for r in group for d in r.retention})},
+                **per_dim("retention", _spread),
                 "total": _spread([r.total_retention for r in group]),
                 "worst": _spread([r.worst_retention for r in group]),
             },
