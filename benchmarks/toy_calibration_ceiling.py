@@ -24,6 +24,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -100,9 +101,10 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=32, help="calibration windows")
     p.add_argument("--seqlen", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", type=Path, default=None, help="model directory (default: toy)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    model_dir = ensure_toy_model()
+    model_dir = args.model or ensure_toy_model()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     state = {k: v.clone() for k, v in model.state_dict().items()}
