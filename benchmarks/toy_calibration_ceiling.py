@@ -6,7 +6,10 @@ own pruning and scores every item of the four toy tasks, as a trial does, for:
 - ``uniform``: the default sweep's uniform mix of the 15 domain-aligned toy sources;
 - ``uniform, flat``: the same documents with every whitespace run (line breaks, indentation)
   collapsed to one space;
-- ``toy_shuffled_words``: the default sweep's all-domain shuffled-words control;
+- ``uniform, shuffled``: the same documents with their words permuted in place (whitespace runs
+  kept), the word-order control of the uniform mix itself;
+- ``toy_shuffled_words``: the default sweep's shuffled-words control (the crawl-like pages of
+  ``toy_web`` with their words permuted in place);
 - ``task text`` (ordered, flat, word-shuffled): the held-out task items themselves (context and
   correct answer), an oracle no real calibration set can match: the evaluation's own text.
 
@@ -33,6 +36,7 @@ from raysweep.calibration import build_calibration_set, get_source
 from raysweep.calibration.sources import CalibrationSource
 from raysweep.names import DIMENSIONS
 from raysweep.pruning import prune_model
+from raysweep.toyworld.sources import shuffle_words
 from raysweep.toyworld.tasks import TOY_TASKS, task_items
 from raysweep.toyworld.tradeoff import dimension_scores, task_scores, uniform_weights
 from raysweep.toyworld.train import ensure_toy_model
@@ -61,20 +65,25 @@ def _task_text(form: str) -> Callable[[int], Iterator[str]]:
     return texts
 
 
-def _flattened(name: str) -> Callable[[int], Iterator[str]]:
+def _rewritten(name: str, form: str) -> Callable[[int], Iterator[str]]:
+    """Source ``name``'s documents written ``flat`` or word-``shuffled`` (whitespace kept)."""
     texts = get_source(name).texts
 
-    def flat_texts(seed: int) -> Iterator[str]:
-        return (flat(doc) for doc in texts(seed))
+    def rewritten(seed: int) -> Iterator[str]:
+        if form == "flat":
+            return (flat(doc) for doc in texts(seed))
+        rng = random.Random(f"shuffle-{name}-{seed}")
+        return (shuffle_words(doc, rng) for doc in texts(seed))
 
-    return flat_texts
+    return rewritten
 
 
 def calibrations() -> tuple[dict[str, dict[str, float]], dict[str, CalibrationSource]]:
     """(named mixes, the extra sources they read)."""
     uniform = uniform_weights()
     extra = {
-        f"flat_{n}": CalibrationSource(f"flat_{n}", kind="builtin", texts=_flattened(n))
+        f"{form}_{n}": CalibrationSource(f"{form}_{n}", kind="builtin", texts=_rewritten(n, form))
+        for form in ("flat", "shuffled")
         for n in uniform
     }
     for form in ("ordered", "flat", "shuffled"):
@@ -83,6 +92,7 @@ def calibrations() -> tuple[dict[str, dict[str, float]], dict[str, CalibrationSo
     mixes = {
         "uniform": uniform,
         "uniform, flat": {f"flat_{n}": w for n, w in uniform.items()},
+        "uniform, shuffled": {f"shuffled_{n}": w for n, w in uniform.items()},
         "toy_shuffled_words": {"toy_shuffled_words": 1.0},
         **{f"task text, {f}": {f"task_text_{f}": 1.0} for f in ("ordered", "flat", "shuffled")},
     }

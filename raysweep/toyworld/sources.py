@@ -9,6 +9,7 @@ Each ``texts(seed)`` yields documents forever, identically for the same seed.
 from __future__ import annotations
 
 import random
+import re
 import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -87,25 +88,30 @@ def repetitive(seed: int) -> Iterator[str]:
         yield "\n\n".join([page] * rng.randint(2, 4))
 
 
-def _uniform_domains(seed: int) -> Iterator[str]:
-    rng = rng_for(seed, "uniform-domains")
-    streams = [f(seed + 104729 * i) for fs in _DOMAIN_TEXTS.values() for i, f in enumerate(fs)]
-    while True:
-        yield next(rng.choice(streams))
-
-
 def shuffled_words(seed: int) -> Iterator[str]:
-    """Control: documents from all domains with their words shuffled (same words, no syntax).
+    """Control: the crawl-like pages of ``web`` with their words shuffled (same words, no syntax).
 
-    Words are re-joined with single spaces, so line breaks and indentation are gone too: under
-    Wanda that alone is worth about two points of total retention on the toy model
-    (``benchmarks/toy_calibration_ceiling.py``).
+    Each page's words are permuted across its whitespace slots, which stay where they were: the
+    control keeps every word and every whitespace run of the page (line breaks and indentation
+    included) and loses only word order, so it differs from ``toy_web`` in that one respect.
     """
     rng = rng_for(seed, "shuffled")
-    for doc in _uniform_domains(seed):
-        words = doc.split()
-        rng.shuffle(words)
-        yield " ".join(words)
+    for page in web(seed):
+        yield shuffle_words(page, rng)
+
+
+def shuffle_words(text: str, rng: random.Random) -> str:
+    """``text`` with its words permuted and its whitespace runs left in place."""
+    parts = _WHITESPACE.split(text)  # words at even indices, whitespace runs at odd ones
+    slots = [i for i in range(0, len(parts), 2) if parts[i]]  # a leading/trailing word may be ""
+    words = [parts[i] for i in slots]
+    rng.shuffle(words)
+    for i, word in zip(slots, words, strict=True):
+        parts[i] = word
+    return "".join(parts)
+
+
+_WHITESPACE = re.compile(r"(\s+)")
 
 
 def random_tokens(seed: int) -> Iterator[str]:
@@ -213,7 +219,7 @@ TOY_SOURCES: tuple[ToySource, ...] = (
     ToySource(
         "toy_shuffled_words",
         None,
-        "Control: all-domain documents with shuffled word order.",
+        "Control: the crawl-like pages with shuffled word order.",
         shuffled_words,
     ),
     ToySource("toy_random_tokens", None, "Control: random printable characters.", random_tokens),

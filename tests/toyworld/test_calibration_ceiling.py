@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections import Counter
 from itertools import islice
 from pathlib import Path
@@ -22,7 +23,7 @@ def _bench():
     return module
 
 
-def test_flat_uniform_is_the_uniform_mix_without_its_whitespace_runs():
+def test_flat_and_shuffled_uniform_rewrite_the_uniform_mix_documents():
     mixes, extra = _bench().calibrations()
     uniform, flat = mixes["uniform"], mixes["uniform, flat"]
     assert uniform == uniform_weights()
@@ -31,6 +32,11 @@ def test_flat_uniform_is_the_uniform_mix_without_its_whitespace_runs():
     flattened = list(islice(extra["flat_toy_code_programs"].texts(3), 5))
     assert any("\n" in doc for doc in plain)
     assert flattened == [" ".join(doc.split()) for doc in plain]
+    assert mixes["uniform, shuffled"] == {f"shuffled_{n}": w for n, w in uniform.items()}
+    shuffled = list(islice(extra["shuffled_toy_code_programs"].texts(3), 5))
+    assert [Counter(d.split()) for d in shuffled] == [Counter(d.split()) for d in plain]
+    assert [re.findall(r"\s+", d) for d in shuffled] == [re.findall(r"\s+", d) for d in plain]
+    assert shuffled != plain
 
 
 def test_task_text_forms_are_the_held_out_items_word_for_word():
@@ -56,5 +62,6 @@ def test_every_calibration_builds_windows(tmp_path):
                                         cache_dir=tmp_path)  # fmt: skip
         assert windows.shape == (8, 64), name
         text = tokenizer.decode(windows.flatten())
-        # Flattened text has no line breaks; the uniform mix's own documents have them.
-        assert ("\n" in text) == (name in ("uniform", "task text, ordered")), name
+        # Flattened text has no line breaks; documents with their whitespace kept have them.
+        kept = ("uniform", "uniform, shuffled", "toy_shuffled_words", "task text, ordered")
+        assert ("\n" in text) == (name in kept), name

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import random
+import re
+from collections import Counter
 
 import pytest
 
@@ -15,7 +18,7 @@ from raysweep.toyworld import (
     programs,
     task_items,
 )
-from raysweep.toyworld.sources import training_texts
+from raysweep.toyworld.sources import shuffle_words, shuffled_words, training_texts, web
 
 
 def _take(source, seed, n=4):
@@ -38,6 +41,20 @@ def test_source_table_shape():
     assert dims == {"general", "commonsense", "code", "math", None}
     controls = {s.name for s in TOY_SOURCES if s.dimension is None}
     assert {"toy_web", "toy_repetitive", "toy_shuffled_words", "toy_random_tokens"} <= controls
+
+
+def test_shuffled_control_is_the_web_pages_with_only_word_order_changed():
+    pages = list(itertools.islice(web(5), 30))
+    shuffled = list(itertools.islice(shuffled_words(5), 30))
+    for page, control in zip(pages, shuffled, strict=True):
+        assert Counter(control.split()) == Counter(page.split())
+        # Line breaks and indentation stay where they were.
+        assert re.findall(r"\s+", control) == re.findall(r"\s+", page)
+    assert sum(c != p for c, p in zip(shuffled, pages, strict=True)) >= 29
+    assert shuffle_words("  a b\n\n  c  ", random.Random(0)).split() != ["a", "b", "c"]
+    assert re.findall(r"\s+", shuffle_words("  a b\n\n  c  ", random.Random(0))) == [
+        "  ", " ", "\n\n  ", "  "
+    ]
 
 
 def test_task_items_deterministic_and_well_formed():
