@@ -10,8 +10,9 @@ own pruning and scores every item of the four toy tasks, as a trial does, for:
   kept), the word-order control of the uniform mix itself;
 - ``toy_shuffled_words``: the default sweep's shuffled-words control (the crawl-like pages of
   ``toy_web`` with their words permuted in place);
-- ``task text`` (ordered, flat, word-shuffled): the held-out task items themselves (context and
-  correct answer), an oracle no real calibration set can match: the evaluation's own text.
+- ``task text`` (ordered, flat, word-shuffled and re-joined with single spaces): the held-out
+  task items themselves (context and correct answer), an oracle no real calibration set can
+  match: the evaluation's own text.
 
 Prints total retention per calibration (mean [min, max] over seeds) and its four dimensions.
 A method whose oracle does not beat a shuffled blend gains little from *which* text it is
