@@ -10,9 +10,9 @@ own pruning and scores every item of the four toy tasks, as a trial does, for:
   kept), the word-order control of the uniform mix itself;
 - ``toy_shuffled_words``: the default sweep's shuffled-words control (the crawl-like pages of
   ``toy_web`` with their words permuted in place);
-- ``task text`` (ordered, flat, word-shuffled and re-joined with single spaces): the held-out
-  task items themselves (context and correct answer), an oracle no real calibration set can
-  match: the evaluation's own text.
+- ``task text`` (ordered, flat, words shuffled in place): the held-out task items themselves
+  (context and correct answer), an oracle no real calibration set can match: the evaluation's
+  own text.
 
 Prints total retention per calibration (mean [min, max] over seeds) and its four dimensions.
 A method whose oracle does not beat a shuffled blend gains little from *which* text it is
@@ -47,12 +47,6 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def shuffled(text: str, rng: random.Random) -> str:
-    words = text.split()
-    rng.shuffle(words)
-    return " ".join(words)
-
-
 def _task_text(form: str) -> Callable[[int], Iterator[str]]:
     docs = [i.context + i.choices[i.label] for t in TOY_TASKS for i in task_items(t.name)]
 
@@ -61,7 +55,7 @@ def _task_text(form: str) -> Callable[[int], Iterator[str]]:
         draws, order = random.Random(f"task-text-{seed}"), random.Random(f"shuffle-{seed}")
         while True:
             doc = draws.choice(docs)
-            yield {"ordered": doc, "flat": flat(doc), "shuffled": shuffled(doc, order)}[form]
+            yield {"ordered": doc, "flat": flat(doc), "shuffled": shuffle_words(doc, order)}[form]
 
     return texts
 
@@ -109,7 +103,7 @@ def main() -> int:
     p.add_argument("--methods", nargs="*", default=["wanda", "sparsegpt"])
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--sparsity", type=float, default=0.7)
-    p.add_argument("--samples", type=int, default=32, help="calibration windows")
+    p.add_argument("--samples", type=int, default=128, help="calibration windows")
     p.add_argument("--seqlen", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", type=Path, default=None, help="model directory (default: toy)")

@@ -71,12 +71,19 @@ def web(seed: int) -> Iterator[str]:
         yield "\n\n".join(parts)
 
 
+# Domain shares of the instruction mix. Like Alpaca- or Dolly-style sets it is mostly general
+# knowledge and everyday requests with a little code and math; equal shares would make it the
+# uniform mix written in one format, a mix rather than a single source.
+_INSTRUCTION_SHARES = {"general": 0.45, "commonsense": 0.35, "code": 0.1, "math": 0.1}
+
+
 def instruction_mix(seed: int) -> Iterator[str]:
-    """Instruction/response pairs from every domain, in equal shares (an Alpaca-like set)."""
+    """Instruction/response pairs from every domain, mostly general and everyday requests."""
     rng = rng_for(seed, "instruction-mix")
-    streams = [fs[-1](seed) for fs in _DOMAIN_TEXTS.values()]
+    streams = {d: fs[-1](seed) for d, fs in _DOMAIN_TEXTS.items()}
+    domains, weights = list(_INSTRUCTION_SHARES), list(_INSTRUCTION_SHARES.values())
     while True:
-        yield next(rng.choice(streams))
+        yield next(streams[rng.choices(domains, weights)[0]])
 
 
 def repetitive(seed: int) -> Iterator[str]:
@@ -212,7 +219,7 @@ TOY_SOURCES: tuple[ToySource, ...] = (
     ToySource(
         "toy_instruction_mix",
         None,
-        "Instruction/response pairs from all four domains.",
+        "Instruction/response pairs, mostly general and everyday requests, some code and math.",
         instruction_mix,
     ),
     ToySource("toy_repetitive", None, "Low diversity: a few fixed pages repeated.", repetitive),

@@ -59,8 +59,8 @@ class TrainSettings:
     vocab_size: int = 2048
     tokenizer_docs: int = 6000
     hidden_size: int = 128
-    intermediate_size: int = 512
-    num_layers: int = 4
+    intermediate_size: int = 384
+    num_layers: int = 6
     num_heads: int = 4
     seqlen: int = 128
     batch_size: int = 32
@@ -78,8 +78,15 @@ class TrainSettings:
 
 
 def moe_settings(**overrides: int | float) -> TrainSettings:
-    """The settings that produced ``assets/raysweep-toy-moe``."""
-    defaults: dict = {"steps": 800, "outlier_sigma": 0.0, "moe": MoeSettings()}
+    """The settings that produced ``assets/raysweep-toy-moe``: 4 layers (the dense-MLP width is
+    unused, every layer's MLP being an MoE block)."""
+    defaults: dict = {
+        "num_layers": 4,
+        "intermediate_size": 512,
+        "steps": 800,
+        "outlier_sigma": 0.0,
+        "moe": MoeSettings(),
+    }
     return TrainSettings(**{**defaults, **overrides})
 
 
