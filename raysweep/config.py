@@ -60,7 +60,11 @@ def _check_weights(weights: Mapping[str, float], where: str) -> dict[str, float]
     total = sum(out.values())
     if total <= 0:
         raise ValueError(f"all weights in {where} are zero: at least one must be > 0")
-    return {k: v / total for k, v in out.items() if v > 0}
+    # Weights that already sum to 1 up to rounding are kept bit for bit: dividing them by their
+    # float sum again can move the last bit, and a config dumped and validated again (a trial
+    # config on its way to a Ray worker) must keep its mix, and so its trial id.
+    scale = 1.0 if abs(total - 1.0) <= 1e-9 else total
+    return {k: v / scale for k, v in out.items() if v > 0}
 
 
 class ModelConfig(_Strict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pytest
 
 from raysweep.config import ConfigError, validate_config
@@ -112,6 +113,36 @@ def test_confirm_point_is_a_trial_of_the_sweeps_own_mode_and_suite():
         base.structure,
         base.sparsity,
     )
+
+
+def test_a_confirm_point_keeps_its_trial_id_on_its_way_to_a_worker():
+    """A worker validates the dumped point again: the id it records must be the id the driver
+    looks the confirmation up by (and resumes by), whatever the search's weights are."""
+    from raysweep.config import TrialConfig
+    from raysweep.search.space import weights_from_u
+
+    base = search_points(CFG)[0]
+    sources = ["toy_general_prose", "toy_commonsense_stories", "toy_code_programs",
+               "toy_math_word"]  # fmt: skip
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        weights = weights_from_u(dict(zip(sources, rng.uniform(1e-6, 1, 4), strict=True)), 0.02)
+        point = confirm_point(CFG, base, weights)
+        on_worker = TrialConfig.model_validate(point.model_dump(mode="json"))
+        assert on_worker.trial_id == point.trial_id and on_worker.mix == point.mix
+
+
+def test_normalised_weights_are_kept_bit_for_bit_and_others_are_normalised():
+    from raysweep.config import TrialConfig
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        mix = {f"s{i}": float(w) for i, w in enumerate(rng.uniform(0, 1, 5))}
+        once = TrialConfig(mix=mix, mix_name="m")
+        assert sum(once.mix.values()) == pytest.approx(1.0, abs=1e-12)
+        twice = TrialConfig.model_validate(once.model_dump(mode="json"))
+        assert twice.mix == once.mix and twice.trial_id == once.trial_id
+    assert TrialConfig(mix={"a": 2, "b": 6}, mix_name="m").mix == {"a": 0.25, "b": 0.75}
 
 
 def test_smoke_config_is_a_handful_of_points():
