@@ -219,7 +219,9 @@ def confirm_point(
     best = {k: v for k, v in weights.items() if v > 0}
     update = {"phase": "confirm", "mix": best, "mix_name": "best", "mode": cfg.pruning.mode,
               "evaluation": cfg.evaluation, "seed": base.seed if seed is None else seed}  # fmt: skip
-    return base.model_copy(update=update)
+    # Validated, not model_copy'd: the mix is normalised here exactly as the worker that
+    # validates the dumped point normalises it, so both compute the same trial id.
+    return TrialConfig.model_validate({**base.model_dump(), **update})
 
 
 def confirm_points(

@@ -130,6 +130,10 @@ def test_a_confirm_point_keeps_its_trial_id_on_its_way_to_a_worker():
         point = confirm_point(CFG, base, weights)
         on_worker = TrialConfig.model_validate(point.model_dump(mode="json"))
         assert on_worker.trial_id == point.trial_id and on_worker.mix == point.mix
+    # Weights that do not sum to 1 are normalised in the point itself, not first on the worker.
+    point = confirm_point(CFG, base, {"toy_general_prose": 3.0, "toy_math_word": 1.0})
+    assert point.mix == {"toy_general_prose": 0.75, "toy_math_word": 0.25}
+    assert TrialConfig.model_validate(point.model_dump(mode="json")).trial_id == point.trial_id
 
 
 def test_normalised_weights_are_kept_bit_for_bit_and_others_are_normalised():
