@@ -39,7 +39,7 @@ from raysweep.names import DIMENSIONS
 from raysweep.pruning import prune_model
 from raysweep.toyworld.sources import shuffle_words
 from raysweep.toyworld.tasks import TOY_TASKS, task_items
-from raysweep.toyworld.tradeoff import dimension_scores, task_scores, uniform_weights
+from raysweep.toyworld.tradeoff import N_SAMPLES, dimension_scores, task_scores, uniform_weights
 from raysweep.toyworld.train import ensure_toy_model
 
 
@@ -103,7 +103,7 @@ def main() -> int:
     p.add_argument("--methods", nargs="*", default=["wanda", "sparsegpt"])
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--sparsity", type=float, default=0.7)
-    p.add_argument("--samples", type=int, default=128, help="calibration windows")
+    p.add_argument("--samples", type=int, default=N_SAMPLES, help="calibration windows")
     p.add_argument("--seqlen", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", type=Path, default=None, help="model directory (default: toy)")
