@@ -36,9 +36,10 @@ _NUMERIC_MAPPINGS = (
     "retention_above_chance",
     "timings",
     "mix",
+    "dense_kept",
 )
-_NUMERIC_FIELDS = ("sparsity", "achieved_sparsity", "total_retention", "worst_retention",
-                   "peak_host_bytes", "peak_device_bytes")  # fmt: skip
+_NUMERIC_FIELDS = ("sparsity", "achieved_sparsity", "decoder_zero_fraction", "total_retention",
+                   "worst_retention", "peak_host_bytes", "peak_device_bytes")  # fmt: skip
 
 
 class RecordsWarning(UserWarning):
@@ -121,6 +122,7 @@ def _frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
             frame[required] = None
     if "n_sources" not in frame.columns:
         frame["n_sources"] = 0
+    _pruning_variant(frame)
     numeric = [
         c
         for c in frame.columns
@@ -129,6 +131,25 @@ def _frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     return frame
+
+
+# Pruning choices beside the method, at the value that leaves the method as it is.
+_VARIANT_COLUMNS = (("allocation", "uniform"), ("refine", "none"))
+
+
+def _pruning_variant(frame: pd.DataFrame) -> None:
+    """``method`` becomes the pruning variant, e.g. ``wanda+owl+dsnot`` (``base_method`` keeps
+    the method alone), so every group of the study holds one variant; records without an
+    allocation or refinement keep their method's name."""
+    frame["base_method"] = frame["method"]
+    method = frame["method"].astype(object)
+    for column, plain in _VARIANT_COLUMNS:
+        if column not in frame.columns:
+            continue
+        value = frame[column]
+        other = value.notna() & (value != plain)
+        method = method.where(~other, method.astype(str) + "+" + value.astype(str))
+    frame["method"] = method
 
 
 def parse_records(lines: Iterable[str]) -> tuple[list[dict[str, Any]], list[BrokenLine]]:

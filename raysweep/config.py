@@ -18,7 +18,22 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from raysweep.names import DIMENSIONS, METHODS, Method, parse_structure  # noqa: F401 - re-exported
+from raysweep.names import (  # noqa: F401 - re-exported
+    ALLOCATIONS,
+    DIMENSIONS,
+    DSNOT_CYCLES,
+    DSNOT_THRESHOLD,
+    METHODS,
+    OWL_LAMBDA,
+    OWL_M,
+    REFINES,
+    RIA_ALPHA,
+    RIA_PER_ROW,
+    Allocation,
+    Method,
+    Refine,
+    parse_structure,
+)
 from raysweep.specs import source_spec, suite_spec
 
 TOY_MODEL = "raysweep-toy"
@@ -128,6 +143,46 @@ class CalibrationConfig(_Strict):
         return self
 
 
+def _check_ignore(patterns: list[str]) -> list[str]:
+    import re
+
+    for text in patterns:
+        if not text:
+            raise ValueError("an ignore pattern is empty")
+        try:
+            re.compile(text.removeprefix("re:"))
+        except re.error as err:
+            raise ValueError(
+                f"ignore pattern {text!r} is not a regular expression: {err}"
+            ) from None
+    return patterns
+
+
+def _check_owl(structure: str, sparsity: float, lam: float) -> None:
+    from raysweep.pruning.owl import check_owl
+
+    nm = parse_structure(structure)
+    target = nm.sparsity if nm is not None else sparsity
+    try:
+        check_owl(target, lam, nm=nm)
+    except ValueError as err:
+        raise ValueError(str(err)) from None
+
+
+def _check_dsnot(methods: list[str]) -> None:
+    if "magnitude" in methods:
+        raise ValueError(
+            "refine: dsnot reads calibration statistics (input means and variances) that "
+            "magnitude pruning never collects; drop magnitude from pruning.methods or set "
+            "refine: none"
+        )
+    if "sparsegpt" in methods:
+        raise ValueError(
+            "refine: dsnot refines the masks of mask methods (wanda, ria); sparsegpt updates the "
+            "weights it keeps; drop sparsegpt from pruning.methods or set refine: none"
+        )
+
+
 class PruningConfig(_Strict):
     methods: list[Method] = Field(default_factory=lambda: ["wanda", "sparsegpt"], min_length=1)
     sparsities: list[float] = Field(default_factory=lambda: [0.5], min_length=1)
@@ -144,6 +199,48 @@ class PruningConfig(_Strict):
         description="MoE experts below min_expert_tokens: 'layer' (statistics pooled over the "
         "block's experts: all tokens entering it), 'magnitude', or 'dense' (left unpruned)",
     )
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="regular expressions (re.fullmatch on full module names, an 're:' prefix "
+        "allowed) of prunable modules kept dense, e.g. '.*linear_attn.*'; each must match one",
+    )
+    allocations: list[Allocation] = Field(
+        default_factory=lambda: ["uniform"],
+        min_length=1,
+        description="layer-wise sparsity allocation, a sweep axis: 'uniform' (every layer at the "
+        "target) or 'owl' (outlier-weighted, Yin et al. 2024)",
+    )
+    owl_m: float = Field(OWL_M, gt=0, description="OWL: a score is an outlier above M x the mean")
+    owl_lambda: float = Field(
+        OWL_LAMBDA, ge=0, description="OWL: layer sparsities span 2 x lambda around the target"
+    )
+    ria_alpha: float = Field(RIA_ALPHA, ge=0, description="RIA: exponent of the activation norm")
+    ria_per_row: bool = Field(
+        RIA_PER_ROW, description="RIA: compare within output rows instead of the whole matrix"
+    )
+    refine: Refine = Field(
+        "none",
+        description="mask refinement after the method: 'none' or 'dsnot' (Zhang et al. 2024)",
+    )
+    dsnot_cycles: int = Field(DSNOT_CYCLES, ge=0, description="DSnoT: prune-and-regrow cycles")
+    dsnot_threshold: float = Field(
+        DSNOT_THRESHOLD, ge=0, description="DSnoT: stop a row once its error is below this"
+    )
+
+    @model_validator(mode="after")
+    def _owl_range(self) -> PruningConfig:
+        if "owl" in self.allocations:
+            for structure in self.structures:
+                for sparsity in self.sparsities:
+                    _check_owl(structure, sparsity, self.owl_lambda)
+        if self.refine == "dsnot":
+            _check_dsnot(self.methods)
+        return self
+
+    @field_validator("ignore")
+    @classmethod
+    def _ignore(cls, v: list[str]) -> list[str]:
+        return _check_ignore(v)
 
     @field_validator("sparsities")
     @classmethod
@@ -447,6 +544,12 @@ def _absolutise_include_paths(tree: dict[str, Any], base: Path) -> None:
 
 
 _MOE_OPTIONS = ("min_expert_tokens", "expert_fallback")
+# Pruning choices added after trial ids were first written: absent from an id at these values.
+_PRUNING_DEFAULTS: dict[str, Any] = {
+    "ignore": [], "allocation": "uniform", "owl_m": OWL_M, "owl_lambda": OWL_LAMBDA,
+    "ria_alpha": RIA_ALPHA, "ria_per_row": RIA_PER_ROW, "refine": "none",
+    "dsnot_cycles": DSNOT_CYCLES, "dsnot_threshold": DSNOT_THRESHOLD,
+}  # fmt: skip
 _ITEM_OPTIONS = ("item_selection", "item_seed")
 
 
@@ -471,6 +574,15 @@ class TrialConfig(_Strict):
     pruning_device: str | None = None
     min_expert_tokens: int = Field(16, ge=0)
     expert_fallback: Literal["layer", "magnitude", "dense"] = "layer"
+    ignore: list[str] = Field(default_factory=list)
+    allocation: Allocation = "uniform"
+    owl_m: float = Field(OWL_M, gt=0)
+    owl_lambda: float = Field(OWL_LAMBDA, ge=0)
+    ria_alpha: float = Field(RIA_ALPHA, ge=0)
+    ria_per_row: bool = RIA_PER_ROW
+    refine: Refine = "none"
+    dsnot_cycles: int = Field(DSNOT_CYCLES, ge=0)
+    dsnot_threshold: float = Field(DSNOT_THRESHOLD, ge=0)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
@@ -485,6 +597,19 @@ class TrialConfig(_Strict):
         parse_structure(v)
         return v.replace(" ", "")
 
+    @field_validator("ignore")
+    @classmethod
+    def _ignore(cls, v: list[str]) -> list[str]:
+        return _check_ignore(v)
+
+    @model_validator(mode="after")
+    def _choices(self) -> TrialConfig:
+        if self.allocation == "owl":
+            _check_owl(self.structure, self.sparsity, self.owl_lambda)
+        if self.refine == "dsnot":
+            _check_dsnot([self.method])
+        return self
+
     def identity(self) -> dict[str, Any]:
         """What determines the result: the trial id hashes exactly this."""
         d = self.model_dump(mode="json", exclude={"phase", "mix_name", "resources", "sweep"})
@@ -498,6 +623,10 @@ class TrialConfig(_Strict):
         # Options that only MoE models read leave the id of every other trial as it always was.
         for name in _MOE_OPTIONS:
             if d[name] == TrialConfig.model_fields[name].default:
+                del d[name]
+        # So do the options of later pruning choices, at their defaults.
+        for name, default in _PRUNING_DEFAULTS.items():
+            if d[name] == default:
                 del d[name]
         return d
 

@@ -13,10 +13,25 @@ from typing import Literal, NamedTuple, get_args
 
 DIMENSIONS: tuple[str, ...] = ("general", "commonsense", "code", "math")
 
-Method = Literal["magnitude", "wanda", "sparsegpt"]
+Method = Literal["magnitude", "wanda", "sparsegpt", "ria"]
 METHODS: tuple[str, ...] = get_args(Method)
 
 UNSTRUCTURED = "unstructured"
+
+# Layer-wise sparsity allocations and mask refinements (raysweep.pruning.owl, .dsnot), with the
+# authors' defaults: OWL's README runs (Hyper_m 5, Lamda 0.08), RIA's main.py (a 0.5, the whole
+# matrix compared unless --per_outneuron), DSnoT's main.py (max_cycle_time 50,
+# update_threshold 0.1).
+Allocation = Literal["uniform", "owl"]
+ALLOCATIONS: tuple[str, ...] = get_args(Allocation)
+Refine = Literal["none", "dsnot"]
+REFINES: tuple[str, ...] = get_args(Refine)
+OWL_M = 5.0
+OWL_LAMBDA = 0.08
+RIA_ALPHA = 0.5
+RIA_PER_ROW = False
+DSNOT_CYCLES = 50
+DSNOT_THRESHOLD = 0.1
 
 # The grid's mix of equal weight per capability dimension (split evenly among the sources aligned
 # to each dimension): ``calibration.uniform_mix``.

@@ -105,6 +105,16 @@ def method_options(trial: TrialConfig) -> dict[str, Any]:
     return {name: getattr(trial, name) for name in METHOD_TABLE[trial.method].option_names}
 
 
+def allocation_options(trial: TrialConfig) -> dict[str, Any]:
+    """The keyword options ``prune_model`` takes for the trial's layer-wise allocation and mask
+    refinement."""
+    return {
+        "allocation": trial.allocation, "owl_m": trial.owl_m, "owl_lambda": trial.owl_lambda,
+        "refine": trial.refine, "dsnot_cycles": trial.dsnot_cycles,
+        "dsnot_threshold": trial.dsnot_threshold,
+    }  # fmt: skip
+
+
 def _route(model: Any, calibration: torch.Tensor, device: torch.device) -> None:
     """One dense forward of the decoder body over the calibration windows, for the routers'
     decisions alone (the expert-coverage metrics of MoE models)."""
@@ -251,7 +261,8 @@ def _prune_stage(
         return prune_model(
             loaded.model, None if oneshot else calib, trial.method, trial.sparsity,
             structure=trial.structure, mode=trial.mode, device=prune_device, statistics=stats,
-            progress=progress, **method_options(trial),
+            progress=progress, ignore=trial.ignore, **allocation_options(trial),
+            **method_options(trial),
         )  # fmt: skip
 
 
@@ -346,6 +357,18 @@ def _trial_record(
         structure=trial.structure,
         sparsity=trial.sparsity,
         achieved_sparsity=float(report.achieved_sparsity),
+        decoder_zero_fraction=float(report.decoder_zero_fraction),
+        dense_kept=dict(report.dense_kept),
+        statistics_fallback=dict(report.statistics_fallback) or None,
+        allocation=trial.allocation,
+        refine=trial.refine,
+        layer_sparsity=list(report.layer_sparsity) if trial.allocation != "uniform" else None,
+        layer_structure=(
+            list(report.layer_structure)
+            if trial.allocation != "uniform" and trial.structure != "unstructured"
+            else None
+        ),
+        outlier_shares=report.outlier_shares,
         experts=report.extra.get("experts"),
         experts_fallback=report.extra.get("experts_fallback"),
         expert_fallback=report.extra.get("expert_fallback"),

@@ -25,6 +25,12 @@ from raysweep.config import (
 )
 from raysweep.names import DIMENSIONS, UNIFORM_MIX
 
+# Pruning options a trial takes from ``pruning`` under the same names.
+PRUNING_OPTIONS = (
+    "damp", "block_size", "min_expert_tokens", "expert_fallback", "ignore", "owl_m",
+    "owl_lambda", "ria_alpha", "ria_per_row", "refine", "dsnot_cycles", "dsnot_threshold",
+)  # fmt: skip
+
 
 def trial_config(
     cfg: SweepConfig,
@@ -38,10 +44,11 @@ def trial_config(
     seed: int,
     mode: str | None = None,
     evaluation: EvaluationConfig | None = None,
+    allocation: str | None = None,
 ) -> TrialConfig:
     """One point of ``cfg``: its model, calibration sizes, pruning options and resources, with the
     point's own axes. ``sparsity`` is the target: an N:M structure fixes the real one.
-    ``mode`` and ``evaluation`` default to the sweep's."""
+    ``mode`` and ``evaluation`` default to the sweep's, ``allocation`` to its first."""
     cal, pr = cfg.calibration, cfg.pruning
     return TrialConfig(
         sweep=cfg.name,
@@ -57,11 +64,9 @@ def trial_config(
         sparsity=round(structure_sparsity(structure, sparsity), 6),
         structure=structure,
         mode=mode or pr.mode,  # type: ignore[arg-type]
-        damp=pr.damp,
-        block_size=pr.block_size,
+        allocation=allocation or pr.allocations[0],  # type: ignore[arg-type]
         pruning_device=pr.device,
-        min_expert_tokens=pr.min_expert_tokens,
-        expert_fallback=pr.expert_fallback,
+        **{name: getattr(pr, name) for name in PRUNING_OPTIONS},
         evaluation=evaluation or cfg.evaluation,
         resources=cfg.resources,
     )
@@ -107,14 +112,17 @@ def mixes_of(cfg: SweepConfig) -> list[tuple[str, dict[str, float]]]:
 
 
 def trial_points(cfg: SweepConfig, phase: str = "grid") -> list[TrialConfig]:
-    """Every (mix x sparsity x method x structure x seed) point, N:M counted once per pattern."""
+    """Every (mix x sparsity x method x structure x allocation x seed) point, N:M counted once
+    per pattern."""
     points: dict[str, TrialConfig] = {}
     pr = cfg.pruning
-    for (name, mix), method, structure, sparsity, seed in itertools.product(
-        mixes_of(cfg), pr.methods, pr.structures, pr.sparsities, cfg.calibration.seeds
-    ):
+    for (name, mix), method, structure, sparsity, allocation, seed in itertools.product(
+        mixes_of(cfg), pr.methods, pr.structures, pr.sparsities, pr.allocations,
+        cfg.calibration.seeds,
+    ):  # fmt: skip
         t = trial_config(cfg, phase=phase, mix=mix, mix_name=name, method=method,
-                         structure=structure, sparsity=sparsity, seed=seed)  # fmt: skip
+                         structure=structure, sparsity=sparsity, seed=seed,
+                         allocation=allocation)  # fmt: skip
         points.setdefault(t.trial_id, t)
     return list(points.values())
 

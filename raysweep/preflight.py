@@ -108,6 +108,9 @@ def _model_problems(cfg: SweepConfig) -> list[str]:
         return [problem]
     if config is None:
         return []
+    problems = _pruning_problems(cfg, config)
+    if problems:
+        return problems
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     for key in _POSITION_KEYS:
         positions = getattr(text, key, None)
@@ -119,6 +122,52 @@ def _model_problems(cfg: SweepConfig) -> list[str]:
                 ]
             break
     return []
+
+
+def _pruning_problems(cfg: SweepConfig, config: Any) -> list[str]:
+    """The model built without weights (meta device): decoder tensors no method can prune, and
+    ``pruning.ignore`` patterns that match no prunable module."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from raysweep.names import parse_structure
+    from raysweep.pruning.architecture import ignored_units, in_features
+    from raysweep.pruning.prune import UnprunableWeights, check_prunable
+
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(
+                config, trust_remote_code=cfg.model.trust_remote_code
+            )
+    except Exception:  # noqa: BLE001 - the trial's own load reports what it cannot build
+        return []
+    try:
+        account = check_prunable(model)
+    except UnprunableWeights as err:
+        return [f"model.path: {cfg.model.path!r} cannot be pruned: {err}"]
+    problems = []
+    for pattern in cfg.pruning.ignore:
+        try:
+            ignored_units(account.units, (pattern,))
+        except ValueError as err:
+            problems.append(f"pruning.ignore: {err}")
+    if problems:
+        return problems
+    pruned = {n: u for n, u in account.units.items()
+              if n not in ignored_units(account.units, tuple(cfg.pruning.ignore))}  # fmt: skip
+    for structure in cfg.pruning.structures:
+        nm = parse_structure(structure)
+        if nm is None:
+            continue
+        odd = [n for n, u in pruned.items() if in_features(u) % nm.group]
+        if odd:
+            problems.append(
+                f"pruning.structures: {structure!r} needs every pruned matrix's input width "
+                f"divisible by {nm.group}; {len(odd)} are not (e.g. {odd[0]}, "
+                f"{in_features(pruned[odd[0]])} inputs): drop the structure or keep them dense "
+                "with pruning.ignore"
+            )
+    return problems
 
 
 def _files_of(name: str) -> tuple[Path, list[Path] | None, list[Path]]:

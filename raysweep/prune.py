@@ -29,6 +29,7 @@ from typing import Any
 
 from raysweep.config import ConfigError, SweepConfig, TrialConfig, apply_overrides, load_config
 from raysweep.evaluation.__main__ import CARD_FILE, EVAL_FILE, name_flags, override, suite_spec
+from raysweep.planning import PRUNING_OPTIONS
 
 CARD_VERSION = 1
 # Flags -> the sweep config fields they set (problem lines about a field name the flag).
@@ -154,11 +155,9 @@ def sweep_tree(trial: TrialConfig) -> dict[str, Any]:
             "sparsities": [trial.sparsity],
             "structures": [trial.structure],
             "mode": trial.mode,
-            "damp": trial.damp,
-            "block_size": trial.block_size,
+            "allocations": [trial.allocation],
             "device": trial.pruning_device,
-            "min_expert_tokens": trial.min_expert_tokens,
-            "expert_fallback": trial.expert_fallback,
+            **{name: getattr(trial, name) for name in PRUNING_OPTIONS},
         },
         "evaluation": trial.evaluation.model_dump(mode="json"),
         "resources": trial.resources.model_dump(mode="json"),
@@ -274,7 +273,7 @@ def recipe_card(
 ) -> dict[str, Any]:
     """What a saved model is and how it was made: enough to make it again (``config``)."""
     from raysweep.calibration import allocate_counts
-    from raysweep.pipeline import method_options, versions
+    from raysweep.pipeline import allocation_options, method_options, versions
 
     report = pruned.report
     card: dict[str, Any] = {
@@ -301,12 +300,22 @@ def recipe_card(
         },
         "pruning": {
             "method": trial.method,
-            "options": method_options(trial),
+            "options": {**method_options(trial), **allocation_options(trial)},
             "structure": trial.structure,
             "sparsity": trial.sparsity,
             "mode": trial.mode,
             "device": str(pruned.prune_device),
             "achieved_sparsity": float(report.achieved_sparsity),
+            "decoder_zero_fraction": float(report.decoder_zero_fraction),
+            "dense_kept": dict(report.dense_kept),
+            "statistics_fallback": dict(report.statistics_fallback),
+            "ignore": list(trial.ignore),
+            "allocation": trial.allocation,
+            "layer_sparsity": list(report.layer_sparsity),
+            "layer_structure": list(report.layer_structure),
+            "outlier_shares": report.outlier_shares,
+            "refine": trial.refine,
+            "refined_units": report.refined_units,
             "per_module": dict(report.per_module),
         },
         "timings": pruned.timings(trial, total_s),

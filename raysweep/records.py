@@ -54,7 +54,22 @@ class TrialRecord(BaseModel):
     method: str
     structure: str
     sparsity: float
+    # Zeros over the prunable matrices the target applied to (ignored modules excluded).
     achieved_sparsity: float | None = None
+    # Zeros over every decoder-layer parameter, and the share of those parameters kept dense
+    # by reason (router, depthwise_conv, state_space, vector, ignored): raysweep.pruning.
+    decoder_zero_fraction: float | None = None
+    dense_kept: dict[str, float] | None = None
+    # Modules pruned without input statistics (read without being called) -> rule used.
+    statistics_fallback: dict[str, str] | None = None
+    # Layer-wise allocation ("uniform" | "owl") and mask refinement ("none" | "dsnot"); for OWL
+    # the target each decoder layer was pruned at (N:M: its structure) and the outlier shares
+    # (percent of Wanda scores above M x their mean) they came from.
+    allocation: str = "uniform"
+    refine: str = "none"
+    layer_sparsity: list[float] | None = None
+    layer_structure: list[str] | None = None
+    outlier_shares: list[float] | None = None
     # Mixture-of-experts models only (None for dense ones): routed experts pruned, how many fell
     # back for want of calibration tokens and by which policy, and the tokens the dense model's
     # routers sent to each (MoE layer, expert) for this calibration set.

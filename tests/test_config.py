@@ -38,7 +38,7 @@ def _tree(**sections):
         ("pruning.structures=['2-4']", ["pruning.structures", "not 'unstructured' or an 'N:M'"]),
         (
             "pruning.methods=['obs']",
-            ["pruning.methods.0", "'magnitude', 'wanda' or 'sparsegpt'", "'obs'"],
+            ["pruning.methods.0", "'magnitude', 'wanda', 'sparsegpt' or 'ria'", "'obs'"],
         ),
         ("calibration.seqlen=0", ["calibration.seqlen", "greater than 0", "got 0"]),
         ("calibration.n_samples=-3", ["calibration.n_samples", "greater than 0"]),

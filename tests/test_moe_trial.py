@@ -56,4 +56,8 @@ def test_moe_trial_records_experts_and_coverage(moe_dir, mode):
     coverage = record.calib_metrics["expert_coverage"]
     assert coverage == pytest.approx(1 - short / (LAYERS * EXPERTS))
     assert 0.0 <= record.calib_metrics["routing_entropy"] <= 1.0
-    assert 0.4 < record.achieved_sparsity < 0.5  # the dense routers are counted
+    # The target applies to the prunable matrices; the dense routers count in the decoder's zero
+    # fraction and in what was kept dense.
+    assert record.achieved_sparsity == 0.5
+    assert 0.4 < record.decoder_zero_fraction < 0.5
+    assert record.dense_kept["router"] > 0

@@ -56,4 +56,4 @@ def test_structure_syntax():
     assert (
         str(names.parse_structure("4:8")) == "4:8" and names.parse_structure("4:8").sparsity == 0.5
     )
-    assert names.METHODS == ("magnitude", "wanda", "sparsegpt")
+    assert names.METHODS == ("magnitude", "wanda", "sparsegpt", "ria")

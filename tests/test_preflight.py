@@ -126,3 +126,29 @@ def test_devices():
     assert not [
         p for p in preflight(load_config(None, [*BASE, "resources.gpu=1"]), on_cluster=True)
     ]
+
+
+def test_an_ignore_pattern_that_matches_nothing():
+    assert _problems("pruning.ignore=['.*mlp.*']") == []
+    (problem,) = _problems("pruning.ignore=['.*linear_attn.*']")
+    assert problem.startswith("pruning.ignore: ignore pattern '.*linear_attn.*' matches no ")
+
+
+def test_a_model_with_a_decoder_tensor_no_method_prunes(tmp_path):
+    import json
+
+    from tests.pruning.tiny_hybrids import build
+
+    model = build("zamba2")
+    model.save_pretrained(tmp_path)
+    shutil.copy(ensure_toy_model() / "tokenizer.json", tmp_path / "tokenizer.json")
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "zamba2"
+    (problem,) = _problems(f"model.path={tmp_path}")
+    assert "cannot be pruned" in problem and "shared by several decoder layers" in problem
+
+
+def test_an_nm_structure_the_model_widths_cannot_take():
+    (problem,) = _problems("pruning.structures=['3:7']")
+    assert problem.startswith("pruning.structures: '3:7' needs every pruned matrix's input width ")
+    assert "e.g. model.layers.0.self_attn.q_proj, 128 inputs" in problem

@@ -131,7 +131,7 @@ def test_cli_reads_a_mix_from_yaml(tmp_path, capsys):
         (["--calibration", "toy_math_word=abc", "--method", "wanda", "--sparsity", "0.5"],
          "unable to parse string as a number (got 'abc')"),
         (["--calibration", "toy_math_word", "--method", "wandax", "--sparsity", "0.5"],
-         "--method (pruning.methods.0): Input should be 'magnitude', 'wanda' or 'sparsegpt'"),
+         "--method (pruning.methods.0): Input should be 'magnitude', 'wanda', 'sparsegpt' or 'ria'"),
         (["--calibration", "toy_math_word", "--method", "wanda", "--sparsity", "1.5"],
          "--sparsity (pruning.sparsities): sparsity 1.5 is outside [0, 1)"),
         (["--calibration", "toy_math_word", "--method", "wanda"],

@@ -11,13 +11,14 @@ Embeddings and the LM head live outside the stack, so they are never prunable.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from raysweep.pruning.experts import ExpertMatrix, expert_matrices, is_fused_experts
+from raysweep.pruning.experts import ExpertMatrix, expert_matrices, has_bias, is_fused_experts
 
 Unit = nn.Module | ExpertMatrix  # something with a weight that a method can prune
 
@@ -115,7 +116,7 @@ def _covered(layer: nn.Module, units: dict[str, Unit]) -> set[int]:
     biases, stored (experts, out) but vectors per expert)."""
     ids = {id(weight_of(u)) for u in units.values()}
     for unit in units.values():
-        if isinstance(unit, ExpertMatrix) and unit.experts.has_bias:
+        if isinstance(unit, ExpertMatrix) and has_bias(unit.experts):
             ids.add(id(getattr(unit.experts, f"{unit.projection}_bias")))
     return ids
 
@@ -124,7 +125,7 @@ def decoder_matrices(model: nn.Module) -> dict[str, torch.Tensor]:
     """Every weight matrix of the decoder layers, routed experts one by one, as (out, in).
 
     Prunable units first (by unit name), then the other parameters of two or more dimensions
-    (by parameter name): together they are what an honest sparsity figure counts.
+    (by parameter name: routers, convolution kernels, state-space matrices).
     """
     stack = find_decoder_stack(model)
     found: dict[str, torch.Tensor] = {}
@@ -139,18 +140,123 @@ def decoder_matrices(model: nn.Module) -> dict[str, torch.Tensor]:
     return found
 
 
-def unprunable_matrices(model: nn.Module) -> list[str]:
-    """Decoder weight matrices that no method prunes and that are not routers."""
+# Why a decoder parameter stays dense. ``ignored``: matched by the caller's ignore patterns.
+DENSE_REASONS: tuple[str, ...] = (
+    "router", "depthwise_conv", "state_space", "vector", "ignored", "fallback_dense"
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DecoderAccount:
+    """Every parameter of the decoder layers, by what pruning does with it.
+
+    ``units``: the prunable units by full name. ``dense``: full parameter name -> (reason,
+    elements) for everything no method prunes: routers and shared-expert gates (``router``),
+    depthwise convolution kernels of short-convolution and state-space mixers
+    (``depthwise_conv``), matrices a convolutional mixer holds itself such as Mamba's ``A_log``
+    (``state_space``), and every parameter with at most one dimension above 1: norm scales,
+    biases, ``A_log`` / ``D`` / ``dt_bias`` vectors (``vector``). ``unreadable``: full name ->
+    why no method can prune it although it is a weight matrix; a model with any is refused.
+    ``total``: elements of all decoder parameters (each parameter once).
+    """
+
+    units: dict[str, Unit]
+    dense: dict[str, tuple[str, int]]
+    unreadable: dict[str, str]
+    total: int
+
+
+def _matrix_dims(param: torch.Tensor) -> int:
+    return sum(1 for size in param.shape if size > 1)
+
+
+def _is_depthwise_conv(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv1d | nn.Conv2d) and module.groups == module.in_channels > 1
+
+
+def account_decoder(model: nn.Module) -> DecoderAccount:
+    """Classify every decoder-layer parameter (see :class:`DecoderAccount`)."""
     stack = find_decoder_stack(model)
-    names: list[str] = []
+    units: dict[str, Unit] = {}
+    dense: dict[str, tuple[str, int]] = {}
+    unreadable: dict[str, str] = {}
+    seen: set[int] = set()
+    total = 0
     for index, layer in enumerate(stack.layers):
-        covered = _covered(layer, prunable_modules(layer))
+        prefix = f"{stack.prefix}.{index}"
+        layer_units = prunable_modules(layer)
+        weights = {id(weight_of(u)) for u in layer_units.values()}
+        covered = _covered(layer, layer_units)
+        for name, unit in layer_units.items():
+            if id(weight_of(unit)) in seen:
+                unreadable[f"{prefix}.{name}"] = "shared by several decoder layers"
+            else:
+                units[f"{prefix}.{name}"] = unit
+        reason_of: dict[int, str] = {}
         for module in dense_by_design(layer).values():
-            covered |= {id(p) for p in module.parameters()}
-        for name, param in layer.named_parameters():
-            if param.dim() >= 2 and id(param) not in covered:
-                names.append(f"{stack.prefix}.{index}.{name}")
-    return names
+            reason_of.update({id(p): "router" for p in module.parameters()})
+        for module in layer.modules():
+            if _is_depthwise_conv(module):
+                reason_of.update({id(p): "depthwise_conv" for p in module.parameters()})
+            if any(_is_depthwise_conv(c) for c in module.children()):
+                # A convolutional sequence mixer's own tensors (Mamba's A_log (inner, state)).
+                reason_of.update({id(p): "state_space" for p in module.parameters(recurse=False)
+                                  if id(p) not in reason_of})  # fmt: skip
+        for name, param in layer.named_parameters(remove_duplicate=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            total += param.numel()
+            if id(param) in weights:
+                continue
+            reason = reason_of.get(id(param))
+            if reason is None and _matrix_dims(param) <= 1:
+                reason = "vector"  # norm scales, biases, A_log / D / dt_bias
+            if reason is None and id(param) in covered:
+                reason = "vector"  # routed experts' biases (experts, out): a vector per expert
+            full = f"{prefix}.{name}"
+            if reason is not None:
+                dense[full] = (reason, param.numel())
+            elif param.dim() >= 3:
+                unreadable[full] = f"a {param.dim()}-D tensor in a layout raysweep cannot read"
+            else:
+                unreadable[full] = "a weight matrix outside any linear layer"
+    return DecoderAccount(units, dense, unreadable, total)
+
+
+def unprunable_matrices(model: nn.Module) -> list[str]:
+    """Decoder weight matrices that no method prunes and that are not dense by design."""
+    return list(account_decoder(model).unreadable)
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text.removeprefix("re:"))
+
+
+def ignored_units(names: list[str] | dict[str, Unit], patterns: tuple[str, ...]) -> set[str]:
+    """Unit names matched (``re.fullmatch``; an ``re:`` prefix is allowed) by any pattern.
+
+    ValueError naming each pattern that is not a regular expression or matches no unit.
+    """
+    compiled = []
+    for text in patterns:
+        try:
+            compiled.append((text, _pattern(text)))
+        except re.error as err:
+            raise ValueError(
+                f"ignore pattern {text!r} is not a regular expression: {err}"
+            ) from None
+    matched: set[str] = set()
+    for text, pattern in compiled:
+        hits = {n for n in names if pattern.fullmatch(n)}
+        if not hits:
+            example = next(iter(names), "")
+            raise ValueError(
+                f"ignore pattern {text!r} matches no prunable module (full names such as "
+                f"{example!r}; patterns must match a whole name)"
+            )
+        matched |= hits
+    return matched
 
 
 def weight_of(unit: Unit) -> torch.Tensor:

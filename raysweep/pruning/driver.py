@@ -32,6 +32,7 @@ from raysweep.pruning.architecture import (
     find_decoder_stack,
     prunable_modules,
 )
+from raysweep.pruning.dsnot import accumulate_sums
 from raysweep.pruning.experts import ExpertMatrix, recording_routed_inputs
 from raysweep.pruning.sparsegpt import accumulate_hessian, new_hessian
 from raysweep.pruning.statistics import LayerStatistics, StatisticsKind
@@ -132,6 +133,17 @@ class _NotChained(Exception):
     """A layer was not handed the object the previous layer returned."""
 
 
+# What a stub returns, tried in order until the model's forward accepts it: a tensor (current
+# transformers layers), a 1-tuple (models that read ``output[0]``), a pair (models that unpack
+# ``hidden, attn_weights = layer(...)``, e.g. Bamba).
+_OUTPUT_FORMS: tuple[Callable[[torch.Tensor], Any], ...] = (
+    lambda h: h,
+    lambda h: (h,),
+    lambda h: (h, None),
+    lambda h: (h, None, None),  # (hidden, state, attentions): RWKV
+)
+
+
 def capture_layer_calls(
     model: nn.Module,
     stack: DecoderStack,
@@ -141,17 +153,17 @@ def capture_layer_calls(
 ) -> Activations:
     """Record the inputs and calls of every decoder layer for each calibration batch.
 
-    Stubs return their input hidden states unchanged, as a tensor (what current transformers
-    layers return) or, if the model unpacks ``output[0]``, as a 1-tuple. Each stub checks that it
-    receives exactly what the previous one returned: the driver relies on layer i+1 reading
-    layer i's output as is.
+    Stubs return their input hidden states unchanged, in the first form of
+    :data:`_OUTPUT_FORMS` the model's forward accepts (found on the first batch). Each stub checks
+    that it receives exactly what the previous one returned: the driver relies on layer i+1
+    reading layer i's output as is.
     """
     layers = stack.layers
     last = len(layers) - 1
     calls: list[list[LayerCall]] = [[] for _ in layers]
     hidden: list[torch.Tensor] = []
     returned: list[Any] = [None]
-    as_tuple = [False]
+    form = [0]
 
     def make_stub(index: int) -> Callable[..., Any]:
         def stub(*args: Any, **kwargs: Any) -> Any:
@@ -164,7 +176,7 @@ def capture_layer_calls(
             if index == last:
                 raise _StopForward
             returned[0] = h
-            return (h,) if as_tuple[0] else h
+            return _OUTPUT_FORMS[form[0]](h)
 
         return stub
 
@@ -180,16 +192,27 @@ def capture_layer_calls(
                         model(input_ids=ids, use_cache=False)
                     except _StopForward:
                         break
-                    except _NotChained:
-                        if as_tuple[0]:
-                            raise ValueError(
-                                f"the decoder layers of {type(model).__name__} do not feed each "
-                                "other's outputs directly; layer-by-layer pruning cannot replay them"
-                            ) from None
-                        as_tuple[0] = True
+                    except (_NotChained, ValueError, TypeError) as err:
+                        # Only the first batch tries forms; a last form that fails is an error.
+                        if batch > 0 or form[0] == len(_OUTPUT_FORMS) - 1:
+                            if isinstance(err, _NotChained):
+                                raise ValueError(
+                                    f"the decoder layers of {type(model).__name__} do not feed "
+                                    "each other's outputs directly; layer-by-layer pruning "
+                                    "cannot replay them"
+                                ) from None
+                            raise
+                        form[0] += 1
                         del hidden[batch:]
                         for records in calls:
                             del records[batch:]
+                    else:
+                        raise ValueError(
+                            f"{type(model).__name__}'s forward returned without running decoder "
+                            f"layer {last} of {stack.prefix} (a layer skipped without other "
+                            "inputs, or a stack the text forward never reaches): layer-by-layer "
+                            "pruning cannot replay it"
+                        )
     finally:
         for layer in layers:
             del layer.forward
@@ -212,6 +235,7 @@ class _Collector:
     expected: int  # linears plus experts modules in the layer
     stop_when_complete: bool  # skip the rest of the layer once all statistics are in
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    firsts: dict[str, torch.Tensor] = field(default_factory=dict)  # sum_t x per entry (in,)
     groups: dict[str, str] = field(default_factory=dict)
     counts: dict[str, float] = field(default_factory=dict)  # routed experts only
     # Inputs seen in the current layer call, by identity: modules fed the same tensor share stats.
@@ -252,7 +276,9 @@ class _Collector:
         new, accumulate = _ACCUMULATORS[self.kind]
         if key not in self.sums:
             self.sums[key] = new(x.shape[-1], x.device)
+            self.firsts[key] = new_sqnorm(x.shape[-1], x.device)
         accumulate(self.sums[key], x)
+        accumulate_sums(self.firsts[key], x)
 
     def _add(self, name: str, x: torch.Tensor) -> None:
         seen = self._seen.get(id(x))
@@ -270,6 +296,7 @@ class _Collector:
             if name not in self.sums:
                 self.groups[name] = name
                 self.sums[name] = new(unit.weight.shape[1], device)
+                self.firsts[name] = new_sqnorm(unit.weight.shape[1], device)
                 self.counts[name] = 0.0
 
     def end_call(self) -> None:
@@ -307,13 +334,13 @@ def _statistics_pass(
     finally:
         for handle in handles:
             handle.remove()
-    missing = sorted(set(linears) - set(collector.groups))
-    if missing:
-        raise RuntimeError(f"prunable modules never called during the layer forward: {missing}")
+    # Modules the layer reads without calling them (Mamba's dt_proj weight): no inputs to see.
+    uncalled = sorted(set(linears) - set(collector.groups))
     collector.unreached(routed, acts.hidden[0].device if acts.hidden else torch.device("cpu"))
     return LayerStatistics(
-        kind, collector.sums, collector.groups, float(acts.num_tokens), collector.counts
-    )
+        kind, collector.sums, collector.groups, float(acts.num_tokens), collector.counts,
+        uncalled, collector.firsts,
+    )  # fmt: skip
 
 
 @dataclass

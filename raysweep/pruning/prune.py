@@ -4,23 +4,42 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from raysweep.names import NMStructure, parse_structure
+from raysweep.names import (
+    DSNOT_CYCLES,
+    DSNOT_THRESHOLD,
+    OWL_LAMBDA,
+    OWL_M,
+    REFINES,
+    NMStructure,
+    parse_structure,
+)
+from raysweep.pruning.allocation import (
+    check_allocation,
+    layer_share,
+    owl_targets,
+    uniform_targets,
+)
 from raysweep.pruning.architecture import (
+    DENSE_REASONS,
+    DecoderAccount,
     Unit,
+    account_decoder,
     decoder_matrices,
     find_decoder_stack,
+    ignored_units,
     iter_prunable,
-    unprunable_matrices,
+    prunable_modules,
     weight_matrix,
 )
 from raysweep.pruning.driver import PhaseTimer, walk_layers
+from raysweep.pruning.dsnot import dsnot_refine
 from raysweep.pruning.experts import ExpertMatrix
 from raysweep.pruning.masks import check_sparsity
 from raysweep.pruning.memory import track_peak_memory
@@ -46,7 +65,15 @@ _ACCELERATOR_TOKENS_PER_BATCH = 8192
 
 @dataclass
 class PruneReport:
-    """What one ``prune_model`` call did. Sparsities count exact zeros in the pruned weights."""
+    """What one ``prune_model`` call did. Sparsities count exact zeros in the pruned weights.
+
+    ``achieved_sparsity``: zeros over the prunable matrices the target applied to (every unit
+    not ignored; routed experts left dense by a fallback count as dense).
+    ``decoder_zero_fraction``: zeros over every parameter of the decoder layers. ``dense_kept``:
+    share of the decoder parameters kept dense, by reason (:data:`DENSE_REASONS`).
+    ``statistics_fallback``: layer-relative names of modules pruned without input statistics
+    (their weight is read without calling the module) -> the rule used (``magnitude``).
+    """
 
     achieved_sparsity: float
     per_module: dict[str, float]
@@ -58,43 +85,78 @@ class PruneReport:
     mode: str = "sequential"
     num_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    decoder_zero_fraction: float = 0.0
+    dense_kept: dict[str, float] = field(default_factory=dict)
+    statistics_fallback: dict[str, str] = field(default_factory=dict)
+    ignored: int = 0  # prunable units kept dense by the caller's ignore patterns
+    allocation: str = "uniform"
+    layer_sparsity: list[float] = field(default_factory=list)  # target of each decoder layer
+    layer_structure: list[str] = field(default_factory=list)  # "unstructured" or its N:M
+    outlier_shares: list[float] | None = None  # OWL: percent of outlier scores per layer
+    refine: str = "none"
+    refined_units: int = 0  # units whose mask DSnoT refined
 
 
-def measure_sparsity(model: nn.Module) -> dict[str, Any]:
-    """Fraction of exact zeros per decoder weight matrix and over all of them.
+def measure_sparsity(
+    model: nn.Module, ignore: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Exact zero fractions of the decoder, and what stayed dense by design.
 
-    Counts every matrix of the decoder layers: prunable linears, each routed expert's projections
-    (one entry per expert) and the matrices left dense by design (routers). Returns
-    ``{"total": float, "per_module": {name: float}, "zeros": int, "weights": int}``.
+    ``total``: zeros over the prunable units not in ``ignore`` (full unit names);
+    ``per_module``: every decoder matrix (units, routed experts one by one, routers, kernels);
+    ``decoder_zero_fraction``: zeros over every decoder-layer parameter; ``dense_kept``: share of
+    the decoder parameters kept dense per reason (ignored units under ``ignored``);
+    ``zeros`` / ``weights``: the counts behind ``total``.
     """
-    per_module: dict[str, float] = {}
-    zeros = total = 0
-    for name, weight in decoder_matrices(model).items():
-        z = int((weight == 0).sum())
-        per_module[name] = z / weight.numel()
-        zeros += z
-        total += weight.numel()
+    account = account_decoder(model)
+    per_module = {name: float((w == 0).sum()) / w.numel()
+                  for name, w in decoder_matrices(model).items()}  # fmt: skip
+    zeros = weights = all_zeros = 0
+    kept = dict.fromkeys(DENSE_REASONS, 0)
+    for name, unit in account.units.items():
+        w = weight_matrix(unit)
+        z = int((w == 0).sum())
+        all_zeros += z
+        if name in ignore:
+            kept["ignored"] += w.numel()
+        else:
+            zeros += z
+            weights += w.numel()
+    for name, (reason, numel) in account.dense.items():
+        kept[reason] += numel
+        all_zeros += int((_parameter(model, name) == 0).sum())
+    total = max(1, account.total)
     return {
-        "total": zeros / total if total else 0.0,
+        "total": zeros / weights if weights else 0.0,
         "per_module": per_module,
+        "decoder_zero_fraction": all_zeros / total,
+        "dense_kept": {k: v / total for k, v in kept.items() if v},
         "zeros": zeros,
-        "weights": total,
+        "weights": weights,
     }
+
+
+def _parameter(model: nn.Module, name: str) -> torch.Tensor:
+    module, _, attr = name.rpartition(".")
+    return getattr(model.get_submodule(module), attr)
 
 
 class UnprunableWeights(ValueError):
     """The decoder holds weight matrices that no method can prune: a sparsity would be a lie."""
 
 
-def check_prunable(model: nn.Module) -> None:
-    """Raise :class:`UnprunableWeights` naming decoder matrices that pruning would skip."""
-    names = unprunable_matrices(model)
-    if names:
+def check_prunable(model: nn.Module) -> DecoderAccount:
+    """The decoder's account; :class:`UnprunableWeights` naming each weight matrix that is
+    neither prunable nor dense by design (norms, routers, convolution kernels, SSM tensors)."""
+    account = account_decoder(model)
+    if account.unreadable:
+        shown = "; ".join(f"{n}: {why}" for n, why in list(account.unreadable.items())[:3])
         raise UnprunableWeights(
-            f"{type(model).__name__} has {len(names)} weight matrices in its decoder layers that "
-            f"no pruning method handles (e.g. {names[:3]}); its achieved sparsity would not "
+            f"{type(model).__name__} has {len(account.unreadable)} weight tensors in its decoder "
+            f"layers that no pruning method handles ({shown}); its achieved sparsity would not "
             "reach the target"
         )
+    return account
 
 
 def _resolve_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
@@ -168,6 +230,45 @@ def _pooled(modules: dict[str, Unit], stats: LayerStatistics, key: str) -> torch
     return pooled
 
 
+@dataclass(frozen=True)
+class Refinement:
+    """DSnoT over a unit's base mask, from its input statistics (``sum x``, ``sum x^2``)."""
+
+    cycles: int = DSNOT_CYCLES
+    threshold: float = DSNOT_THRESHOLD
+
+    def __call__(
+        self, weight: torch.Tensor, mask: torch.Tensor, sqnorm: torch.Tensor,
+        stats: LayerStatistics, name: str, nm: NMStructure | None,
+    ) -> torch.Tensor:  # fmt: skip
+        firsts = stats.first_moment(name).to(weight.device)
+        return dsnot_refine(weight, mask, firsts, sqnorm, stats.count(stats.groups[name]),
+                            max_cycles=self.cycles, update_threshold=self.threshold,
+                            nm=nm)  # fmt: skip
+
+
+def _refinement(refine: str, row: Method, cycles: int, threshold: float) -> Refinement | None:
+    """The refinement ``refine`` names, checked against the method before any work."""
+    if refine not in REFINES:
+        raise ValueError(f"refine must be one of {REFINES}, got {refine!r}")
+    if refine == "none":
+        return None
+    if row.statistics is None:
+        raise ValueError(
+            f"refine='dsnot' reads input means and variances from calibration statistics, which "
+            f"{row.name} pruning never collects; use wanda or ria"
+        )
+    if row.mask is None:
+        raise ValueError(
+            f"refine='dsnot' refines the masks of mask methods (wanda, ria); {row.name} updates "
+            "the weights it keeps, so a refined mask would not match them"
+        )
+    if cycles < 0 or threshold < 0:
+        raise ValueError(f"dsnot_cycles and dsnot_threshold must be >= 0, got {cycles}, "
+                         f"{threshold}")  # fmt: skip
+    return Refinement(cycles, threshold)
+
+
 def _prune_layer(
     modules: dict[str, Unit],
     stats: LayerStatistics | None,
@@ -177,22 +278,32 @@ def _prune_layer(
     options: MethodOptions,
     *,
     consume: bool = False,
-) -> dict[str, int]:
+    refine: Refinement | None = None,
+) -> dict[str, Any]:
     """Prune one decoder layer's units in place (weights stay in their dtype and device).
 
     With ``consume`` the layer's statistics are not needed afterwards: SparseGPT overwrites its
     Hessians instead of copying them (one (in, in) buffer less at the widest projection).
 
-    Returns ``{"experts": routed experts in the layer, "fallback": experts that fell back}``.
+    Units the layer reads without calling them (``stats.uncalled``) are pruned by magnitude.
+    With ``refine`` every mask a mask method makes from a unit's own statistics is refined
+    (DSnoT) before it is applied.
+
+    Returns ``{"experts": routed experts in the layer, "fallback": experts that fell back,
+    "uncalled": units pruned by magnitude for want of statistics}``.
     """
     fallbacks = _expert_fallbacks(modules, stats, options)
+    uncalled = [n for n in (stats.uncalled if stats is not None else []) if n in modules]
+    fallbacks.update(dict.fromkeys(uncalled, "magnitude"))
     experts = sum(
         1 for n, u in modules.items() if isinstance(u, ExpertMatrix) and u.projection != "down_proj"
     )
-    summary = {
+    summary: dict[str, Any] = {
         "experts": experts,
-        "fallback": sum(1 for n in fallbacks if not n.endswith(".down_proj")),
-    }
+        "fallback": sum(1 for n, u in modules.items() if n in fallbacks and n not in uncalled
+                        and isinstance(u, ExpertMatrix) and u.projection != "down_proj"),
+        "uncalled": uncalled,
+    }  # fmt: skip
     pooled: dict[str, torch.Tensor] = {}
 
     def evidence(name: str) -> tuple[str, torch.Tensor]:
@@ -215,7 +326,12 @@ def _prune_layer(
         used = METHOD_TABLE["magnitude"] if policy == "magnitude" else row
         if used.mask is not None:
             evident = None if used.statistics is None else evidence(name)[1].to(view.device)
-            view.masked_fill_(used.mask(view, evident, sparsity, nm), 0.0)
+            mask = used.mask(view, evident, sparsity, nm, options)
+            if refine is not None and policy is None:
+                assert stats is not None and evident is not None
+                mask = refine(view, mask, evident, stats, name, nm)
+                summary["refined"] = summary.get("refined", 0) + 1
+            view.masked_fill_(mask, 0.0)
         else:
             by_key.setdefault(evidence(name)[0], []).append(name)
     # A solve (SparseGPT): units sharing an input share statistics: solved stacked, masks still
@@ -276,8 +392,11 @@ def stream_statistics(
     def hand_over(index: int, modules: dict[str, Unit], stats: LayerStatistics | None) -> None:
         assert stats is not None
         sums = {k: v.to("cpu") for k, v in stats.sums.items()}
+        firsts = {k: v.to("cpu") for k, v in stats.firsts.items()}
         stats.sums.clear()  # drop the device copies before the sink runs
-        sink(index, LayerStatistics(kind, sums, stats.groups, stats.num_tokens, stats.counts))
+        stats.firsts.clear()
+        sink(index, LayerStatistics(kind, sums, stats.groups, stats.num_tokens, stats.counts,
+                                    stats.uncalled, firsts))  # fmt: skip
 
     with _eval_no_grad(model):
         walk_layers(
@@ -310,16 +429,20 @@ def collect_statistics(
     sums: dict[str, torch.Tensor] = {}
     groups: dict[str, str] = {}
     counts: dict[str, float] = {}
+    uncalled: list[str] = []
+    firsts: dict[str, torch.Tensor] = {}
     tokens = [0.0]
 
     def keep(index: int, stats: LayerStatistics) -> None:
         sums.update(stats.sums)
+        firsts.update(stats.firsts)
         groups.update(stats.groups)
         counts.update(stats.counts)
+        uncalled.extend(stats.uncalled)
         tokens[0] = stats.num_tokens
 
     stream_statistics(model, calibration, keep, device, method, batch_size=batch_size)
-    return LayerStatistics(kind, sums, groups, tokens[0], counts)
+    return LayerStatistics(kind, sums, groups, tokens[0], counts, uncalled, firsts)
 
 
 class _eval_no_grad:
@@ -351,6 +474,13 @@ def prune_model(
     *,
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    ignore: Sequence[str] = (),
+    allocation: str = "uniform",
+    owl_m: float = OWL_M,
+    owl_lambda: float = OWL_LAMBDA,
+    refine: str = "none",
+    dsnot_cycles: int = DSNOT_CYCLES,
+    dsnot_threshold: float = DSNOT_THRESHOLD,
     **method_options: Any,
 ) -> PruneReport:
     """Prune every decoder-layer linear of ``model`` in place; embeddings and LM head untouched.
@@ -374,12 +504,31 @@ def prune_model(
     - ``device``: where each decoder layer is computed (default: the model's device, or CUDA if
       available); the model itself may stay on the CPU.
     - ``progress``: called as ``progress(done, num_layers)`` after each decoder layer is pruned.
+    - ``ignore``: regular expressions (``re.fullmatch`` on full unit names, e.g.
+      ``".*linear_attn.*"``; an ``re:`` prefix is allowed) of prunable modules to keep dense;
+      each must match at least one.
+    - ``allocation``: ``"uniform"`` (every layer at ``sparsity``) or ``"owl"`` (OWL's
+      outlier-weighted per-layer sparsities, ``owl_m`` and ``owl_lambda``, from the dense
+      model's statistics: ``statistics`` when given, else a dense pass over ``calibration``
+      before the prune, one layer's statistics at a time). The unweighted mean of the layer
+      sparsities is ``sparsity``, as the authors compute it; the report gives each layer's.
+    - ``method="ria"``: RIA's saliency (options ``ria_alpha``, ``ria_per_row``).
+    - ``refine``: ``"none"`` or ``"dsnot"`` (DSnoT prune-and-regrow on each mask of a mask
+      method, ``dsnot_cycles`` and ``dsnot_threshold``; every row keeps its count).
+
+    Parameters that are not projection matrices (norms, biases, routers, depthwise convolution
+    kernels, state-space tensors) stay dense by design; the report gives their share. A weight
+    matrix that is neither prunable nor one of those is an error before any work.
     """
     row = method_row(method)
     options = row.make_options(method_options)
-    check_prunable(model)
+    account = check_prunable(model)
+    ignored = ignored_units(account.units, tuple(ignore))
     nm = parse_structure(structure)
     check_sparsity(sparsity, nm)
+    stack = find_decoder_stack(model)
+    check_allocation(allocation, sparsity, nm, owl_lambda, len(stack.layers))
+    refinement = _refinement(refine, row, dsnot_cycles, dsnot_threshold)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _check_calibration(calibration)
@@ -392,16 +541,23 @@ def prune_model(
     if kind is not None and mode == "oneshot" and statistics is not None:
         provider, num_tokens = _statistics_provider(statistics, kind, model)
 
-    experts = {"experts": 0, "fallback": 0}
-    num_layers = len(find_decoder_stack(model).layers)
+    experts = {"experts": 0, "fallback": 0, "refined": 0}
+    uncalled: dict[str, str] = {}
+    stack_prefix = stack.prefix
+    num_layers = len(stack.layers)
     # Statistics made for one layer (sequential, a provider) may serve as the solve's workspace;
     # a whole-model LayerStatistics belongs to the caller, who may prune with it again.
     transient = not isinstance(statistics, LayerStatistics)
 
     def prune(index: int, modules: dict[str, Unit], stats: LayerStatistics | None) -> None:
-        summary = _prune_layer(modules, stats, row, sparsity, nm, options, consume=transient)
-        for k, v in summary.items():
-            experts[k] += v
+        kept = {n: u for n, u in modules.items() if n not in ignored}
+        summary = _prune_layer(kept, stats, row, targets.sparsities[index],
+                               targets.structures[index], options, consume=transient,
+                               refine=refinement)  # fmt: skip
+        for k in experts:
+            experts[k] += summary.get(k, 0)
+        prefix = f"{stack_prefix}.{index}."
+        uncalled.update({n.removeprefix(prefix): "magnitude" for n in summary["uncalled"]})
         if progress is not None:
             progress(index + 1, num_layers)
 
@@ -415,6 +571,13 @@ def prune_model(
         prune(index, modules, usable)
 
     with track_peak_memory(target) as peak, _eval_no_grad(model):
+        if allocation == "owl":
+            with timer.phase("allocation"):
+                shares = _outlier_shares(model, calibration, statistics, target, owl_m, ignored,
+                                         _batch_size(calibration, batch_size, target))  # fmt: skip
+            targets = owl_targets(shares, sparsity, nm, owl_lambda)
+        else:
+            targets = uniform_targets(num_layers, sparsity, nm)
         if provider is not None:
             walk_layers(
                 model,
@@ -447,7 +610,7 @@ def prune_model(
     if "process" in timings:
         timings["prune"] = timings.pop("process")
     timings["total"] = time.perf_counter() - start
-    measured = measure_sparsity(model)
+    measured = measure_sparsity(model, ignored)
     return PruneReport(
         achieved_sparsity=measured["total"],
         per_module=measured["per_module"],
@@ -459,7 +622,48 @@ def prune_model(
         mode=mode,
         num_tokens=num_tokens,
         extra=_experts_extra(experts, options) if experts["experts"] else {},
+        decoder_zero_fraction=measured["decoder_zero_fraction"],
+        dense_kept=measured["dense_kept"],
+        statistics_fallback=dict(sorted(uncalled.items())),
+        ignored=len(ignored),
+        allocation=allocation,
+        layer_sparsity=list(targets.sparsities),
+        layer_structure=[str(s) if s is not None else "unstructured" for s in targets.structures],
+        outlier_shares=targets.shares,
+        refine=refine,
+        refined_units=experts["refined"],
     )
+
+
+def _outlier_shares(
+    model: nn.Module,
+    calibration: torch.Tensor | None,
+    statistics: LayerStatistics | StatisticsProvider | None,
+    device: torch.device,
+    m: float,
+    ignored: set[str],
+    batch_size: int,
+) -> list[float]:
+    """OWL's outlier share of every decoder layer, from the dense model's statistics: read from
+    ``statistics`` layer by layer, or from one dense pass over ``calibration`` (one layer's
+    statistics at a time)."""
+    stack = find_decoder_stack(model)
+    shares: list[float] = []
+
+    def share_of(index: int, stats: LayerStatistics) -> None:
+        prefix = f"{stack.prefix}.{index}"
+        units = {f"{prefix}.{n}": u for n, u in prunable_modules(stack.layers[index]).items()}
+        shares.append(layer_share({n: u for n, u in units.items() if n not in ignored}, stats, m))
+
+    if statistics is not None:
+        layer_of, _ = _statistics_provider(statistics, "sqnorm", model)
+        for index in range(len(stack.layers)):
+            share_of(index, layer_of(index))
+    elif calibration is not None:
+        stream_statistics(model, calibration, share_of, device, "wanda", batch_size=batch_size)
+    else:
+        raise ValueError("allocation='owl' needs a calibration tensor or statistics")
+    return shares
 
 
 def _statistics_provider(
@@ -504,10 +708,12 @@ def _usable_statistics(
             "sparsegpt needs Hessian statistics (collect_statistics(method='sparsegpt'))"
         )
     usable = statistics.diagonal() if kind == "sqnorm" else statistics
-    missing = sorted(set(modules) - set(usable.groups))
+    missing = sorted(set(modules) - set(usable.groups) - set(usable.uncalled))
     if missing:
         raise ValueError(f"statistics lack {len(missing)} prunable modules, e.g. {missing[:3]}")
     for name, module in modules.items():
+        if name not in usable.groups:
+            continue  # read without being called: pruned by magnitude
         width = weight_matrix(module).shape[1]
         if usable.for_module(name).shape[0] != width:
             raise ValueError(

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 StatisticsKind = Literal["hessian", "sqnorm"]
 KINDS: tuple[str, ...] = ("hessian", "sqnorm")
 _FORMAT = "raysweep.pruning.LayerStatistics/1"
+_FIRST = "first:"  # tensor-name prefix of the first moments in a saved file
 
 
 @dataclass(eq=False)
@@ -33,6 +34,12 @@ class LayerStatistics:
     # entry key -> tokens that entry accumulated, where fewer than ``num_tokens`` (the routed
     # experts of an MoE block each see only the tokens sent to them); absent keys saw them all.
     counts: dict[str, float] = field(default_factory=dict)
+    # Prunable modules whose weight the layer reads without calling them (Mamba's ``dt_proj``):
+    # no input statistics exist; the prune falls back to magnitude for them and says so.
+    uncalled: list[str] = field(default_factory=list)
+    # entry key -> ``sum_t x_t`` (in,): first moments, for input means and variances (DSnoT).
+    # Empty in statistics written before they were kept.
+    firsts: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -57,7 +64,18 @@ class LayerStatistics:
             return self
         sums = {k: torch.diagonal(v).clone() for k, v in self.sums.items()}
         return LayerStatistics("sqnorm", sums, dict(self.groups), self.num_tokens,
-                               dict(self.counts))  # fmt: skip
+                               dict(self.counts), list(self.uncalled),
+                               dict(self.firsts))  # fmt: skip
+
+    def first_moment(self, name: str) -> torch.Tensor:
+        """``sum_t x_t`` (in,) of module ``name``'s inputs; KeyError if not kept."""
+        key = self.groups[name]
+        if key not in self.firsts:
+            raise KeyError(
+                f"no first moments for module {name!r}: statistics written before raysweep kept "
+                "them (rebuild the statistics store)"
+            )
+        return self.firsts[key]
 
     @property
     def nbytes(self) -> int:
@@ -98,11 +116,14 @@ class LayerStatistics:
                 "num_tokens": repr(float(self.num_tokens)),
                 "groups": json.dumps(self.groups),
                 "counts": json.dumps(self.counts),
+                "uncalled": json.dumps(self.uncalled),
             }
         )
         tensors = {
             k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.sums.items()
         }
+        tensors.update({_FIRST + k: v.detach().to("cpu", torch.float32).contiguous()
+                        for k, v in self.firsts.items()})  # fmt: skip
         save_file(tensors, str(path), metadata=header)
 
     @staticmethod
@@ -140,7 +161,11 @@ class LayerStatistics:
                 raise ValueError(f"{path} holds {stored} statistics, not Hessians")
             diagonal = kind == "sqnorm" and stored == "hessian"
             sums: dict[str, torch.Tensor] = {}
+            firsts: dict[str, torch.Tensor] = {}
             for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                if key.startswith(_FIRST):
+                    firsts[key.removeprefix(_FIRST)] = handle.get_tensor(key)
+                    continue
                 tensor = handle.get_tensor(key)
                 sums[key] = torch.diagonal(tensor).clone() if diagonal else tensor
                 del tensor
@@ -150,6 +175,8 @@ class LayerStatistics:
             groups=json.loads(metadata["groups"]),
             num_tokens=float(metadata["num_tokens"]),
             counts={k: float(v) for k, v in json.loads(metadata.get("counts", "{}")).items()},
+            uncalled=list(json.loads(metadata.get("uncalled", "[]"))),
+            firsts=firsts,
         )
 
 
@@ -177,10 +204,14 @@ class StatisticsAccumulator:
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, float] = {}
         self._counted: set[str] = set()
+        self._uncalled: list[str] = []
+        self._firsts: dict[str, torch.Tensor] = {}
+        self._all_firsts = True
 
     def add(self, stats: LayerStatistics, weight: float) -> None:
         if self._groups is None:
             self._groups = dict(stats.groups)
+            self._uncalled = list(stats.uncalled)
         elif stats.groups != self._groups:
             raise ValueError("statistics to combine cover different modules")
         if self.kind == "hessian" and stats.kind != "hessian":
@@ -190,12 +221,18 @@ class StatisticsAccumulator:
             return
         scale = weight / self.total_weight * self.num_tokens / stats.num_tokens
         diagonal = self.kind == "sqnorm" and stats.kind == "hessian"
+        self._all_firsts &= set(stats.firsts) == set(stats.sums)
         for key, value in stats.sums.items():
             part = torch.diagonal(value) if diagonal else value
             if key in self._sums:
                 self._sums[key].add_(part, alpha=scale)
             else:
                 self._sums[key] = part * scale
+        for key, value in stats.firsts.items():
+            if key in self._firsts:
+                self._firsts[key].add_(value, alpha=scale)
+            else:
+                self._firsts[key] = value * scale
             self._counts[key] = self._counts.get(key, 0.0) + scale * stats.count(key)
 
     def result(self) -> LayerStatistics:
@@ -205,4 +242,7 @@ class StatisticsAccumulator:
         if not sums:  # every weight was zero: never reached, the weights are checked
             raise ValueError("no statistics with a positive weight were added")
         counts = {k: self._counts.get(k, 0.0) for k in self._counted}
-        return LayerStatistics(self.kind, sums, self._groups, self.num_tokens, counts)
+        # First moments only where every part kept them: a partial sum would be wrong.
+        firsts = self._firsts if self._all_firsts else {}
+        return LayerStatistics(self.kind, sums, self._groups, self.num_tokens, counts,
+                               list(self._uncalled), firsts)  # fmt: skip

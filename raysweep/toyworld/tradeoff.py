@@ -221,7 +221,7 @@ def _cell(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="*", default=[*CALIBRATED_METHODS, "magnitude"],
+    parser.add_argument("--methods", nargs="*", default=["wanda", "sparsegpt", "magnitude"],
                         choices=METHODS)  # fmt: skip
     parser.add_argument("--calibrations", nargs="*", default=[*ALIGNED.values(), UNIFORM],
                         help=f"toy source names or {UNIFORM!r} (the default sweep's uniform mix)")  # fmt: skip

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_one_row_per_method():
     assert tuple(METHOD_TABLE) == METHODS
     assert {m: r.statistics for m, r in METHOD_TABLE.items()} == {
-        "magnitude": None, "wanda": "sqnorm", "sparsegpt": "hessian"}  # fmt: skip
+        "magnitude": None, "wanda": "sqnorm", "sparsegpt": "hessian", "ria": "sqnorm"}  # fmt: skip
     assert all((r.mask is None) != (r.solve is None) for r in METHOD_TABLE.values())
 
 
@@ -40,7 +40,9 @@ def test_a_trial_passes_its_methods_options(name):
     trial = TrialConfig(mix={"a": 1.0}, mix_name="a", method=name, damp=0.05, block_size=64)
     expected = {"magnitude": {}, "wanda": {"min_expert_tokens": 16, "expert_fallback": "layer"},
                 "sparsegpt": {"damp": 0.05, "block_size": 64, "min_expert_tokens": 16,
-                              "expert_fallback": "layer"}}[name]  # fmt: skip
+                              "expert_fallback": "layer"},
+                "ria": {"ria_alpha": 0.5, "ria_per_row": False, "min_expert_tokens": 16,
+                        "expert_fallback": "layer"}}[name]  # fmt: skip
     assert method_options(trial) == expected
 
 
