@@ -28,7 +28,9 @@ VARIANTS = (
     ("sparsegpt", "unstructured"),
     ("wanda", "2:4"),
     ("sparsegpt", "2:4"),
+    ("wanda+owl", "unstructured"),  # OWL allocation (the authors' M 5, lambda 0.08)
 )
+OWL = {"m": 5.0, "lambda": 0.08}
 SPARSITY = 0.5
 LLMC_VENV = Path(os.environ.get("LLMC_VENV", "/work/llmc-venv"))
 WORKLOAD = {
@@ -93,12 +95,15 @@ def worker_raysweep(job: dict[str, Any]) -> dict[str, Any]:
 
     model = _load(job["model_dir"])
     calib = torch.load(job["calib"])
+    method, _, allocation = job["method"].partition("+")
     wall, cpu = time.perf_counter(), time.process_time()
     report = prune_model(
-        model, calib, job["method"], SPARSITY, job["structure"], batch_size=job["batch_size"]
-    )
+        model, calib, method, SPARSITY, job["structure"], batch_size=job["batch_size"],
+        allocation=allocation or "uniform", owl_m=OWL["m"], owl_lambda=OWL["lambda"],
+    )  # fmt: skip
     result = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
-    result.update(timings=report.timings, achieved=report.achieved_sparsity)
+    result.update(timings=report.timings, achieved=report.achieved_sparsity,
+                  layer_sparsity=report.layer_sparsity)  # fmt: skip
     _save_layer_weights(model, job["out"])
     return result
 
@@ -111,24 +116,38 @@ def worker_llmc(job: dict[str, Any]) -> dict[str, Any]:
     model = _load(job["model_dir"])
     calib = torch.load(job["calib"])
     structure = "0:0" if job["structure"] == "unstructured" else job["structure"]
-    modifier = WandaPruningModifier if job["method"] == "wanda" else SparseGPTModifier
-    recipe = modifier(sparsity=SPARSITY, mask_structure=structure, ignore=["re:.*lm_head"])
+    method, _, allocation = job["method"].partition("+")
+    modifier = WandaPruningModifier if method == "wanda" else SparseGPTModifier
+    owl = {"sparsity_profile": "owl", "owl_m": OWL["m"], "owl_lmbda": OWL["lambda"]}
+    recipe = modifier(sparsity=SPARSITY, mask_structure=structure, ignore=["re:.*lm_head"],
+                      **(owl if allocation == "owl" else {}))  # fmt: skip
     # A ready DataLoader (sequential order, no shuffling) skips llm-compressor's tokenizer step.
     rows = [{"input_ids": ids, "attention_mask": torch.ones_like(ids)} for ids in calib]
     dataset = DataLoader(
         rows, batch_size=job["batch_size"], shuffle=False, collate_fn=default_collate
     )
     wall, cpu = time.perf_counter(), time.process_time()
-    oneshot(
-        model=model,
-        dataset=dataset,
-        recipe=recipe,
-        num_calibration_samples=calib.shape[0],
-        max_seq_length=calib.shape[1],
-        shuffle_calibration_samples=False,
-        pipeline="sequential",
-    )
+    try:
+        oneshot(
+            model=model,
+            dataset=dataset,
+            recipe=recipe,
+            num_calibration_samples=calib.shape[0],
+            max_seq_length=calib.shape[1],
+            shuffle_calibration_samples=False,
+            pipeline="sequential",
+        )
+    except Exception as exc:  # noqa: BLE001 - the table records how llm-compressor fails
+        line = (
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        )
+        return {"error": line[:300]}
     result = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+    result["layer_sparsity"] = [
+        sum(int((p == 0).sum()) for p in w) / sum(p.numel() for p in w)
+        for w in ([p for n, p in layer.named_parameters() if p.dim() == 2]
+                  for layer in model.model.layers)
+    ]  # fmt: skip
     _save_layer_weights(model, job["out"])
     return result
 
@@ -443,10 +462,12 @@ def main() -> None:
                     samples["llmc"].append(_run_worker(llmc_python, "llmc", theirs_job, tmp))
             row: dict[str, Any] = {"raysweep": _best(samples["raysweep"])}
             if run_llmc:
-                row["llmc"] = _best(samples["llmc"])
-                row["compare"] = _compare(
-                    model_dir, stats_paths[0], str(ours_path), str(theirs_path)
-                )
+                failed = [x for x in samples["llmc"] if "error" in x]
+                row["llmc"] = failed[0] if failed else _best(samples["llmc"])
+                if not failed:
+                    row["compare"] = _compare(
+                        model_dir, stats_paths[0], str(ours_path), str(theirs_path)
+                    )
             rows[label] = row
         results["variants"] = rows
         mixes = _mixes(N_MIXES)
@@ -505,7 +526,9 @@ def _print_table(r: dict[str, Any], run_llmc: bool) -> None:
     for label, row in r["variants"].items():
         ours = row["raysweep"]
         line = f"{label:<22}{ours['wall_s']:>11.1f}{ours['cpu_s']:>8.1f}{ours['wall_s'] / floor['wall_s']:>8.2f}{ours['peak_rss_bytes'] / gib:>8.2f}"
-        if run_llmc:
+        if run_llmc and "error" in row["llmc"]:
+            line += f"   llm-compressor failed: {row['llmc']['error']}"
+        elif run_llmc:
             th, c = row["llmc"], row["compare"]
             line += (
                 f"{th['wall_s']:>9.1f}{th['cpu_s']:>8.1f}{ours['wall_s'] / th['wall_s']:>7.2f}"
@@ -513,6 +536,10 @@ def _print_table(r: dict[str, Any], run_llmc: bool) -> None:
                 f"{c['mask_agreement_layer0']:>10.5f}{c['err_ours']:>10.5f}{c['err_theirs']:>10.5f}"
             )
         print(line)
+        for tool in ("raysweep", "llmc"):
+            layers = row.get(tool, {}).get("layer_sparsity")
+            if layers and label.startswith("wanda+owl"):
+                print(f"    {tool} layer sparsities: {', '.join(f'{x:.3f}' for x in layers)}")
     stats = r["stats"]
     if not r["fast_path"]:
         return
