@@ -1,6 +1,7 @@
 """Turn a sweep's ``records.jsonl`` into the calibration study's findings: Spearman correlations
 between calibration metrics and per-dimension retention, the averaging artifact, mix
-comparisons (paired over items and seeds where the run has per-item side files), figures and a
+comparisons (paired over items and seeds where the run has per-item side files), OWL layer
+allocations and pruning variants with vs without (``analysis.allocation``), figures and a
 report. Reads records and side files only: needs neither Ray, torch nor raysweep.
 
     python -m analysis <run dir or records.jsonl> [--out DIR] [--group-by method,structure,sparsity]
@@ -8,6 +9,7 @@ report. Reads records and side files only: needs neither Ray, torch nor raysweep
 """
 
 from analysis.agreement import Agreement, agreement, kendall_tau_b
+from analysis.allocation import AllocationResults, analyse_allocation
 from analysis.artifact import averaging_artifact, source_variance_share
 from analysis.correlations import (
     CORRELATION_COLUMNS,
@@ -39,6 +41,7 @@ __all__ = [
     "GROUP_KEYS",
     "PUBLISHED",
     "Agreement",
+    "AllocationResults",
     "Analysis",
     "BrokenLine",
     "CorrelationResult",
@@ -49,6 +52,7 @@ __all__ = [
     "RecordsWarning",
     "ReportFiles",
     "agreement",
+    "analyse_allocation",
     "analyse",
     "averaging_artifact",
     "compare_mixes",

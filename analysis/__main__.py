@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     if analysis.paired is not None:
         for label, sentence in analysis.paired.headlines.items():
             print(f"  {label}: {sentence}")
+    if analysis.allocation is not None:
+        for label, sentences in analysis.allocation.headlines.items():
+            for sentence in sentences:
+                print(f"  {label}: {sentence}")
     return 0
 
 

@@ -45,6 +45,7 @@ from analysis.records import (
     retention_column,
 )
 from analysis.runs import RUN, RunInfo, load_runs
+from analysis.writing import write_text_atomic
 
 COLUMNS = (
     "quantity", "n_choices", "kendall_tau", "tau_low", "tau_high", "spearman_rho", "rho_low",
@@ -223,7 +224,7 @@ def write(result: Agreement, out: Path) -> list[Path]:
     for name, text in (("agreement.md", markdown(result)),
                        ("agreement.csv", result.table.to_csv(index=False)),
                        ("agreement_values.csv", result.values.to_csv(index=False))):  # fmt: skip
-        (out / name).write_text(text, encoding="utf-8")
+        write_text_atomic(out / name, text)
         files.append(out / name)
     ranked = result.values[result.values["quantity"] == TOTAL]
     if not ranked.empty and not result.table.empty:

@@ -65,6 +65,25 @@ def _run_dirs(records: RecordSet, runs: Sequence[RunInfo]) -> dict[str | None, P
     return {None: records.path.parent}
 
 
+def load_run_items(
+    records: RecordSet, runs: Sequence[RunInfo] = ()
+) -> tuple[dict[str | None, RunItems], list[str]] | None:
+    """The usable side files of every run's ok trials, keyed by run name (``None`` for a single
+    run), and a note per trial left out; None when no run has an ``items/`` folder."""
+    dirs = _run_dirs(records, runs)
+    if not any(has_items(d) for d in dirs.values()):
+        return None
+    ok = ok_trials(records)
+    items: dict[str | None, RunItems] = {}
+    notes: list[str] = []
+    for name, directory in dirs.items():
+        rows = ok if name is None or RUN not in ok else ok[ok[RUN] == name]
+        items[name] = load_items(directory, [r.to_dict() for _, r in rows.iterrows()])
+        prefix = f"run {name}: " if name is not None else ""
+        notes += [prefix + n for n in items[name].notes]
+    return items, notes
+
+
 def points(value: float) -> str:
     """A difference of retentions in points of % dense: ``+8.8``."""
     return "n/a" if pd.isna(value) else f"{100 * value:+.1f}"
@@ -86,17 +105,11 @@ def paired_comparisons(
     seed: int = 0,
 ) -> PairedResults | None:
     """The comparisons of the module docstring; None when no run has an ``items/`` folder."""
-    dirs = _run_dirs(records, runs)
-    if not any(has_items(d) for d in dirs.values()):
+    loaded = load_run_items(records, runs)
+    if loaded is None:
         return None
+    items, notes = loaded
     ok = ok_trials(records)
-    items: dict[str | None, RunItems] = {}
-    notes: list[str] = []
-    for name, directory in dirs.items():
-        rows = ok if name is None or RUN not in ok else ok[ok[RUN] == name]
-        items[name] = load_items(directory, [r.to_dict() for _, r in rows.iterrows()])
-        prefix = f"run {name}: " if name is not None else ""
-        notes += [prefix + n for n in items[name].notes]
     grid = ok[ok["phase"] == "grid"]
     sources = source_means(ok, group_by)
     if reference is not None and not (sources["source"] == reference).any():
@@ -114,7 +127,7 @@ def paired_comparisons(
             continue
         for comparison, (name_a, rows_a), (name_b, rows_b) in plan:
             try:
-                result = _compare(items, rows_a, rows_b, name_a, name_b, n_resamples, seed)
+                result = compare_trials(items, rows_a, rows_b, name_a, name_b, n_resamples, seed)
             except PairedUnavailable as exc:
                 notes.append(f"{label}: {name_b} − {name_a} not compared: {exc}")
                 continue
@@ -172,7 +185,21 @@ def _files(
     return out
 
 
-def _compare(items, rows_a, rows_b, name_a, name_b, n_resamples, seed) -> PairedComparison:
+def compare_trials(
+    items: Mapping[str | None, RunItems],
+    rows_a: pd.DataFrame,
+    rows_b: pd.DataFrame,
+    name_a: str,
+    name_b: str,
+    n_resamples: int,
+    seed: int,
+    *,
+    pair_seeds: bool = False,
+) -> PairedComparison:
+    """B − A of two sets of ok trial rows (one per calibration seed, any runs of ``items``)
+    from their side files; ``pair_seeds``: row i of A and of B share a calibration seed (see
+    :func:`analysis.paired.paired_bootstrap`). PairedUnavailable says why when they cannot be
+    compared."""
     sides = []
     for name, rows in ((name_a, rows_a), (name_b, rows_b)):
         files = _files(items, rows)
@@ -182,9 +209,10 @@ def _compare(items, rows_a, rows_b, name_a, name_b, n_resamples, seed) -> Paired
             raise PairedUnavailable(f"none of {name}'s {len(rows)} trial(s) has a usable side file")
         sides.append(files)
     dense = common_dense([*sides[0], *sides[1]])
+    pair_seeds = pair_seeds and len(sides[0]) == len(sides[1]) == len(rows_a) == len(rows_b)
     return paired_bootstrap(
         dense, [t for t, _ in sides[0]], [t for t, _ in sides[1]], label_a=name_a,
-        label_b=name_b, n_resamples=n_resamples, seed=seed,
+        label_b=name_b, n_resamples=n_resamples, seed=seed, pair_seeds=pair_seeds,
     )  # fmt: skip
 
 

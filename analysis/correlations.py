@@ -220,7 +220,7 @@ def correlations(
         family, family_notes = _group_family(
             group, labels, metrics, dimensions, min_sources, n_resamples, seed, confidence_level
         )
-        _add_q_values(family)
+        add_q_values(family)
         rows.extend(family)
         notes.extend(family_notes)
     columns = [*extra_keys, *CORRELATION_COLUMNS]
@@ -306,7 +306,7 @@ def _group_family(
     return family, notes
 
 
-def _add_q_values(family: list[dict]) -> None:
+def add_q_values(family: list[dict]) -> None:
     """Benjamini-Hochberg over the tests of one group that produced a p-value."""
     tested = [row for row in family if not np.isnan(row["p_value"])]
     if tested:

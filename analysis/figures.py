@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from analysis.headlines import dimension_title
 from analysis.records import TOTAL, half_seed_range, retention_column
+from analysis.writing import write_atomic
 
 DPI = 100
 SIGNIFICANCE = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
@@ -50,9 +51,8 @@ def _colorbar(figure: Figure, image, rect: tuple[float, ...], label: str) -> Non
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI, format="png")
-    return path
+    return write_atomic(path, lambda handle: figure.savefig(handle, dpi=DPI, format="png"),
+                        binary=True)  # fmt: skip
 
 
 def _annotated_grid(
@@ -379,4 +379,39 @@ def paired_differences(table: pd.DataFrame, title: str, path: Path) -> Path:
     first.set_yticks(range(len(order)), labels)
     figure.suptitle(f"Paired comparisons, 95% bootstrap interval (hollow: holds 0)\n{title}",
                     fontsize=10)  # fmt: skip
+    return _save(figure, path)
+
+
+def owl_allocation(allocations: pd.DataFrame, target: float, title: str, path: Path) -> Path:
+    """One group's OWL allocations (``analysis.allocation.owl_allocations``): layer sparsity
+    (%) against the decoder layer, a line per calibration set; the uniform mix black, thick and
+    dashed, the target sparsity a grey dotted line."""
+    sets = sorted(allocations["source"].astype(str).unique())
+    n_layers = int(allocations["layer"].max()) + 1
+    legend_in = 0.6 + _CHAR_IN * max([len(s) for s in sets] + [12])
+    figure, rect = _figure(min(9.0, max(4.0, 0.28 * n_layers)), 3.0, 0.8, legend_in, 0.6, 0.6)
+    axes = figure.add_axes(rect)
+    palette = colormaps["tab20"]
+    for colour, name in enumerate(sets):
+        rows = allocations[allocations["source"] == name].sort_values("layer")
+        x, y = rows["layer"].to_numpy(int), rows["layer_sparsity"].to_numpy(float) * 100
+        if name == "uniform" and (rows["n_sources"] > 1).all():
+            axes.plot(x, y, "k--", marker="s", markersize=4, linewidth=2.4, label="uniform mix",
+                      zorder=3)  # fmt: skip
+        else:
+            axes.plot(x, y, marker="o", markersize=3, linewidth=1.1, color=palette(colour % 20),
+                      label=name)  # fmt: skip
+    if not math.isnan(target):
+        axes.axhline(100 * target, color="grey", linestyle=":", linewidth=1,
+                     label=f"target {100 * target:g}%")  # fmt: skip
+    axes.set_xlabel("decoder layer")
+    axes.set_ylabel("layer sparsity (%)")
+    axes.set_xticks(range(0, n_layers, max(1, n_layers // 16)))
+    axes.set_xlim(-0.5, n_layers - 0.5)
+    axes.grid(alpha=0.3)
+    width_in = figure.get_figwidth()
+    handles, labels = axes.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="center left", fontsize=7, title="calibration",
+                  bbox_to_anchor=(1 - (legend_in - 0.15) / width_in, 0.5))  # fmt: skip
+    axes.set_title(f"OWL layer sparsity by calibration set\n{title}", fontsize=10)
     return _save(figure, path)

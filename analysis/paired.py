@@ -16,7 +16,8 @@ Resampling scheme of one replicate:
 
 1. seeds: A's trials are drawn ``S_A`` times with replacement, and B's ``S_B`` times,
    independently (calibration seeds are independent draws, not paired across choices; with one
-   seed this step is the identity);
+   seed this step is the identity); with ``pair_seeds`` (one calibration set pruned two ways,
+   ``analysis.allocation``) the same drawn seeds serve A and B;
 2. items: within each task, its ``n_t`` items are drawn ``n_t`` times with replacement, and the
    same drawn items score the dense baseline, every trial of A and every trial of B (paired);
 3. each trial's task scores are the means of its drawn item values; dimension scores, retention,
@@ -304,15 +305,22 @@ def paired_bootstrap(
     level: float = 0.95,
     paired: bool = True,
     resample_seeds: bool = True,
+    pair_seeds: bool = False,
     notes: Sequence[str] = (),
 ) -> PairedComparison:
     """Differences B − A of every retention quantity with bootstrap intervals (see the module
     docstring). ``a`` and ``b`` hold one side file per calibration seed, all scored on
-    ``dense``'s items. Raises :class:`PairedUnavailable` when they are not."""
+    ``dense``'s items. Raises :class:`PairedUnavailable` when they are not.
+
+    ``pair_seeds``: ``a[i]`` and ``b[i]`` were calibrated on the same set (the same source and
+    seed, pruned two ways), so step 1 draws the seeds once for both sides instead of
+    independently; needs as many trials in ``a`` as in ``b``."""
     if n_resamples < 1:
         raise ValueError("n_resamples must be at least 1")
     if not 0 < level < 1:
         raise ValueError("level must lie in (0, 1)")
+    if pair_seeds and len(a) != len(b):
+        raise ValueError(f"pair_seeds needs as many trials in a as in b ({len(a)} vs {len(b)})")
     layout = _layout(dense, a, b)
     keep = _defined(layout)
     if not keep.any():
@@ -325,7 +333,7 @@ def paired_bootstrap(
     picks_a = picks_b = None
     if resample_seeds:
         picks_a = rng.integers(0, len(a), size=(n_resamples, len(a)))
-        picks_b = rng.integers(0, len(b), size=(n_resamples, len(b)))
+        picks_b = picks_a if pair_seeds else rng.integers(0, len(b), size=(n_resamples, len(b)))
     sizes = [d.shape[0] for d in layout.dense]
     block = max(1, min(n_resamples, _BLOCK_CELLS // max(sizes)))
     blocks_a: list[dict[str, np.ndarray]] = []

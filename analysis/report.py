@@ -4,7 +4,10 @@ Files written to the output directory (default ``<run dir>/report/``):
 ``correlations.csv``, ``correlation_notes.csv``, ``artifact.csv``, ``mixes.csv``,
 ``retention.csv`` (every trial, flattened), ``figures/*.png``, ``report.md``, ``report.html``;
 when the run has per-item side files (``items/``), also ``paired.csv`` and ``paired_notes.csv``
-(see ``analysis.comparisons``).
+(see ``analysis.comparisons``); when some trial was pruned with OWL or a mask refinement,
+``owl_allocations.csv``, ``owl_spread.csv``, ``owl_distances.csv``, ``variants_paired.csv``,
+``variants_summary.csv``, ``owl_correlations.csv``, ``allocation_notes.csv`` and the figures
+``owl_<group>.png`` and ``variants_<group>.png`` (see ``analysis.allocation``).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from typing import Any
 import pandas as pd
 
 from analysis import figures
+from analysis.allocation import SPREAD, AllocationResults, allocation_matrix, analyse_allocation
 from analysis.artifact import averaging_artifact
-from analysis.comparisons import PairedResults, paired_comparisons, report_view
+from analysis.comparisons import PairedResults, interval_text, paired_comparisons, report_view
 from analysis.correlations import CorrelationResult, correlations
 from analysis.experts import coverage_table, expert_loads
 from analysis.headlines import dimension_title, headline
@@ -52,6 +56,7 @@ from analysis.records import (
 )
 from analysis.runs import RunInfo, shared_points
 from analysis.study import STUDY_MODEL, STUDY_SETTING, STUDY_SWEEP, study_comparison
+from analysis.writing import write_text_atomic
 
 DEFAULT_MAX_FIGURE_GROUPS = 6
 _MAX_PAIRED_NOTES = 10  # in the report's notes; paired_notes.csv has them all
@@ -79,6 +84,7 @@ class Analysis:
     runs: tuple[RunInfo, ...] = ()  # the runs compared, when the records come from several
     shared: pd.DataFrame | None = None  # their shared points side by side (analysis.runs)
     paired: PairedResults | None = None  # paired comparisons, when the run has side files
+    allocation: AllocationResults | None = None  # when some trial used OWL or a refinement
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,14 @@ def analyse(
             n_resamples=paired_resamples,
             seed=seed,
         ),  # fmt: skip
+        analyse_allocation(
+            records,
+            group_by=group_by,
+            runs=runs,
+            n_resamples=n_resamples,
+            paired_resamples=paired_resamples,
+            seed=seed,
+        ),
     )
 
 
@@ -277,6 +291,13 @@ def _notes_blocks(analysis: Analysis, drawn: int, skipped: int) -> list[Block]:
         if len(paired_notes) > _MAX_PAIRED_NOTES:
             items.append(f"paired comparisons: {len(paired_notes) - _MAX_PAIRED_NOTES} more "
                          "note(s) in paired_notes.csv")  # fmt: skip
+    if analysis.allocation is not None:
+        allocation_notes = list(analysis.allocation.notes)
+        items += [f"allocation and refinement: {note}"
+                  for note in allocation_notes[:_MAX_PAIRED_NOTES]]  # fmt: skip
+        if len(allocation_notes) > _MAX_PAIRED_NOTES:
+            items.append(f"allocation and refinement: {len(allocation_notes) - _MAX_PAIRED_NOTES} "
+                         "more note(s) in allocation_notes.csv")  # fmt: skip
     notes = analysis.correlations.notes
     for key, part in groups(notes, analysis.group_by):
         label = group_label(analysis.group_by, key)
@@ -367,15 +388,16 @@ def write_report(
         _run_blocks(analysis, out, blocks, jobs)
     drawn, skipped = _group_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _paired_blocks(analysis, out, blocks, jobs, max_figure_groups)
+    _allocation_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _sparsity_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _expert_blocks(analysis, out, blocks, jobs)
     blocks += [Heading(2, "Notes"), *_notes_blocks(analysis, drawn, skipped)]
     _remove_stale_figures(out / "figures", {path for _, _, path in jobs})
     figure_paths = _render_figures(jobs, workers)
     report_md = out / "report.md"
-    report_md.write_text(render_markdown(blocks), encoding="utf-8")
+    write_text_atomic(report_md, render_markdown(blocks))
     report_html = out / "report.html"
-    report_html.write_text(render_html(blocks, out, "raysweep analysis"), encoding="utf-8")
+    write_text_atomic(report_html, render_html(blocks, out, "raysweep analysis"))
     return ReportFiles(out, report_md, report_html, tables, figure_paths)
 
 
@@ -393,7 +415,8 @@ def _call(job: _FigureJob) -> Path:
     return function(*args, path=path)
 
 
-_FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_", "experts_", "runs_", "paired_")
+_FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_", "experts_", "runs_", "paired_",
+                    "owl_", "variants_")  # fmt: skip
 
 
 def _remove_stale_figures(directory: Path, wanted: set[Path]) -> None:
@@ -562,6 +585,196 @@ def _paired_blocks(
             blocks.append(_figure(jobs, out, figures.paired_differences, args, name, caption))
 
 
+def _points(value: Any) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{100 * float(value):.1f}"
+
+
+def _allocation_view(part: pd.DataFrame, spread: pd.DataFrame) -> pd.DataFrame:
+    """Decoder layers (rows) x calibration sets: layer sparsity (%), then the layer's range and
+    mean pairwise |difference| over sets (points); a last row of means over layers."""
+    matrix = allocation_matrix(part).T  # (layers, sets)
+    view = pd.DataFrame({"layer": [str(k) for k in matrix.index]})
+    for name in matrix.columns:
+        view[str(name)] = [_pct(v) for v in matrix[name]]
+    by_layer = spread.set_index("layer")
+    view["range (points)"] = [_points(by_layer.loc[k, "range"]) for k in matrix.index]
+    view["mean pairwise |Δ| (points)"] = [_points(by_layer.loc[k, "mean_pairwise_abs"])
+                                          for k in matrix.index]  # fmt: skip
+    mean = {"layer": "mean over layers", **{str(n): _pct(matrix[n].mean()) for n in matrix},
+            "range (points)": "", "mean pairwise |Δ| (points)": ""}  # fmt: skip
+    return pd.concat([view, pd.DataFrame([mean])], ignore_index=True)
+
+
+def _difference_text(row: Any) -> str:
+    """``+1.2 [+0.4, +2.0]`` (``n.s.`` when the interval holds 0), or ``+1.2`` without one."""
+    if pd.isna(row["ci_low"]) or pd.isna(row["ci_high"]):
+        return _points_signed(row["difference"])
+    return interval_text({**row, "contains_zero": bool(row["contains_zero"])})
+
+
+def _points_signed(value: Any) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{100 * float(value):+.1f}"
+
+
+def _variant_view(part: pd.DataFrame, summary: pd.DataFrame, dimensions: list[str]) -> pd.DataFrame:
+    """One group's with/without comparisons: a row per (B − A, calibration set) and, after
+    each B − A, its summary over calibration sets."""
+    out = []
+    quantities = [*dimensions, "total", "worst"]
+    summary_by = {(r["b"], r["a"]): r for r in summary.to_dict("records")}
+    for (b, a), rows in part.groupby(["b", "a"], sort=False):
+        for mix_name, by_mix in rows.groupby("mix_name", sort=True):
+            by = by_mix.set_index("quantity")
+            first = by_mix.iloc[0]
+            cells = {"B − A": f"{b} − {a}", "calibration": mix_name, "seeds": first["seeds"]}
+            if "total" in by.index:
+                total = by.loc["total"]
+                cells["total A → B (%)"] = f"{_pct(total['a_value'])} → {_pct(total['b_value'])}"
+            for quantity in quantities:
+                title = dimension_title(quantity)
+                cells[f"Δ {title}"] = _difference_text(by.loc[quantity]) if quantity in by.index \
+                    else "n/a"  # fmt: skip
+            out.append(cells)
+        row = summary_by.get((b, a))
+        if row is not None:
+            cells = {"B − A": f"{b} − {a}", "calibration": f"mean over {row['n_sets']} set(s)",
+                     "seeds": "", "total A → B (%)": ""}  # fmt: skip
+            for quantity in quantities:
+                cells[f"Δ {dimension_title(quantity)}"] = ""
+            for quantity in ("total", "worst"):
+                text = _points_signed(row[f"{quantity}_difference"])
+                if row["n_intervals"]:
+                    text += (f" ({row[f'{quantity}_above']} above, {row[f'{quantity}_below']} "
+                             f"below 0 of {row['n_intervals']})")  # fmt: skip
+                cells[f"Δ {dimension_title(quantity)}"] = text
+            out.append(cells)
+    return pd.DataFrame(out)
+
+
+def _owl_correlation_view(part: pd.DataFrame) -> pd.DataFrame:
+    """Per calibration metric: ρ with the allocation's spread, the layer it correlates with
+    most strongly, and how many layers have q < 0.05."""
+    rows = []
+    for metric, by_metric in part.groupby("metric", sort=True):
+        spread = by_metric[by_metric["target"] == SPREAD]
+        layers = by_metric[(by_metric["target"] != SPREAD) & by_metric["rho"].notna()]
+        cells = {"metric": metric, "sources": int(by_metric["n"].max())}
+        if not spread.empty and pd.notna(spread.iloc[0]["rho"]):
+            top = spread.iloc[0]
+            cells["ρ with spread [95% CI]"] = (
+                f"{top['rho']:+.2f}{figures.significance_mark(top['q_value'])} "
+                f"[{_signed(top['ci_low'])}, {_signed(top['ci_high'])}]"
+            )
+        else:
+            cells["ρ with spread [95% CI]"] = "n/a"
+        if layers.empty:
+            cells["strongest layer"] = "n/a"
+        else:
+            best = layers.loc[layers["rho"].abs().idxmax()]
+            cells["strongest layer"] = (f"{best['target']}: {best['rho']:+.2f} "
+                                        f"(q {best['q_value']:.3g})")  # fmt: skip
+        cells["layers with q < 0.05"] = f"{int((layers['q_value'] < 0.05).sum())} of {len(layers)}"
+        rows.append(cells)
+    return pd.DataFrame(rows)
+
+
+def _allocation_blocks(
+    analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob], limit: int
+) -> None:
+    """Only for runs with OWL or refined trials: (a) each calibration set's OWL allocation and
+    how far they differ, (b) each variant against the same method without it, paired,
+    (c) calibration metrics against the allocation (``analysis.allocation``)."""
+    result = analysis.allocation
+    if result is None:
+        return
+    keys = result.group_by
+    blocks += [
+        Heading(2, "Layer-wise allocation (OWL) and mask refinement"),
+        Paragraph("Groups: base method, structure, sparsity; a variant is the method with its "
+                  "non-uniform layer allocation and/or its mask refinement (wanda+owl, "
+                  "ria+dsnot, wanda+owl+dsnot). Tables: owl_allocations.csv, owl_spread.csv, "
+                  "owl_distances.csv, variants_paired.csv, variants_summary.csv, "
+                  "owl_correlations.csv."),
+    ]  # fmt: skip
+    if result.headlines:
+        blocks += [
+            Heading(3, "Headlines"),
+            Bullets(tuple(f"{label}: {sentence}" for label, sentences in result.headlines.items()
+                          for sentence in sentences)),
+        ]  # fmt: skip
+    if not result.allocations.empty:
+        blocks += [
+            Heading(3, "OWL allocations by calibration set"),
+            Paragraph("Each calibration set's target sparsity per decoder layer (%), the mean "
+                      "over its seeds; range = max − min over the calibration sets, mean "
+                      "pairwise |Δ| = the mean over pairs of sets of the layer's difference (its "
+                      "sum over layers is the mean pairwise L1 distance between allocations)."),
+        ]  # fmt: skip
+        spread_by = dict(groups(result.spread, keys))
+        distances_by = {tuple(r[k] for k in keys): r for r in result.distances.to_dict("records")}
+        for index, (key, part) in enumerate(groups(result.allocations, keys)):
+            label = group_label(keys, key)
+            blocks.append(Heading(4, label))
+            row = distances_by.get(key)
+            if row is not None and row["n_sets"] > 1:
+                blocks.append(Paragraph(
+                    f"Largest range: layer {int(row['max_range_layer'])}, "
+                    f"{_points(row['max_range'])} points ({row['max_range_low']} to "
+                    f"{row['max_range_high']}). Mean pairwise L1 distance "
+                    f"{row['mean_pairwise_l1']:.4f}; farthest pair {row['farthest_pair']} "
+                    f"({row['max_pairwise_l1']:.4f})."
+                ))  # fmt: skip
+            blocks.append(Table(_allocation_view(part, spread_by[key])))
+            if index < limit:
+                target = float(key[keys.index("sparsity")])
+                name = f"owl_{group_slug(keys, key)}.png"
+                caption = f"OWL layer sparsity by calibration set, {label}"
+                args = (part, target, label)
+                blocks.append(_figure(jobs, out, figures.owl_allocation, args, name, caption))
+    if not result.variants.empty:
+        dimensions = dimensions_in(ok_trials(analysis.records))
+        blocks += [
+            Heading(3, "With vs without"),
+            Paragraph(
+                "Δ = B − A in points of % dense (positive: the variant B retains more), per "
+                "calibration set, trials matched by calibration set and seed (across runs "
+                "where the variants were run apart). [95% CI]: percentile interval of "
+                f"{result.n_resamples} paired bootstrap replicates over items within each task "
+                "and over calibration seeds, drawn once for both sides; n.s.: it holds 0; no "
+                "interval: no usable per-item side files. The summary row averages over the "
+                "calibration sets and counts the intervals wholly above and below 0."
+            ),
+        ]  # fmt: skip
+        summary_by = dict(groups(result.variant_summary, keys))
+        for index, (key, part) in enumerate(groups(result.variants, keys)):
+            label = group_label(keys, key)
+            summary = summary_by.get(key, result.variant_summary[:0])
+            blocks += [Heading(4, label), Table(_variant_view(part, summary, dimensions))]
+            drawable = part[part["ci_low"].notna()]
+            if index < limit and not drawable.empty:
+                shown = drawable.assign(
+                    b=drawable["b"] + " · " + drawable["mix_name"].astype(str),
+                    contains_zero=drawable["contains_zero"].astype(bool),
+                )
+                name = f"variants_{group_slug(keys, key)}.png"
+                caption = f"With vs without, paired differences with 95% intervals, {label}"
+                blocks.append(_figure(jobs, out, figures.paired_differences, (shown, label), name,
+                                      caption))  # fmt: skip
+    if not result.correlations.empty:
+        blocks += [
+            Heading(3, "Calibration metrics vs the OWL allocation"),
+            Paragraph(
+                "Spearman ρ across single calibration sources (seed means) of each calibration "
+                "metric with each layer's OWL sparsity and with the allocation's spread (max − "
+                "min layer sparsity); 95% bootstrap interval over sources; BH q-values over "
+                f"each group's tests; {figures.SIGNIFICANCE_NOTE}. Every layer: "
+                "owl_correlations.csv."
+            ),
+        ]
+        for key, part in groups(result.correlations, keys):
+            blocks += [Heading(4, group_label(keys, key)), Table(_owl_correlation_view(part))]
+
+
 def _sparsity_blocks(
     analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob], limit: int
 ) -> None:
@@ -634,10 +847,21 @@ def _write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:
     if analysis.paired is not None:
         tables["paired"] = analysis.paired.table
         tables["paired_notes"] = pd.DataFrame({"note": list(analysis.paired.notes)})
+    if analysis.allocation is not None:
+        allocation = analysis.allocation
+        tables |= {
+            "owl_allocations": allocation.allocations,
+            "owl_spread": allocation.spread,
+            "owl_distances": allocation.distances,
+            "variants_paired": allocation.variants,
+            "variants_summary": allocation.variant_summary,
+            "owl_correlations": allocation.correlations,
+            "allocation_notes": pd.DataFrame({"note": list(allocation.notes)}),
+        }
     paths = {}
     for name, frame in tables.items():
         paths[name] = out / f"{name}.csv"
-        frame.to_csv(paths[name], index=False)
+        write_text_atomic(paths[name], frame.to_csv(index=False))
     return paths
 
 

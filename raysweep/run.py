@@ -259,19 +259,27 @@ def _sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str, out: Path, re
         from raysweep.search import run_search
 
         run_search(cfg, out, storage)
-    if cfg.analysis:
-        _report(out)
-    return _summary(points, records, grid=grid, search=search)
+    reported = _report(out) if cfg.analysis else True
+    status = _summary(points, records, grid=grid, search=search)
+    return status if reported else max(status, 1)
 
 
-def _report(out: Path) -> None:
+def _report(out: Path) -> bool:
+    """Write the report; False (one line on stderr) when it could not be written. The report's
+    files are written atomically: a failure leaves the previous file or none, never half of one."""
     try:
         from analysis import write_report
 
         report = write_report(out)
         print(f"[raysweep] report: {report.report_md} (and report.html)", flush=True)
+        return True
+    except OSError as exc:  # a full disk, a read-only folder: say where and why, in one line
+        where, cause = exc.filename or out / "report", exc.strerror or repr(exc)
+        print(f"[raysweep] analysis report failed: cannot write {where}: {cause}",
+              file=sys.stderr, flush=True)  # fmt: skip
     except Exception as exc:  # the records are the product; a failed report must not hide them
         print(f"[raysweep] analysis report failed: {exc!r}", file=sys.stderr, flush=True)
+    return False
 
 
 def _summary(points: list[TrialConfig], records: Path, *, grid: bool, search: bool) -> int:
