@@ -11,37 +11,17 @@ from torch import nn
 from raysweep.config import ConfigError, load_config
 from raysweep.pruning import collect_statistics, find_decoder_stack, prune_model
 from raysweep.pruning.architecture import account_decoder, weight_matrix
+from tests.pruning.reference import dense_linear_sqnorms
 from tests.pruning.tiny_hybrids import build as build_hybrid
 from tests.pruning.tiny_models import build, calibration
 
 torch.set_num_threads(1)
 
 
-def _dense_sqnorms(model: nn.Module, ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """sum_t x^2 (float64) entering every linear of every decoder layer, from one plain forward
-    of the dense model, by full module name."""
-    stack = find_decoder_stack(model)
-    sums: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, module in stack.layers.named_modules():
-        if isinstance(module, nn.Linear):
-
-            def hook(mod: nn.Module, args: tuple, name: str = f"{stack.prefix}.{name}") -> None:
-                x = args[0].reshape(-1, args[0].shape[-1]).double()
-                sums[name] = sums.get(name, 0) + x.square().sum(0)
-
-            handles.append(module.register_forward_pre_hook(hook))
-    with torch.no_grad():
-        model(ids)
-    for handle in handles:
-        handle.remove()
-    return sums
-
-
 def _authors_owl(model: nn.Module, ids: torch.Tensor, s: float, m: float, lam: float) -> np.ndarray:
     """luuyin/OWL: per layer, the percentage of |W| * sqrt(x^2 sums) of all its projections above
     M x their mean; rescaled to [0, 2 lambda], shifted to mean 1 - s; sparsity 1 - ratio."""
-    sq = _dense_sqnorms(model, ids)
+    sq = dense_linear_sqnorms(model, ids)
     stack = find_decoder_stack(model)
     ratios = []
     for index in range(len(stack.layers)):
@@ -120,7 +100,7 @@ def _reference_ria(w: torch.Tensor, sq: torch.Tensor, s: float, alpha: float = 0
 def test_ria_layer_zero_masks_equal_the_authors_saliency():
     model = build("llama")
     ids = calibration(8, 16)
-    sq = _dense_sqnorms(model, ids)
+    sq = dense_linear_sqnorms(model, ids)
     dense = {n: dict(model.named_modules())[n].weight.detach().clone() for n in sq}
     prune_model(model, ids, "ria", 0.6)
     checked = 0

@@ -12,6 +12,7 @@ from raysweep.pruning import find_decoder_stack, prune_model
 from raysweep.pruning.architecture import account_decoder, weight_matrix
 from raysweep.pruning.experts import ExpertMatrix
 from raysweep.pruning.prune import UnprunableWeights, collect_statistics
+from tests.pruning.reference import dense_linear_sqnorms
 from tests.pruning.tiny_hybrids import build
 
 torch.set_num_threads(1)
@@ -26,27 +27,6 @@ PRUNED = (
 
 def _ids(n: int = 4, seqlen: int = 16, seed: int = 1) -> torch.Tensor:
     return torch.randint(0, 96, (n, seqlen), generator=torch.Generator().manual_seed(seed))
-
-
-def _layer0_linear_inputs(model: nn.Module, ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Sum over tokens of x^2 (float64) entering every nn.Linear of decoder layer 0, from a plain
-    forward of the dense model (no driver, no replay)."""
-    stack = find_decoder_stack(model)
-    sums: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, module in stack.layers[0].named_modules():
-        if isinstance(module, nn.Linear):
-
-            def hook(mod: nn.Module, args: tuple, name: str = name) -> None:
-                x = args[0].reshape(-1, args[0].shape[-1]).double()
-                sums[name] = sums.get(name, 0) + x.square().sum(0)
-
-            handles.append(module.register_forward_pre_hook(hook))
-    with torch.no_grad():
-        model(ids)
-    for handle in handles:
-        handle.remove()
-    return {f"{stack.prefix}.0.{n}": v for n, v in sums.items()}
 
 
 def _reference_wanda(weight: torch.Tensor, sqnorm: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -65,7 +45,7 @@ def test_hybrid_prunes_every_projection_and_reports_what_stays_dense(arch, tmp_p
     account = account_decoder(model)
     assert not account.unreadable
     dense_before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    sqnorms = _layer0_linear_inputs(model, ids)
+    sqnorms = dense_linear_sqnorms(model, ids, layer=0)
     layer0 = {n: weight_matrix(u).detach().clone() for n, u in account.units.items()
               if n in sqnorms}  # fmt: skip
 
