@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from raysweep.pruning import MixedStatistics, ensure_store, prune_model, stream_statistics
-from raysweep.pruning import prune as prune_module
+from raysweep.pruning import methods as methods_module  # the solve is looked up there
 from raysweep.pruning.masks import select_mask
 from raysweep.pruning.memory import current_rss_bytes, track_peak_memory
 
@@ -332,9 +332,9 @@ def main() -> int:
             )
             oneshot[f"read_hessian_{label}"] = {"seconds": seconds, "peak": peak}
             for method, kind in (("wanda", "sqnorm"), ("sparsegpt", "hessian")):
-                real = prune_module.sparsegpt_prune
+                real = methods_module.sparsegpt_prune
                 if method == "sparsegpt":
-                    prune_module.sparsegpt_prune = _diagonal_solve  # type: ignore[assignment]
+                    methods_module.sparsegpt_prune = _diagonal_solve  # type: ignore[assignment]
                 try:
                     report, seconds, peak = measure(
                         lambda mix=mix, method=method, kind=kind: prune_model(
@@ -348,7 +348,7 @@ def main() -> int:
                         )
                     )
                 finally:
-                    prune_module.sparsegpt_prune = real  # type: ignore[assignment]
+                    methods_module.sparsegpt_prune = real  # type: ignore[assignment]
                 oneshot[f"{method}_{label}"] = {
                     "seconds": seconds,
                     "peak": peak,
