@@ -20,6 +20,20 @@ from pathlib import Path
 from typing import Any
 
 
+class WriteError(OSError):
+    """A file the run needs could not be written (a full disk, a read-only folder): its message
+    is one line naming the file and the cause; ``errno`` is the cause's."""
+
+    def __init__(self, path: str | Path, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause), str(path))
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # Tune pickles the callback that keeps one
+        return type(self), (self.filename, OSError(self.errno, self.strerror))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` when the block succeeds.
@@ -43,8 +57,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
+    """``text`` written atomically to ``path``; a failure is a :class:`WriteError` naming it."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+    except WriteError:
+        raise
+    except OSError as exc:
+        raise WriteError(path, exc) from exc
 
 
 def write_json_atomic(path: str | Path, data: Mapping[str, Any]) -> None:

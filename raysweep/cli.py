@@ -1,8 +1,9 @@
-"""The ``raysweep`` command: ``raysweep prune ...``, ``raysweep evaluate ...``, else the sweep.
+"""The ``raysweep`` command: ``raysweep prune ...``, ``raysweep evaluate ...``, ``raysweep verify
+RUN``, else the sweep.
 
 ``raysweep [run] ARGS`` is ``python -m raysweep.run ARGS``; ``raysweep prune ARGS`` is
 ``python -m raysweep.prune ARGS``; ``raysweep evaluate ARGS`` is
-``python -m raysweep.evaluation ARGS``.
+``python -m raysweep.evaluation ARGS``; ``raysweep verify RUN`` is ``python -m raysweep.verify RUN``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from raysweep.evaluation.__main__ import main as evaluate
 
         return evaluate(args[1:])
+    if command == "verify":
+        from raysweep.verify import main as verify
+
+        return verify(args[1:])
     from raysweep.run import main as run
 
     return run(args[1:] if command == "run" else args)

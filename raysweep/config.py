@@ -23,12 +23,14 @@ from raysweep.names import (  # noqa: F401 - re-exported
     DIMENSIONS,
     DSNOT_CYCLES,
     DSNOT_THRESHOLD,
+    EQUAL_SOURCES_MIX,
     METHODS,
     OWL_LAMBDA,
     OWL_M,
     REFINES,
     RIA_ALPHA,
     RIA_PER_ROW,
+    UNIFORM_MIX,
     Allocation,
     Method,
     Refine,
@@ -94,11 +96,25 @@ class ModelConfig(_Strict):
     device: str = Field("auto", description="'auto' (CUDA when the trial has a GPU), 'cpu', 'cuda'")
 
 
+# Records, retention.csv and the report know a mix by its name alone (:func:`_mix_name_problems`).
+_MIX_NAMES = (
+    f"allowed: a non-empty name that no source, built-in mix ({UNIFORM_MIX}, {EQUAL_SOURCES_MIX}) "
+    "or other mix has"
+)
+
+
 class MixConfig(_Strict):
     """A named weighted mix of calibration sources; weights are normalised to sum to 1."""
 
     name: str
     weights: dict[str, float]
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError(f"a mix name must not be empty; {_MIX_NAMES}")
+        return v
 
     @field_validator("weights")
     @classmethod
@@ -133,10 +149,6 @@ class CalibrationConfig(_Strict):
     def _has_points(self) -> CalibrationConfig:
         if not self.sources and not self.mixes:
             raise ValueError("calibration needs at least one entry in 'sources' or 'mixes'")
-        names = [m.name for m in self.mixes]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise ValueError(f"mix names must be unique; repeated: {sorted(dup)}")
         repeated = sorted({s for s in self.sources if self.sources.count(s) > 1})
         if repeated:
             raise ValueError(f"sources must be distinct; repeated: {repeated}")
@@ -167,6 +179,12 @@ def _check_owl(structure: str, sparsity: float, lam: float) -> None:
         check_owl(target, lam, nm=nm)
     except ValueError as err:
         raise ValueError(str(err)) from None
+    if nm is not None and lam < 0.5:
+        raise ValueError(
+            f"owl_lambda={lam:g} moves no layer's N:M count (shifts below 0.5 round to 0), so "
+            f"OWL would prune every layer at {structure}: use owl_lambda >= 0.5 for N:M (the "
+            "authors' N:M run: owl_lambda 2, owl_m 6)"
+        )
 
 
 def _check_dsnot(methods: list[str]) -> None:
@@ -447,18 +465,21 @@ def _model_in(ann: Any) -> type[BaseModel] | None:
     return None
 
 
-def validate_config(tree: Mapping[str, Any]) -> SweepConfig:
-    """Validate a plain mapping into a SweepConfig, then check names against the registries."""
+def validate_config(tree: Mapping[str, Any], *, mix_names: bool = True) -> SweepConfig:
+    """Validate a plain mapping into a SweepConfig, then check names against the registries.
+    ``mix_names=False``: the mixes are a record's points, named by the sweep that ran them (a
+    search's ``equal_sources``, a source's own name), not new names to check."""
     try:
         cfg = SweepConfig.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_error(err)) from None
-    _check_registries(cfg)
+    _check_registries(cfg, mix_names=mix_names)
     return cfg
 
 
-def _check_registries(cfg: SweepConfig) -> None:
-    """Names that only the registries know: calibration sources and evaluation suites."""
+def _check_registries(cfg: SweepConfig, *, mix_names: bool = True) -> None:
+    """Names that only the registries know: calibration sources and evaluation suites (and,
+    with ``mix_names``, mix names that one of them, a built-in mix or another mix has)."""
     # Both torch-free: a config is checked without loading torch (tests/test_specs.py).
     from raysweep.calibration import get_source, source_from_spec
     from raysweep.evaluation import get_suite
@@ -486,6 +507,8 @@ def _check_registries(cfg: SweepConfig) -> None:
             get_source(name, extra=extra)
         except ValueError as exc:
             problems.append(f"  {where}: {exc}")
+    if mix_names:
+        problems += _mix_name_problems(cfg, lambda name: _is_source(name, get_source, extra))
     suites = [("evaluation.suite", cfg.evaluation.suite)]
     if cfg.search is not None and cfg.search.suite is not None:
         suites.append(("search.suite", cfg.search.suite))
@@ -503,6 +526,40 @@ def _check_registries(cfg: SweepConfig) -> None:
             )
     if problems:
         raise ConfigError("invalid configuration:\n" + "\n".join(problems))
+
+
+def _is_source(name: str, get_source: Any, extra: Mapping[str, Any]) -> bool:
+    try:
+        get_source(name, extra=extra)
+    except ValueError:
+        return False
+    return True
+
+
+def _mix_name_problems(cfg: SweepConfig, is_source: Any) -> list[str]:
+    """A mix named like a source, a built-in mix or another mix would be taken for it in the
+    records, ``retention.csv`` and the report: one line per such name. ``uniform`` is free for a
+    user's mix only where the built-in one is off (``calibration.uniform_mix: false``)."""
+    cal = cfg.calibration
+    listed = {*cal.sources, *cal.custom_sources, *(s for m in cal.mixes for s in m.weights)}
+    if cfg.search is not None:
+        listed |= {*(cfg.search.sources or ()), cfg.search.reference}
+    built_in = {EQUAL_SOURCES_MIX, *([UNIFORM_MIX] if cal.uniform_mix else [])}
+    problems, seen = [], {}
+    for i, mix in enumerate(cal.mixes):
+        if mix.name in built_in:
+            why = f"is the name of the built-in {mix.name} mix"
+            if mix.name == UNIFORM_MIX:
+                why += " (calibration.uniform_mix: false lets a mix of yours take its place)"
+        elif mix.name in seen:
+            why = f"is the name of calibration.mixes.{seen[mix.name]} too"
+        elif mix.name in listed or is_source(mix.name):
+            why = "is the name of a calibration source"
+        else:
+            seen[mix.name] = i
+            continue
+        problems.append(f"  calibration.mixes.{i}.name: {mix.name!r} {why}; {_MIX_NAMES}")
+    return problems
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> SweepConfig:

@@ -259,6 +259,35 @@ def dense_baseline(
 # --------------------------------------------------------------------------- the sweep's copy
 
 
+def check_sweep_copy(out: Path, key: str) -> str | None:
+    """Why the sweep's copy ``out/dense/<key>.json`` cannot be trusted, or None: it must exist,
+    parse, be ``key``'s, hold per-item values, and each task's values must average to its score
+    (:func:`raysweep.items.check_mean`, the side files' own check)."""
+    from raysweep.items import check_mean
+
+    path = _entry_path(out / SWEEP_DIR, key)
+    try:
+        baseline = DenseBaseline.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({exc.msg}, char {exc.pos})"
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"not a dense baseline ({type(exc).__name__}: {exc})"
+    if baseline.key != key:
+        return f"it is the dense baseline of {baseline.key!r}"
+    if baseline.scores.items is None:
+        return "it holds no per-item values"
+    try:
+        for task, items in baseline.scores.items.items():
+            check_mean(task, items.values, baseline.scores.task_scores)
+    except (ValueError, ZeroDivisionError) as exc:
+        return str(exc) or "a task has no items"
+    return None
+
+
 def sweep_baseline(
     point: TrialConfig, out: Path, compute: Callable[[TrialConfig], DenseBaseline]
 ) -> DenseBaseline:
@@ -269,21 +298,27 @@ def sweep_baseline(
     The file is named by the node-local cache's own key, so the sweep's copy and the cache the
     task consults can never disagree about what they hold. A copy written before per-item values
     were kept is computed again (and a warning names any task whose score changed: the records
-    written before kept the old ones). Returns the baseline without its per-item values, as
-    trials are handed it.
+    written before kept the old ones), and so is a copy that fails :func:`check_sweep_copy`
+    (unreadable, or values that do not average to the scores). Returns the baseline without its
+    per-item values, as trials are handed it.
     """
     directory = out / SWEEP_DIR
     key = dense_key(point.model, point.evaluation)
-    dense = read_baseline(key, directory, items=True)
+    broken = check_sweep_copy(out, key)
+    dense = None if broken else read_baseline(key, directory, items=True)
     if dense is not None:
         print(f"[raysweep] dense baseline: reused {key}.json", flush=True)
     else:
         older = read_baseline(key, directory)
-        if older is None:
+        if broken == "missing":
             print("[raysweep] dense baseline: evaluating the dense model once", flush=True)
-        else:
+        elif older is not None and older.scores.items is None:
             print(f"[raysweep] dense baseline: {key}.json has no per-item scores; evaluating "
                   "the dense model again", flush=True)  # fmt: skip
+        else:
+            older = None  # its scores are not to be compared with anything
+            print(f"[raysweep] dense baseline: {SWEEP_DIR}/{key}.json is broken ({broken}); "
+                  "computing it again", flush=True)  # fmt: skip
         dense = compute(point)
         if dense.scores.items is None:
             raise ValueError(f"dense baseline {key}: computed without per-item values")

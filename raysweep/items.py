@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +139,13 @@ def _check_entry(name: str, entry: Any, task_scores: Mapping[str, float] | None)
         raise ValueError(f"task {name!r}: a doc_id appears twice")
     if not all(_number(v) for v in values):
         raise ValueError(f"task {name!r}: values must be finite numbers")
-    if task_scores is None:
-        return
+    if task_scores is not None:
+        check_mean(name, values, task_scores)
+
+
+def check_mean(name: str, values: Sequence[float], task_scores: Mapping[str, float]) -> None:
+    """ValueError unless task ``name`` has a score in ``task_scores`` and its per-item
+    ``values`` average to it (to :data:`ITEM_MEAN_TOLERANCE`)."""
     if name not in task_scores:
         raise ValueError(f"task {name!r} has no score in the record")
     mean = sum(values) / len(values)
@@ -167,9 +172,41 @@ def read_items(path: str | Path) -> dict[str, Any]:
     return validate(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def check_side_file(
+    path: str | Path, task_scores: Mapping[str, float], **expected: str
+) -> str | None:
+    """Why the side file at ``path`` cannot be trusted, or None: it must exist, parse, follow the
+    format with every task averaging to its score in ``task_scores`` (:func:`validate`), and
+    name what ``expected`` says (``trial_id=``, ``dense=``, ``dense_key=``)."""
+    try:
+        payload = validate(json.loads(Path(path).read_text(encoding="utf-8")), task_scores)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({exc.msg}, char {exc.pos})"
+    except ValueError as exc:  # UnicodeDecodeError included
+        return str(exc)
+    for key, value in expected.items():
+        if payload.get(key) != value:
+            return f"{key} is {payload.get(key)!r}, not {value!r}"
+    return None
+
+
+def check_trial_file(out: str | Path, record: Any) -> str | None:
+    """:func:`check_side_file` of an ok ``record``'s side file under ``out``: its own, scored
+    against the dense baseline the record names, averaging to the record's task scores."""
+    return check_side_file(trial_items_path(out, record.trial_id), record.task_scores,
+                           trial_id=record.trial_id, dense=dense_stem(record.dense_cache_key))  # fmt: skip
+
+
 __all__ = [
     "FORMAT",
     "ITEMS_DIR",
+    "check_mean",
+    "check_side_file",
+    "check_trial_file",
     "dense_items_path",
     "dense_payload",
     "dense_stem",

@@ -14,6 +14,13 @@ its per-source window counts, calibration metrics, method options, achieved spar
 per matrix, timings and versions. ``--evaluate SUITE`` scores the pruned model and prints its
 retention against the (cached) dense baseline. ``--from-record RUN TRIAL_ID`` prunes exactly a
 point recorded in ``RUN/records.jsonl``.
+
+A records file is data someone may send you: a point read from one never runs code from outside
+raysweep (:data:`CODE_SWITCHES`: the model folder's Python, model-written programs) unless this
+command line turns it on (``model.trust_remote_code=true``); the console says once what is on and
+why. A record's own inline suite (whose ``include_path`` task files may name Python) names the
+point and is never evaluated: ``--evaluate`` gives the suite scored. A saved model carries its
+folder's Python only when that code was trusted and ran.
 """
 
 from __future__ import annotations
@@ -45,6 +52,13 @@ _FLAGS = {
     "pruning.structures": "--structure",
     "pruning.mode": "--mode",
     "evaluation.suite": "--evaluate",
+}
+# Settings that run code from outside raysweep, and what each runs (the same dotted names in a
+# sweep config and in a record's trial config).
+CODE_SWITCHES = {
+    "model.trust_remote_code": "the model folder's Python (config.json auto_map) is imported "
+    "and run",
+    "evaluation.allow_code_execution": "code tasks run the programs the model writes",
 }
 
 
@@ -198,6 +212,40 @@ def _label(record: Any) -> str | None:
         return None
 
 
+def code_switches(tree: Mapping[str, Any]) -> list[str]:
+    """The :data:`CODE_SWITCHES` that are on in a config or trial config ``tree``."""
+    on = []
+    for dotted in CODE_SWITCHES:
+        section, name = dotted.split(".")
+        if (tree.get(section) or {}).get(name) is True:
+            on.append(dotted)
+    return on
+
+
+def _switched_off(tree: dict[str, Any]) -> dict[str, Any]:
+    """``tree`` (read from a file that is not this run's config) with every code switch off."""
+    for dotted in CODE_SWITCHES:
+        section, name = dotted.split(".")
+        if isinstance(tree.get(section), dict):
+            tree[section][name] = False
+    return tree
+
+
+def code_lines(cfg: SweepConfig, record: Any) -> list[str]:
+    """What runs code from outside raysweep in this command, and why: once, for the console."""
+    on = code_switches(cfg.model_dump(mode="json"))
+    lines = []
+    if record is not None:
+        off = [s for s in code_switches(record.config) if s not in on]
+        if off:
+            lines.append(f"[raysweep] the record enables {', '.join(off)}: not enabled (a "
+                         "records file is data; to run that code pass "
+                         f"{' '.join(f'{s}=true' for s in off)} on this command line)")  # fmt: skip
+    where = "on this command line" if record is not None else "by --config or an override"
+    lines += [f"[raysweep] enabled: {s} ({where}): {CODE_SWITCHES[s]}" for s in on]
+    return lines
+
+
 def resolve(args: argparse.Namespace) -> tuple[SweepConfig, TrialConfig, Any]:
     """(the validated sweep config, its one point, the record it reproduces or None)."""
     from raysweep.config import validate_config
@@ -217,7 +265,9 @@ def resolve(args: argparse.Namespace) -> tuple[SweepConfig, TrialConfig, Any]:
                                   "--config, --calibration, --method, --sparsity, ... with it")  # fmt: skip
             record = find_record(*args.from_record)
             trial = TrialConfig.model_validate(record.config)
-            cfg = validate_config(apply_overrides(sweep_tree(trial), [*args.overrides, *suite]))
+            tree = _switched_off(sweep_tree(trial))  # only this command line turns code on
+            cfg = validate_config(apply_overrides(tree, [*args.overrides, *suite]),
+                                  mix_names=False)  # fmt: skip
         else:
             cfg = load_config(args.config, [*args.overrides, *flags, *suite])
     except ValueError as exc:  # ConfigError included
@@ -285,6 +335,7 @@ def recipe_card(
             "path": trial.model.path,
             "revision": trial.model.revision,
             "dtype": trial.model.dtype,
+            "trust_remote_code": trial.model.trust_remote_code,
             "loaded_from": pruned.loaded.path,
         },  # fmt: skip
         "calibration": {
@@ -341,17 +392,32 @@ def save_pruned(pruned: Any, directory: str | Path, card: Mapping[str, Any]) -> 
     # load_dense turns the KV cache off for calibration; a saved model generates as it did.
     use_cache = getattr(model.config, "use_cache", None)
     model.config.use_cache = True
+    # A model loaded without its folder's code (not trusted) is saved without a pointer to it.
+    auto_map = _drop_auto_map(model.config.__dict__, model)
+    tok_map = _drop_auto_map(tokenizer.init_kwargs, tokenizer)
     try:
         model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
     finally:
         model.config.use_cache = use_cache
-    tokenizer.save_pretrained(directory)
+        if auto_map is not None:
+            model.config.auto_map = auto_map
+        if tok_map is not None:
+            tokenizer.init_kwargs["auto_map"] = tok_map
     save_s = time.perf_counter() - t0
     card = {**card, "timings": {**card.get("timings", {}), "save_s": save_s}}
     write_text_atomic(directory / CARD_FILE, json.dumps(card, indent=1) + "\n")
     files = sorted(p for p in directory.iterdir() if p.is_file())
     return {"dir": str(directory), "bytes": sum(p.stat().st_size for p in files),
             "files": [p.name for p in files], "save_s": save_s}  # fmt: skip
+
+
+def _drop_auto_map(fields: dict[str, Any], obj: Any) -> Any:
+    """Take ``auto_map`` out of ``fields`` unless ``obj`` is a class of remote code; what was
+    taken, or None."""
+    if getattr(obj, "_auto_class", None) is not None:  # loaded from trusted remote code
+        return None
+    return fields.pop("auto_map", None)
 
 
 def score_pruned(trial: TrialConfig, pruned: Any) -> Any:  # -> CapabilityScores
@@ -390,7 +456,7 @@ def with_retention(trial: TrialConfig, scores: Any, eval_s: float) -> dict[str, 
     }
 
 
-def _print_point(trial: TrialConfig, record: Any) -> None:
+def _print_point(trial: TrialConfig, record: Any, *, overrides: bool) -> None:
     from raysweep.calibration import allocate_counts
 
     counts = allocate_counts(trial.mix, trial.n_samples)
@@ -399,8 +465,11 @@ def _print_point(trial: TrialConfig, record: Any) -> None:
           f"{trial.method} {trial.structure} {trial.sparsity:g}, {trial.mode}; calibration "
           f"{mix}; {trial.n_samples} x {trial.seqlen} tokens, seed {trial.seed}", flush=True)  # fmt: skip
     if record is not None and record.trial_id != trial.trial_id:
-        print(f"[raysweep] note: the overrides change the point: trial {trial.trial_id}, the "
-              f"record is {record.trial_id}", flush=True)  # fmt: skip
+        off = set(code_switches(record.config)) - set(code_switches(trial.model_dump(mode="json")))
+        why = [w for w, yes in (("the overrides", overrides), ("code execution off", off)) if yes]
+        why = why or ["its id as another raysweep version computed it"]
+        print(f"[raysweep] note: the point is not the record's ({' and '.join(why)}): trial "
+              f"{trial.trial_id}, the record is {record.trial_id}", flush=True)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -418,7 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {name_flags('  ' + problem, _FLAGS).strip()}", file=sys.stderr)
     if problems:
         return 2
-    _print_point(trial, record)
+    for line in code_lines(cfg, record):
+        print(line, flush=True)
+    _print_point(trial, record, overrides=bool(args.overrides or args.evaluate))
     try:
         pruned = _prune_and_save(args, trial, record)
         if args.evaluate is None:

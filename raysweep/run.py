@@ -2,7 +2,9 @@
 
 Output layout under ``output_dir``: ``config.yaml`` (resolved), ``records.jsonl`` (one line per
 finished trial), ``items/`` (per-item scores, :mod:`raysweep.items`), ``dense/`` (dense baseline), ``tune/`` (Tune experiments), ``search/``, ``report/``.
-Rerunning the same command resumes: points that already have an ``ok`` record are skipped.
+Rerunning the same command resumes: points that already have an ``ok`` record are skipped, once
+their side files and dense baseline pass :func:`raysweep.verify.verify_run` (a point whose side
+file is broken is scored again, a broken dense baseline computed again).
 
 A driver that joins a Ray cluster needs an absolute ``output_dir`` (see
 :func:`check_output_location`): under ``ray job submit --working-dir`` a relative one would land
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -20,14 +23,17 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from raysweep.atomic import WriteError
 from raysweep.config import ConfigError, SweepConfig, TrialConfig, load_config
-from raysweep.dense import sweep_baseline
+from raysweep.dense import dense_key, sweep_baseline
 from raysweep.output import claim_output, place_new_config
 from raysweep.preflight import preflight
 from raysweep.records import RECORDS_FILE, finished_ids, latest_records
+from raysweep.verify import verify_run
 
 _PASS_ENV = ("HF_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE",
              "RAYSWEEP_CACHE_DIR", "HF_TOKEN", "TOKENIZERS_PARALLELISM")  # fmt: skip
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # Set in the driver of a Ray job (``ray job submit``) or by a user who points it at a cluster.
 _CLUSTER_ENV = ("RAY_ADDRESS", "RAY_JOB_CONFIG_JSON_ENV_VAR", "RAY_JOB_ID")
 
@@ -153,6 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_sweep(cfg, points, mode=args.mode)
     except ConfigError as exc:
         return _config_error(exc, args.debug)
+    except OSError as exc:
+        if not isinstance(exc, WriteError) and exc.errno not in _DISK_FULL:
+            raise
+        where = exc.filename or "a file of the run"
+        failure = exc if isinstance(exc, WriteError) else WriteError(where, exc)
+        print(f"[raysweep] {failure}; what was written before is whole: make room and rerun the "
+              "same command to resume", file=sys.stderr, flush=True)  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         records = Path(cfg.output_dir).resolve() / RECORDS_FILE
         kept = len(finished_ids(records)) if records.exists() else 0
@@ -243,16 +257,23 @@ def _sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str, out: Path, re
            storage: str) -> int:  # fmt: skip
     """The grid, then the search, then the report; the summary's exit status."""
     grid, search = mode in ("all", "grid"), cfg.search is not None and mode in ("all", "search")
+    check = verify_run(out)  # what the points skipped below rest on
+    for line in check.report() if check.records else []:
+        print(line, flush=True)
     if grid:
         from raysweep.trainables import compute_dense, run_grid
 
-        done = finished_ids(records)
+        done = finished_ids(records) - set(check.trials)
         todo = [p for p in points if p.trial_id not in done]
+        redo = [p.trial_id for p in todo if p.trial_id in check.trials]
+        why = "its side file is" if len(redo) == 1 else "their side files are"
+        again = f" ({len(redo)} scored again: {why} broken)" if redo else ""
         print(f"[raysweep] grid: {len(points)} points, {len(points) - len(todo)} already "
-              f"done, {len(todo)} to run", flush=True)  # fmt: skip
+              f"done, {len(todo)} to run{again}", flush=True)  # fmt: skip
+        if todo or (points and dense_key(points[0].model, points[0].evaluation) in check.dense):
+            dense = sweep_baseline((todo or points)[0], out, compute_dense)  # repairs a broken one
         if todo:
-            dense = sweep_baseline(todo[0], out, compute_dense)
-            outcome = run_grid(cfg, todo, dense, records, storage)
+            outcome = run_grid(cfg, todo, dense, records, storage, redo=redo)
             print(f"[raysweep] grid finished in {outcome.wall_s:.0f}s: {outcome.ok} ok, "
                   f"{len(outcome.errors)} error", flush=True)  # fmt: skip
     if search:

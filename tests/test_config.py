@@ -163,3 +163,64 @@ def test_cli_help():
     )
     assert proc.returncode == 0
     assert "--smoke-test" in proc.stdout and "key.sub=value" in proc.stdout
+
+
+# --------------------------------------------------------------------------- mix names
+
+_TWO = ["toy_math_word", "toy_general_prose"]
+_ALLOWED = "allowed: a non-empty name that no source, built-in mix (uniform, equal_sources) or"
+
+
+@pytest.mark.parametrize(
+    ("calibration", "needle"),
+    [
+        ({"sources": _TWO, "mixes": [{"name": "toy_math_word",
+                                      "weights": {"toy_general_prose": 1, "toy_code_programs": 1}}]},
+         "calibration.mixes.0.name: 'toy_math_word' is the name of a calibration source"),
+        # A registered source the config does not list is a source's name all the same.
+        ({"sources": _TWO, "mixes": [{"name": "toy_code_programs", "weights": {"toy_math_word": 1}}]},
+         "calibration.mixes.0.name: 'toy_code_programs' is the name of a calibration source"),
+        ({"sources": _TWO, "custom_sources": {"notes": {"dataset": "someone/notes", "text_field": "text"}},
+          "mixes": [{"name": "notes", "weights": {"toy_math_word": 1}}]},
+         "calibration.mixes.0.name: 'notes' is the name of a calibration source"),
+        ({"sources": _TWO, "mixes": [{"name": "", "weights": {"toy_math_word": 1}}]},
+         "calibration.mixes.0.name: a mix name must not be empty"),
+        ({"sources": _TWO, "mixes": [{"name": "  ", "weights": {"toy_math_word": 1}}]},
+         "calibration.mixes.0.name: a mix name must not be empty"),
+        ({"sources": _TWO, "mixes": [{"name": "uniform", "weights": {"toy_math_word": 1}}]},
+         "calibration.mixes.0.name: 'uniform' is the name of the built-in uniform mix"),
+        ({"sources": _TWO, "mixes": [{"name": "m", "weights": {"toy_math_word": 1}},
+                                     {"name": "equal_sources", "weights": {"toy_math_word": 1}}]},
+         "calibration.mixes.1.name: 'equal_sources' is the name of the built-in equal_sources mix"),
+        ({"sources": _TWO, "mixes": [{"name": "m", "weights": {"toy_math_word": 1}},
+                                     {"name": "m", "weights": {"toy_general_prose": 1}}]},
+         "calibration.mixes.1.name: 'm' is the name of calibration.mixes.0 too"),
+    ],
+)  # fmt: skip
+def test_a_mix_name_that_could_collide_is_a_config_error(calibration, needle):
+    with pytest.raises(ConfigError) as info:
+        validate_config({"calibration": calibration})
+    problems = str(info.value).splitlines()[1:]
+    assert len(problems) == 1, problems  # one line: the field, the value, what is allowed
+    assert needle in problems[0] and _ALLOWED in problems[0], problems[0]
+
+
+def test_a_mix_may_be_the_sweeps_uniform_mix_when_the_built_in_one_is_off():
+    # configs/toy_selfgen.yaml: the uniform mix of sources the grid does not run alone.
+    mix = {"name": "uniform", "weights": {"toy_math_word": 1, "toy_general_prose": 1}}
+    cfg = validate_config({"calibration": {"sources": ["toy_code_programs"], "mixes": [mix],
+                                           "uniform_mix": False}})  # fmt: skip
+    assert [m.name for m in cfg.calibration.mixes] == ["uniform"]
+
+
+def test_a_colliding_mix_name_exits_2_before_any_work(tmp_path, capsys):
+    from raysweep.run import main
+
+    out = tmp_path / "run"
+    mixes = "calibration.mixes=[{name: toy_math_word, weights: {toy_general_prose: 1}}]"
+    # --validate: no Ray is started even where the name is (wrongly) accepted.
+    argv = ["--output", str(out), "--validate", "calibration.sources=[toy_math_word]", mixes]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "calibration.mixes.0.name: 'toy_math_word' is the name of a calibration source" in err
+    assert "Traceback" not in err and not out.exists()

@@ -230,3 +230,62 @@ def test_moe_model_saves_fused_experts_and_its_card_says_so(tmp_path):
     assert len(experts["expert_tokens"]) == 4 and len(experts["expert_tokens"][0]) == 8
     assert "expert_coverage" in card["calibration"]["metrics"]
     assert info["bytes"] > 8_000_000
+
+
+def _model_with_code(tmp_path, marker):
+    """The toy model in a folder whose config.json maps AutoModelForCausalLM to a class in a
+    ``modeling_x.py`` that writes ``marker`` when it is imported."""
+    import shutil
+
+    from raysweep.config import ModelConfig
+    from raysweep.models import resolve_model_path
+
+    folder = tmp_path / "model-with-code"
+    shutil.copytree(resolve_model_path(ModelConfig()), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_x.MarkedLlama"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling_x.py").write_text(
+        "import pathlib\n"
+        f"pathlib.Path({str(marker)!r}).write_text('imported')\n"
+        "from transformers import LlamaForCausalLM\n\n\n"
+        "class MarkedLlama(LlamaForCausalLM):\n    pass\n"
+    )
+    return folder
+
+
+def test_a_record_never_switches_code_execution_on(tmp_path, capsys):
+    from raysweep.pipeline import error_record
+
+    marker = tmp_path / "the-model-code-ran"
+    folder = _model_with_code(tmp_path, marker)
+    trial = _trial(model={"path": str(folder), "trust_remote_code": True},
+                   evaluation=EvaluationConfig(suite="toy", limit=2, perplexity=False,
+                                               allow_code_execution=True))  # fmt: skip
+    record = error_record(trial, "", attempts=1).model_copy(update={"status": "ok", "error": None})
+    run = tmp_path / "run"
+    append_record(run / RECORDS_FILE, record)
+    out = tmp_path / "again"
+    assert main(["--from-record", str(run), trial.trial_id, "--save", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert not marker.exists()  # the model folder's Python never ran
+    assert not list(out.glob("*.py"))  # nor was it copied into the saved model
+    assert "auto_map" not in json.loads((out / "config.json").read_text())
+    card = json.loads((out / CARD_FILE).read_text())
+    assert card["model"]["trust_remote_code"] is False
+    assert card["config"]["model"]["trust_remote_code"] is False
+    assert card["config"]["evaluation"]["allow_code_execution"] is False
+    # One line says what the record asked for and that it is off; no made-up overrides.
+    lines = [line for line in printed.splitlines() if "trust_remote_code" in line]
+    assert len(lines) == 1 and "not enabled" in lines[0] and "allow_code_execution" in lines[0]
+    assert "model.trust_remote_code=true" in lines[0]
+    assert "overrides change the point" not in printed
+    # The override on this command line is what enables it, and the console says so.
+    trusted = tmp_path / "trusted"
+    argv = ["--from-record", str(run), trial.trial_id, "--save", str(trusted),
+            "model.trust_remote_code=true"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert marker.exists() and (trusted / "modeling_x.py").is_file()
+    assert "enabled: model.trust_remote_code (on this command line)" in printed
+    assert json.loads((trusted / CARD_FILE).read_text())["model"]["trust_remote_code"] is True

@@ -39,6 +39,13 @@ def check_allocation(
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     if allocation == "owl":
         check_owl(sparsity, lam, num_layers, nm=nm)
+        if nm is not None and lam < 0.5:
+            # Centred shares span [-lam, lam]; below 0.5 every shift rounds to 0: uniform N:M.
+            raise ValueError(
+                f"owl_lambda={lam:g} moves no layer's N:M count (shifts below 0.5 round to 0), "
+                "so OWL would prune every layer at the same N:M: use owl_lambda >= 0.5 for N:M "
+                "(the authors' N:M run: owl_lambda 2, owl_m 6)"
+            )
 
 
 def uniform_targets(num_layers: int, sparsity: float, nm: NMStructure | None) -> LayerTargets:

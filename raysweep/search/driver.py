@@ -35,8 +35,8 @@ from raysweep.planning import (
 )
 from raysweep.records import RECORDS_FILE, TrialRecord, latest_records, read_records
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
-from raysweep.search.tuner import finished_trials, run_mix_search
-from raysweep.trainables.callbacks import RecordWriter, SearchProgress
+from raysweep.search.tuner import run_mix_search, trials_to_run
+from raysweep.trainables.callbacks import RecordWriter, SearchProgress, write_failures
 from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY, trial_log
 
 
@@ -104,35 +104,37 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
         print(f"[raysweep] {label}: {n_trials} trials over {len(sources)} sources{each} "
               f"({s.mode}, objective {s.objective}; Optuna study {name})", flush=True)  # fmt: skip
         search_dense = sweep_baseline(base, out, compute_dense)
-        done = finished_trials(out / "search", name)
+        to_run = trials_to_run(out / "search", name, n_trials, sources)
         metrics = [METRIC]
         if s.multi_objective:
             metrics = [f"retention_{d}" for d in sorted(search_dense.scores.dimension_scores)]
-        res = run_mix_search(
-            search_trial,
-            sources=sources,
-            base_config={
-                "point": base.model_dump(mode="json"),
-                "dense": search_dense.to_dict(),
-                "objective": s.objective,
-                "seeds": seeds,
-            },  # fmt: skip
-            study_dir=out / "search",
-            study_name=name,
-            n_trials=n_trials,
-            max_concurrent=s.max_concurrent,
-            seed=s.seed,
-            min_weight=s.min_weight,
-            metrics=metrics,
-            resources={"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
-            storage_path=storage,
-            max_failures=cfg.ray.max_failures,
-            callbacks=[
-                RecordWriter(records),
-                SearchProgress(label, n_trials - done, METRIC, s.objective),
-            ],  # fmt: skip
-            reuse_actors=reuses_actors(cfg.resources),
-        )
+        writer = RecordWriter(records)
+        with write_failures(writer):
+            res = run_mix_search(
+                search_trial,
+                sources=sources,
+                base_config={
+                    "point": base.model_dump(mode="json"),
+                    "dense": search_dense.to_dict(),
+                    "objective": s.objective,
+                    "seeds": seeds,
+                },  # fmt: skip
+                study_dir=out / "search",
+                study_name=name,
+                n_trials=n_trials,
+                max_concurrent=s.max_concurrent,
+                seed=s.seed,
+                min_weight=s.min_weight,
+                metrics=metrics,
+                resources={"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu},
+                storage_path=storage,
+                max_failures=cfg.ray.max_failures,
+                callbacks=[
+                    writer,
+                    SearchProgress(label, to_run, METRIC, s.objective),
+                ],  # fmt: skip
+                reuse_actors=reuses_actors(cfg.resources),
+            )
         confirmed: list[TrialRecord] = []
         if s.confirm and res.best_weights:
             points = confirm_points(cfg, base, res.best_weights)
@@ -249,21 +251,26 @@ def console_lines(summary: Mapping[str, Any]) -> list[str]:
 def confirm(cfg: SweepConfig, points: list[TrialConfig], out: Path, records: Path,
             storage: str) -> list[TrialRecord]:  # fmt: skip
     """The confirmation trials' records, one per seed: an ``ok`` record of the same trial (the
-    same point, run by the grid or an earlier run of the search) is reused; the others run."""
+    same point, run by the grid or an earlier run of the search) is reused when its side file is
+    sound (:func:`raysweep.items.check_trial_file`); the others run."""
+    from raysweep.items import check_trial_file
     from raysweep.trainables.grid import compute_dense, run_grid
 
     latest = latest_records(records)
-    todo = []
+    todo, redo = [], []
     for point in points:
         found = latest.get(point.trial_id)
-        if found is not None and found.status == "ok":
+        if found is not None and found.status == "ok" and check_trial_file(out, found):
+            redo.append(point.trial_id)  # named by the run's verify line; scored again
+            todo.append(point)
+        elif found is not None and found.status == "ok":
             print(f"[raysweep] best mix already confirmed with seed {point.seed} ({found.phase} "
                   f"trial {point.trial_id})", flush=True)  # fmt: skip
         else:
             todo.append(point)
     if todo:
         dense = sweep_baseline(todo[0], out, compute_dense)
-        run_grid(cfg, todo, dense, records, storage, phase="confirm")
+        run_grid(cfg, todo, dense, records, storage, phase="confirm", redo=redo)
         latest = latest_records(records)
     return [latest[p.trial_id] for p in points if p.trial_id in latest]
 

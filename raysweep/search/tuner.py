@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,6 @@ def study_url(study_dir: Path) -> str:
     return f"sqlite:///{(study_dir / 'optuna.db').resolve()}"
 
 
-def finished_trials(study_dir: Path, study_name: str) -> int:
-    """Completed trials of a study in ``study_dir`` (0 before its database exists)."""
-    if not (study_dir / "optuna.db").is_file():
-        return 0
-    return len(completed_trials(study_url(study_dir), study_name))
-
-
 def fail_stale_trials(storage_url: str, study_name: str) -> int:
     """Mark the study's RUNNING trials FAIL; how many there were.
 
@@ -98,6 +92,46 @@ def completed_trials(storage_url: str, study_name: str) -> list[optuna.trial.Fro
     return [t for t in study.trials if t.state == TrialState.COMPLETE]
 
 
+def _same_point(a: Mapping[str, float], b: Mapping[str, Any]) -> bool:
+    return set(a) == set(b) and all(math.isclose(a[k], b[k], rel_tol=1e-12) for k in a)
+
+
+def missing_baselines(storage_url: str, study_name: str,
+                      sources: Sequence[str]) -> list[dict[str, float]]:  # fmt: skip
+    """The baseline points (:func:`~raysweep.search.space.baseline_points`) of which the study
+    holds neither a complete trial nor one queued to run (WAITING): all of them before the study
+    exists. A baseline that failed or was left running by a killed driver is among them, however
+    many other trials the study holds."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_url)
+    except KeyError:
+        return baseline_points(sources)
+    held = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    # A queued trial has no params yet: enqueue_trial keeps them as its fixed_params.
+    held += [t.system_attrs.get("fixed_params") or {}
+             for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]  # fmt: skip
+    return [p for p in baseline_points(sources) if not any(_same_point(p, h) for h in held)]
+
+
+def trials_to_run(study_dir: Path, study_name: str, n_trials: int,
+                  sources: Sequence[str]) -> int:  # fmt: skip
+    """Trials a (resumed) search of a study in ``study_dir`` runs: up to ``n_trials`` complete
+    ones, and at least every trial queued (WAITING: Optuna hands them out first) and every
+    baseline it lacks (:func:`missing_baselines`)."""
+    first = max(n_trials, len(baseline_points(sources)))
+    if not (study_dir / "optuna.db").is_file():
+        return first
+    storage_url = study_url(study_dir)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_url)
+    except KeyError:
+        return first
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    missing = len(missing_baselines(storage_url, study_name, sources))
+    return max(n_trials - done, waiting + missing)
+
+
 def run_mix_search(
     trainable: Callable[[dict[str, Any]], None],
     *,
@@ -120,7 +154,9 @@ def run_mix_search(
 
     ``trainable`` receives ``base_config`` plus ``weights`` and must ``tune.report`` the metrics.
     The baselines (uniform mix, then each single source) are enqueued first. Rerunning with the
-    same ``study_dir``/``study_name`` resumes: finished Optuna trials count toward ``n_trials``.
+    same ``study_dir``/``study_name`` resumes: finished Optuna trials count toward ``n_trials``,
+    and every baseline without a complete trial is enqueued again (run even where the study has
+    ``n_trials`` already).
     """
     t0 = time.monotonic()
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -131,13 +167,17 @@ def run_mix_search(
         print(f"[raysweep] {study_name}: {stale} trial(s) left running by an earlier driver "
               "marked failed", flush=True)  # fmt: skip
     done = completed_trials(storage_url, study_name)
-    remaining = max(0, n_trials - len(done))
+    queued = missing_baselines(storage_url, study_name, sources)
+    if done and queued:
+        print(f"[raysweep] {study_name}: {len(queued)} baseline(s) with no complete trial queued "
+              "again", flush=True)  # fmt: skip
+    remaining = trials_to_run(study_dir, study_name, n_trials, sources)
     if remaining:
         searcher = OptunaSearch(
             space=define_by_run(list(sources), min_weight),
             metric=list(metrics) if multi else metrics[0],
             mode=["max"] * len(metrics) if multi else "max",
-            points_to_evaluate=baseline_points(sources) if not done else None,
+            points_to_evaluate=queued or None,
             sampler=_sampler(seed, multi),
             study_name=study_name,
             storage=optuna.storages.RDBStorage(storage_url),

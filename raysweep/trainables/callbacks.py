@@ -3,16 +3,19 @@ file), show live progress."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
+from raysweep.atomic import WriteError
 from raysweep.config import TrialConfig
-from raysweep.items import write_items
+from raysweep.items import trial_items_path, write_items
 from raysweep.pipeline import error_record, summarise_traceback
 from raysweep.records import TrialRecord, append_record, finished_ids
 from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY
@@ -39,15 +42,18 @@ class RecordWriter(Callback):
     An ok trial's per-item scores (reported under ``ITEMS_KEY``) are written first, to
     ``items/<trial_id>.json`` beside ``records.jsonl`` (:mod:`raysweep.items`): a record is never
     there without its side file. The payload is taken out of the result, so that Tune's result
-    logs and experiment state keep only the record.
+    logs and experiment state keep only the record. ``redo``: trials with an ok record whose side
+    file is broken (:mod:`raysweep.verify`), run again: their side file and record are written
+    again.
     """
 
-    def __init__(self, records_path: Path) -> None:
+    def __init__(self, records_path: Path, redo: Iterable[str] = ()) -> None:
         self.path = Path(records_path)
         self.out = self.path.parent
-        self.written: set[str] = finished_ids(self.path)
+        self.written: set[str] = finished_ids(self.path) - set(redo)
         self.errors: list[TrialRecord] = []
         self.ok = 0
+        self.failure: WriteError | None = None
         self._started: dict[str, float] = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -81,7 +87,7 @@ class RecordWriter(Callback):
             return
         if record.status == "ok":
             self._write_items(record, items)
-        append_record(self.path, record)
+        self._append(record)
         self.written.add(record.trial_id)
         if record.status == "ok":
             self.ok += 1
@@ -100,14 +106,41 @@ class RecordWriter(Callback):
         except ValueError as exc:
             print(f"[raysweep] WARNING: trial {record.trial_id} ({record.mix_name}): no per-item "
                   f"side file: {exc}", file=sys.stderr, flush=True)  # fmt: skip
+        except OSError as exc:
+            raise self._failed(trial_items_path(self.out, record.trial_id), exc) from None
+
+    def _append(self, record: TrialRecord) -> None:
+        try:
+            append_record(self.path, record)
+        except OSError as exc:
+            raise self._failed(self.path, exc) from None
+
+    def _failed(self, path: Path, exc: OSError) -> WriteError:
+        """The sweep stops: a record or side file it owes cannot be written. Kept, so that the
+        driver can name it once Tune has wrapped it (:func:`write_failures`)."""
+        self.failure = exc if isinstance(exc, WriteError) else WriteError(path, exc)
+        return self.failure
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         point = _point(trial)
         if point.trial_id in self.written:
             return
         record = error_record(point, _error_text(trial), attempts=int(trial.num_failures))
-        append_record(self.path, record)
+        self._append(record)
         self.errors.append(record)
+
+
+@contextlib.contextmanager
+def write_failures(writer: RecordWriter) -> Iterator[None]:
+    """Around ``Tuner.fit()``: Tune wraps a callback's exception in a TuneError holding the
+    whole traceback; a record or side file the writer could not write comes out as its own
+    :class:`~raysweep.atomic.WriteError` instead (one line: the file and the cause)."""
+    try:
+        yield
+    except Exception:
+        if writer.failure is not None:
+            raise writer.failure from None
+        raise
 
 
 class ProgressLine(Callback):

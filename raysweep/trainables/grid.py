@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from ray import tune
 from raysweep.config import SweepConfig, TrialConfig
 from raysweep.dense import DenseBaseline, dense_baseline
 from raysweep.records import TrialRecord
-from raysweep.trainables.callbacks import ProgressLine, RecordWriter
+from raysweep.trainables.callbacks import ProgressLine, RecordWriter, write_failures
 from raysweep.trainables.trial import sweep_trial
 
 
@@ -52,8 +53,10 @@ def run_grid(
     *,
     phase: str = "grid",
     callbacks: list[Any] = (),  # type: ignore[assignment]
+    redo: Collection[str] = (),
 ) -> GridOutcome:
-    """Run ``points`` (those without an ok record) as a grid Tuner; returns what happened."""
+    """Run ``points`` (those without an ok record, and ``redo``: those whose ok record's side
+    file is broken) as a grid Tuner; returns what happened."""
     from raysweep.models import reuses_actors
 
     out = GridOutcome()
@@ -62,7 +65,7 @@ def run_grid(
     t0 = time.monotonic()
     res = cfg.resources
     resources = {"cpu": res.cpu, "gpu": res.gpu}
-    writer = RecordWriter(records_path)
+    writer = RecordWriter(records_path, redo=redo)
     tuner = tune.Tuner(
         tune.with_resources(sweep_trial, resources),
         param_space={
@@ -86,7 +89,8 @@ def run_grid(
             log_to_file=True,
         ),
     )
-    tuner.fit()
+    with write_failures(writer):
+        tuner.fit()
     out.ok = writer.ok
     out.errors = writer.errors
     out.wall_s = time.monotonic() - t0

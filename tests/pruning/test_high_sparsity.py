@@ -160,3 +160,10 @@ def test_bad_high_sparsity_choices_fail_before_any_work(kwargs, message):
 def test_bad_high_sparsity_config_is_a_config_error(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_owl_with_nm_and_a_lambda_that_moves_nothing_is_an_error():
+    with pytest.raises(ValueError, match=r"owl_lambda=0.08 moves no layer's N:M count"):
+        prune_model(build("llama"), calibration(4, 16), "wanda", 0.5, "2:4", allocation="owl")
+    with pytest.raises(ConfigError, match=r"owl_lambda=0.08 moves no layer's N:M count"):
+        load_config(None, ["pruning.allocations=[owl]", "pruning.structures=['2:4']"])

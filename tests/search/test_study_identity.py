@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from raysweep.config import validate_config
 from raysweep.planning import search_points
 from raysweep.search.driver import study_name
-from raysweep.search.space import param_name
+from raysweep.search.space import baseline_points, param_name
 from raysweep.search.tuner import fail_stale_trials, run_mix_search, study_url
 
 BASE = {
@@ -96,8 +96,12 @@ def test_running_trials_of_a_killed_driver_are_marked_failed(tmp_path):
 
 def test_a_resumed_search_fails_its_ghosts_before_it_proposes(tmp_path):
     url = _study_with_a_ghost(tmp_path)
+    study = optuna.load_study(study_name="s", storage=url)
+    dists = {param_name(s): optuna.distributions.FloatDistribution(0.0, 1.0) for s in "ab"}
+    for point in baseline_points(["a", "b"]):  # its baselines done: nothing is left to run
+        study.add_trial(optuna.trial.create_trial(params=point, distributions=dists, value=0.5))
     res = run_mix_search(lambda config: None, sources=["a", "b"], base_config={},
                          study_dir=tmp_path, study_name="s", n_trials=1, max_concurrent=1)  # fmt: skip
-    assert res.n_trials == 1
+    assert res.n_trials == 4
     states = [t.state for t in optuna.load_study(study_name="s", storage=url).trials]
     assert TrialState.RUNNING not in states
