@@ -93,7 +93,10 @@ def _body(card: Mapping[str, Any]) -> list[str]:
         f"# {Path(str(card['model']['path'])).name} pruned with {pruning['method']}", "",
         f"Pruned by [raysweep](https://pypi.org/project/raysweep/) from `{card['model']['path']}` "
         f"(revision `{card['model'].get('revision') or 'main'}`): a dense checkpoint with exact "
-        "zeros, no sparse format.", "",
+        "zeros, no sparse format. "
+        + ("It was loaded with `trust_remote_code`: the folder carries the model's own code."
+           if card["model"].get("trust_remote_code") else
+           "It carries no remote code (its model class ships with transformers)."), "",
         "## Pruning", "",
         "| | |", "|---|---|",
         f"| method | {pruning['method']} |",
@@ -128,7 +131,7 @@ def _body(card: Mapping[str, Any]) -> list[str]:
     if evaluation:
         dense = evaluation.get("dense_dimension_scores") or {}
         lines += ["## Retention per capability dimension", "",
-                  f"Suite `{evaluation['evaluation']['suite']}`; retention = pruned score / dense "
+                  f"Suite `{evaluation.get('suite') or evaluation['evaluation']['suite']}`; retention = pruned score / dense "
                   "score.", "", "| dimension | pruned | dense | retention |",
                   "|---|---:|---:|---:|"]  # fmt: skip
         for dim, score in evaluation["dimension_scores"].items():

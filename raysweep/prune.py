@@ -36,6 +36,7 @@ from typing import Any
 
 from raysweep.config import ConfigError, SweepConfig, TrialConfig, apply_overrides, load_config
 from raysweep.evaluation.__main__ import CARD_FILE, EVAL_FILE, name_flags, override, suite_spec
+from raysweep.model_card import write_model_card
 from raysweep.planning import PRUNING_OPTIONS
 
 CARD_VERSION = 1
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one source ('toy_math_word'), a weighted mix "
                    "('toy_math_word=0.5,toy_general_prose=0.5') or a YAML file holding a mix "
                    "({source: weight} or {name: ..., weights: {...}})")  # fmt: skip
-    p.add_argument("--method", help="magnitude, wanda or sparsegpt")
+    p.add_argument("--method", help="magnitude, wanda, sparsegpt or ria")
     p.add_argument("--sparsity", help="target sparsity in [0, 1)")
     p.add_argument("--structure", help="unstructured or N:M (e.g. 2:4)")
     p.add_argument("--n-samples", help="calibration windows (calibration.n_samples)")
@@ -407,6 +408,7 @@ def save_pruned(pruned: Any, directory: str | Path, card: Mapping[str, Any]) -> 
     save_s = time.perf_counter() - t0
     card = {**card, "timings": {**card.get("timings", {}), "save_s": save_s}}
     write_text_atomic(directory / CARD_FILE, json.dumps(card, indent=1) + "\n")
+    write_model_card(directory, card)
     files = sorted(p for p in directory.iterdir() if p.is_file())
     return {"dir": str(directory), "bytes": sum(p.stat().st_size for p in files),
             "files": [p.name for p in files], "save_s": save_s}  # fmt: skip
@@ -536,6 +538,7 @@ def _write_evaluation(args: argparse.Namespace, result: Mapping[str, Any]) -> No
         return
     card = {**json.loads((Path(args.save) / CARD_FILE).read_text()), "evaluation": result}
     write_text_atomic(Path(args.save) / CARD_FILE, json.dumps(card, indent=1) + "\n")
+    write_model_card(args.save, card)
     write_text_atomic(Path(args.save) / EVAL_FILE, json.dumps(result, indent=1) + "\n")
 
 

@@ -192,6 +192,13 @@ def test_evaluate_prints_retention_and_writes_it_beside_the_model(tmp_path, caps
     assert card["evaluation"] == scores and scores["suite"] == "toy"
     assert set(scores["retention"]) == {"general", "commonsense", "code", "math"}
     assert card["config"]["evaluation"]["limit"] == 3
+    # The Hub model card says how it was pruned and what it retains.
+    from huggingface_hub import ModelCard
+
+    model_card = ModelCard.load(out / "README.md")
+    assert {"pruned", "wanda"} <= set(model_card.data.tags)
+    assert "## Retention per capability dimension" in model_card.text
+    assert "--calibration toy_code_programs=1.0 --method wanda" in model_card.text
 
 
 def test_a_source_clearly_too_small_is_refused_before_any_work(tmp_path, capsys):
