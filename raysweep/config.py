@@ -276,6 +276,23 @@ class PruningConfig(_Strict):
         return [s.replace(" ", "") for s in v]
 
 
+class TrackingConfig(_Strict):
+    """Experiment tracking through Ray Tune's logger callbacks: one tracker run per trial (grid,
+    search, confirmation) with its point as parameters and its scores, retentions and timings as
+    metrics, and one run holding the report's files."""
+
+    backend: Literal["mlflow", "wandb"]
+    uri: str | None = Field(
+        None, description="MLflow tracking URI (default: sqlite:///<output>/mlflow.db)"
+    )
+    experiment: str | None = Field(
+        None, description="MLflow experiment / W&B project (default: the sweep's name)"
+    )
+    mode: Literal["offline", "online"] = Field(
+        "offline", description="W&B: offline writes local files only (wandb sync uploads them)"
+    )
+
+
 class EvaluationConfig(_Strict):
     suite: str | dict[str, Any] = Field(
         "toy", description="'study', 'fast', a world's suite ('toy') or an inline suite"
@@ -385,6 +402,9 @@ class SweepConfig(_Strict):
     ray: RayConfig = Field(default_factory=RayConfig)
     search: SearchConfig | None = None
     analysis: bool = Field(True, description="write the analysis report at the end")
+    tracking: TrackingConfig | None = Field(
+        None, description="log every trial to an experiment tracker (MLflow or W&B)"
+    )
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

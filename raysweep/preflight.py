@@ -15,6 +15,7 @@ from typing import Any
 
 from raysweep.calibration.text_sources import FILE_PREFIX
 from raysweep.config import ModelConfig, SweepConfig
+from raysweep.tracking import tracking_problems
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 _TEXT_SUFFIXES = (".txt", ".jsonl", ".json")
@@ -29,6 +30,7 @@ def preflight(cfg: SweepConfig, *, on_cluster: bool = False) -> list[str]:
     problems = _model_problems(cfg)
     problems += _source_problems(cfg)
     problems += _suite_problems(cfg)
+    problems += tracking_problems(cfg)
     if not on_cluster:  # the driver of a cluster may run on a CPU-only head node
         problems += _device_problems(cfg)
     return problems

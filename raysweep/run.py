@@ -280,12 +280,12 @@ def _sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str, out: Path, re
         from raysweep.search import run_search
 
         run_search(cfg, out, storage)
-    reported = _report(out) if cfg.analysis else True
+    reported = _report(out, cfg) if cfg.analysis else True
     status = _summary(points, records, grid=grid, search=search)
     return status if reported else max(status, 1)
 
 
-def _report(out: Path) -> bool:
+def _report(out: Path, cfg: SweepConfig | None = None) -> bool:
     """Write the report; False (one line on stderr) when it could not be written. The report's
     files are written atomically: a failure leaves the previous file or none, never half of one."""
     try:
@@ -293,6 +293,12 @@ def _report(out: Path) -> bool:
 
         report = write_report(out)
         print(f"[raysweep] report: {report.report_md} (and report.html)", flush=True)
+        if cfg is not None and cfg.tracking is not None:
+            from raysweep.tracking import log_report
+
+            run_id = log_report(cfg, out, report.report_md.parent)
+            if run_id:
+                print(f"[raysweep] tracking: report logged to run {run_id}", flush=True)
         return True
     except OSError as exc:  # a full disk, a read-only folder: say where and why, in one line
         where, cause = exc.filename or out / "report", exc.strerror or repr(exc)

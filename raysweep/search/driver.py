@@ -37,6 +37,7 @@ from raysweep.records import RECORDS_FILE, TrialRecord, latest_records, read_rec
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
 from raysweep.search.tuner import run_mix_search, trials_to_run
 from raysweep.trainables.callbacks import RecordWriter, SearchProgress, write_failures
+from raysweep.trainables.tracking import tracking_callbacks
 from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY, trial_log
 
 
@@ -132,6 +133,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
                 callbacks=[
                     writer,
                     SearchProgress(label, to_run, METRIC, s.objective),
+                    *tracking_callbacks(cfg, out),
                 ],  # fmt: skip
                 reuse_actors=reuses_actors(cfg.resources),
             )

@@ -15,6 +15,7 @@ from raysweep.config import SweepConfig, TrialConfig
 from raysweep.dense import DenseBaseline, dense_baseline
 from raysweep.records import TrialRecord
 from raysweep.trainables.callbacks import ProgressLine, RecordWriter, write_failures
+from raysweep.trainables.tracking import tracking_callbacks
 from raysweep.trainables.trial import sweep_trial
 
 
@@ -84,7 +85,12 @@ def run_grid(
             name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=cfg.ray.max_failures),
-            callbacks=[writer, ProgressLine(phase, len(points)), *callbacks],
+            callbacks=[
+                writer,
+                ProgressLine(phase, len(points)),
+                *callbacks,
+                *tracking_callbacks(cfg, records_path.parent),
+            ],  # fmt: skip
             verbose=0,
             log_to_file=True,
         ),
