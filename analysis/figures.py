@@ -6,6 +6,7 @@ dominated the drawing time."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from analysis.headlines import dimension_title
-from analysis.records import TOTAL, half_seed_range, retention_column
+from analysis.records import TOTAL, WORST, half_seed_range, retention_column
 from analysis.writing import write_atomic
 
 DPI = 100
@@ -143,6 +144,22 @@ def _half_range(rows: pd.DataFrame, column: str) -> np.ndarray | None:
     return None if half.isna().all() else half.fillna(0.0).to_numpy(float) * 100
 
 
+_LEGEND_CHAR_IN = 0.055  # one character at fontsize 7, inches
+_LEGEND_ROW_IN = 0.19  # one legend row at fontsize 7, inches
+_MARKERS = ("o", "s", "^", "D", "v")
+
+
+def _legend_rows(labels: list[str], width_in: float) -> tuple[int, int]:
+    """(columns, rows) of a legend of ``labels`` laid out across ``width_in`` inches."""
+    entry_in = 0.55 + _LEGEND_CHAR_IN * max([len(label) for label in labels] + [4])
+    columns = max(1, min(len(labels), int(width_in // entry_in)))
+    return columns, -(-len(labels) // columns)
+
+
+def _legend_height(rows: int, title: bool = True) -> float:
+    return 0.15 + rows * _LEGEND_ROW_IN + (0.2 if title else 0.0)
+
+
 def retention_vs_sparsity(
     source_rows: pd.DataFrame,
     mix_rows: pd.DataFrame,
@@ -151,16 +168,20 @@ def retention_vs_sparsity(
     path: Path,
 ) -> Path:
     """One panel per dimension (and total): retention vs sparsity, a line per source,
-    the uniform mix dashed in black; error bars span each point's range over seeds."""
+    the uniform mix dashed in black; error bars span each point's range over seeds. The legend
+    sits below the panels, in as many columns as fit, so that no number of sources covers the
+    data."""
     panels = [*dimensions, TOTAL]
     sources = sorted(source_rows["source"].astype(str).unique())
-    palette = colormaps["tab20"]
-    legend_in = 0.6 + _CHAR_IN * max([len(s) for s in sources] + [12])
-    panel_w, gap = 2.6, 0.25
-    figure, rect = _figure(
-        len(panels) * panel_w + (len(panels) - 1) * gap, 2.6, 0.8, legend_in, 0.6, 0.75
-    )
+    palette = colormaps["tab10" if len(sources) <= 10 else "tab20"]
+    n_colours = 10 if len(sources) <= 10 else 20
     uniform = mix_rows[mix_rows["entry"] == "uniform mix"].sort_values("sparsity")
+    labels = (["uniform mix"] if not uniform.empty else []) + sources
+    panel_w, gap, left, right = 2.6, 0.25, 0.8, 0.3
+    plot_w = len(panels) * panel_w + (len(panels) - 1) * gap
+    columns, rows = _legend_rows(labels, left + plot_w + right - 0.3)
+    legend_in = _legend_height(rows)
+    figure, rect = _figure(plot_w, 2.6, left, right, 0.6 + legend_in, 0.75)
     by_source = {s: part.sort_values("sparsity") for s, part in source_rows.groupby("source")}
     first: Axes | None = None
     width_in = figure.get_figwidth()
@@ -169,20 +190,6 @@ def retention_vs_sparsity(
         axes = figure.add_axes((x0, rect[1], panel_w / width_in, rect[3]), sharey=first)
         first = first or axes
         column = retention_column(dimension)
-        for colour, source in enumerate(sources):
-            rows = by_source[source]
-            axes.errorbar(
-                rows["sparsity"] * 100,
-                rows[column] * 100,
-                yerr=_half_range(rows, column),
-                marker="o",
-                markersize=3,
-                linewidth=1.2,
-                capsize=2,
-                elinewidth=0.8,
-                color=palette(colour % 20),
-                label=source,
-            )
         if not uniform.empty and column in uniform:
             axes.errorbar(
                 uniform["sparsity"] * 100,
@@ -194,6 +201,21 @@ def retention_vs_sparsity(
                 linewidth=2,
                 capsize=3,
                 label="uniform mix",
+                zorder=3,
+            )
+        for colour, source in enumerate(sources):
+            rows_ = by_source[source]
+            axes.errorbar(
+                rows_["sparsity"] * 100,
+                rows_[column] * 100,
+                yerr=_half_range(rows_, column),
+                marker=_MARKERS[(colour // n_colours) % len(_MARKERS)],
+                markersize=3,
+                linewidth=1.2,
+                capsize=2,
+                elinewidth=0.8,
+                color=palette(colour % n_colours),
+                label=source,
             )
         axes.set_title(dimension_title(dimension), fontsize=10)
         axes.set_xlabel("target sparsity (%)")
@@ -201,16 +223,91 @@ def retention_vs_sparsity(
         if k:
             axes.tick_params(labelleft=False)
     first.set_ylabel("retention (% of dense)")
-    handles, labels = first.get_legend_handles_labels()
+    handles, names = first.get_legend_handles_labels()
     figure.legend(
         handles,
-        labels,
-        loc="center left",
-        bbox_to_anchor=(1 - (legend_in - 0.15) / width_in, 0.5),
+        names,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.05 / figure.get_figheight()),
+        ncol=columns,
         fontsize=7,
         title="calibration",
+        title_fontsize=8,
+        frameon=False,
     )
     figure.suptitle(f"Retention vs sparsity — {title}", fontsize=11)
+    return _save(figure, path)
+
+
+def overview(
+    panels: list[tuple[int, int, str, pd.DataFrame]],
+    dimensions: list[str],
+    title: str,
+    path: Path,
+) -> Path:
+    """Small multiples, one panel per group at its (row, column): per dimension, total and
+    worst, grouped bars of the retention of each dimension's aligned source, the best single
+    source on total and the uniform mix (``analysis.overview.overview_bars``). A source keeps
+    its colour in every panel; each panel's legend says which quantities its sources lead."""
+    quantities = [*dimensions, TOTAL, WORST]
+    names = [dimension_title(q) for q in quantities]
+    sources = sorted({str(s) for _, _, _, bars in panels for s in bars["source"].dropna()})
+    palette = colormaps["tab10" if len(sources) <= 10 else "tab20"]
+    colour_of = {s: palette(i % (10 if len(sources) <= 10 else 20)) for i, s in enumerate(sources)}
+    n_rows = 1 + max(r for r, _, _, _ in panels)
+    n_cols = 1 + max(c for _, c, _, _ in panels)
+    most = max(len(bars) for _, _, _, bars in panels)
+    legend_rows = -(-most // 2)
+    cluster_in = max(0.7, 0.1 + 0.07 * max(len(n) for n in names))  # fits its tick label
+    panel_w = max(cluster_in * (len(quantities) + 0.4), 0.16 * len(quantities) * (most + 1))
+    panel_h = 2.2
+    band = 0.5 + legend_rows * 0.16  # tick labels and the panel's legend, below each panel
+    gap_w, gap_h = 0.3, band + 0.45
+    plot_w = n_cols * panel_w + (n_cols - 1) * gap_w
+    heading = textwrap.wrap(title, int((plot_w + 1.0) / 0.09))
+    figure, rect = _figure(plot_w, n_rows * panel_h + (n_rows - 1) * gap_h, 0.75, 0.25, band,
+                           0.7 + 0.2 * len(heading))  # fmt: skip
+    width_in, height_in = figure.get_figwidth(), figure.get_figheight()
+    values = [100 * bars[retention_column(q)].to_numpy(float) for _, _, _, bars in panels
+              for q in quantities if retention_column(q) in bars]  # fmt: skip
+    finite = np.concatenate(values) if values else np.array([])
+    finite = finite[np.isfinite(finite)]
+    top = 10 * math.ceil(max(100.0, float(finite.max()) if finite.size else 100.0) * 1.06 / 10)
+    x = np.arange(len(quantities)) + np.array([0.0] * len(dimensions) + [0.4, 0.4])
+    first: Axes | None = None
+    for row, column, label, bars in panels:
+        x0 = rect[0] + column * (panel_w + gap_w) / width_in
+        y0 = rect[1] + (n_rows - 1 - row) * (panel_h + gap_h) / height_in
+        axes = figure.add_axes((x0, y0, panel_w / width_in, panel_h / height_in), sharey=first)
+        first = first or axes
+        width = 0.84 / max(1, len(bars))
+        for k, bar in enumerate(bars.to_dict("records")):
+            heights = [100 * float(bar.get(retention_column(q), math.nan)) for q in quantities]
+            uniform = not isinstance(bar["source"], str)
+            leads = ", ".join(dimension_title(q) for q in bar["best_on"])
+            axes.bar(
+                x + (k - (len(bars) - 1) / 2) * width,
+                heights,
+                width,
+                color="#333333" if uniform else colour_of[bar["source"]],
+                edgecolor="white",
+                linewidth=0.4,
+                hatch="///" if uniform else None,
+                label=str(bar["entry"]) + (f" — best {leads}" if leads else ""),
+            )
+        axes.axhline(100, color="grey", linestyle=":", linewidth=0.9)
+        axes.set_ylim(0, top)
+        axes.set_xticks(x, names, fontsize=8)
+        axes.tick_params(axis="y", labelsize=8)
+        axes.grid(axis="y", alpha=0.3)
+        axes.set_title(label, fontsize=9)
+        if column:
+            axes.tick_params(labelleft=False)
+        else:
+            axes.set_ylabel("retention (% of dense)", fontsize=8)
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=6.5,
+                    frameon=False, handlelength=1.2, columnspacing=1.0)  # fmt: skip
+    figure.suptitle("\n".join(heading), fontsize=11)
     return _save(figure, path)
 
 
@@ -346,8 +443,10 @@ def expert_load(loads: list, path: Path) -> Path:
 def paired_differences(table: pd.DataFrame, title: str, path: Path) -> Path:
     """One group's paired comparisons: per comparison (rows) the difference B − A in total and
     worst retention (two panels), points of % dense, with its 95% interval as an error bar;
-    differences whose interval holds 0 are drawn hollow and grey."""
+    differences whose interval holds 0 are drawn hollow and grey. A pair compared twice (the
+    best single source is also the reference) is drawn once."""
     panels = [("total", "Δ total retention"), ("worst", "Δ worst retention")]
+    table = table.drop_duplicates(subset=["b", "a", "quantity"])
     order = list(dict.fromkeys(zip(table["b"], table["a"], strict=True)))
     labels = [f"{b} − {a}" for b, a in order]
     left = 0.4 + _CHAR_IN * max(len(label) for label in labels)

@@ -1,5 +1,9 @@
 """Run every analysis on a records file and write tables, figures, report.md and report.html.
 
+The report opens with a table of contents, a summary (per group the best single source per
+dimension beside the uniform mix, and the dense model's scores with their chance levels) and
+the overview figure ``figures/overview.png`` (``analysis.overview``); the sections follow.
+
 Files written to the output directory (default ``<run dir>/report/``):
 ``correlations.csv``, ``correlation_notes.csv``, ``artifact.csv``, ``mixes.csv``,
 ``retention.csv`` (every trial, flattened), ``figures/*.png``, ``report.md``, ``report.html``;
@@ -32,17 +36,22 @@ from analysis.headlines import dimension_title, headline
 from analysis.markup import (
     Block,
     Bullets,
+    Contents,
     Heading,
     Image,
+    Links,
     Paragraph,
     Table,
     render_html,
     render_markdown,
 )
 from analysis.mixes import compare_mixes
+from analysis.overview import dense_levels, overview_bars, summary_rows
 from analysis.paired import DEFAULT_RESAMPLES
 from analysis.records import (
     GROUP_KEYS,
+    TOTAL,
+    WORST,
     RecordSet,
     dimensions_in,
     group_label,
@@ -59,6 +68,7 @@ from analysis.study import STUDY_MODEL, STUDY_SETTING, STUDY_SWEEP, study_compar
 from analysis.writing import write_text_atomic
 
 DEFAULT_MAX_FIGURE_GROUPS = 6
+MAX_OVERVIEW_PANELS = 24  # groups in the overview figure; the summary table has them all
 _MAX_PAIRED_NOTES = 10  # in the report's notes; paired_notes.csv has them all
 # Leading columns of retention.csv; every other flattened field follows alphabetically.
 _LEADING = (
@@ -359,6 +369,8 @@ def write_report(
     tables = _write_tables(analysis, out)
     jobs: list[_FigureJob] = []
     blocks: list[Block] = [Heading(1, "raysweep analysis"), *_summary_blocks(analysis)]
+    blocks += [Links("tables", tuple(p.name for p in tables.values())), Contents()]
+    _first_page_blocks(analysis, out, blocks, jobs, max_figure_groups)
     blocks += [
         Heading(2, "Headlines: strongest opposite-sign correlation per group"),
         Bullets(tuple(f"{label}: {text}" for label, text in analysis.headlines.items()))
@@ -416,7 +428,7 @@ def _call(job: _FigureJob) -> Path:
 
 
 _FIGURE_PREFIXES = ("rho_", "retention_", "mixes_", "sparsity_", "experts_", "runs_", "paired_",
-                    "owl_", "variants_")  # fmt: skip
+                    "owl_", "variants_", "overview.png")  # fmt: skip
 
 
 def _remove_stale_figures(directory: Path, wanted: set[Path]) -> None:
@@ -441,6 +453,133 @@ def _render_figures(jobs: list[_FigureJob], workers: int | None) -> list[Path]:
         return [_call(job) for job in jobs]
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
         return list(pool.map(_call, jobs))
+
+
+def _best_text(best: dict, quantity: str) -> str:
+    if quantity not in best:
+        return "n/a"
+    source, value = best[quantity]
+    return f"{source} {_pct(value)}"
+
+
+def _summary_view(analysis: Analysis, rows: list[dict], dimensions: list[str]) -> pd.DataFrame:
+    """Two rows per group: the best single source per dimension, total and worst (with its
+    retention), then the uniform mix's retention below it, so that each pair reads down a
+    column."""
+    quantities = [*dimensions, TOTAL, WORST]
+    columns = ["group", "achieved sparsity (%)", "calibration",
+               *(f"{dimension_title(q)} (%)" for q in quantities)]  # fmt: skip
+    table = []
+    for row in rows:
+        best = [_best_text(row["best"], q) for q in quantities]
+        uniform = [_pct(row["uniform"].get(q)) for q in quantities]
+        label = group_label(analysis.group_by, row["key"])
+        table.append([label, _pct(row["achieved_sparsity"]), "best single source", *best])
+        if row["uniform"]:
+            table.append(["", "", "uniform mix", *uniform])
+        else:
+            table.append(["", "", "uniform mix: not run", *("—" for _ in quantities)])
+    return pd.DataFrame(table, columns=columns)
+
+
+def _score(value: Any) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{float(value):.3f}"
+
+
+def _dense_view(levels: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in levels.columns if c not in ("dimension", "dense", "chance", "tasks")]
+    view = levels[keys].astype(str).reset_index(drop=True)
+    view["dimension"] = [dimension_title(d) for d in levels["dimension"]]
+    view["dense score"] = [_score(v) for v in levels["dense"]]
+    view["chance"] = [_score(v) for v in levels["chance"]]
+    view["tasks: dense score (chance)"] = [
+        "; ".join(f"{t} {_score(score)} ({chance:g})" for t, score, chance in tasks) or "—"
+        for tasks in levels["tasks"]
+    ]
+    return view
+
+
+def _overview_panels(analysis: Analysis, rows: list[dict], dimensions: list[str]) -> list:
+    """(row, column, label, bars) per group with bars, at most MAX_OVERVIEW_PANELS: a column
+    per sparsity and a row per other key when groups include sparsity, else rows of three."""
+    keys = analysis.group_by
+    sources_by = dict(groups(analysis.sources, keys))
+    mixes_by = dict(groups(analysis.mixes, keys))
+    drawn = []
+    for row in rows[:MAX_OVERVIEW_PANELS]:
+        key = row["key"]
+        bars = overview_bars(sources_by.get(key, analysis.sources[:0]),
+                             mixes_by.get(key, analysis.mixes[:0]), dimensions)  # fmt: skip
+        if not bars.empty:
+            drawn.append((key, bars))
+    if "sparsity" in keys and len(keys) > 1:
+        at = keys.index("sparsity")
+        sparsities = sorted({k[at] for k, _ in drawn}, key=str)
+        others = list(dict.fromkeys(k[:at] + k[at + 1 :] for k, _ in drawn))
+        if len(sparsities) <= 4:
+            return [(others.index(k[:at] + k[at + 1 :]), sparsities.index(k[at]),
+                     group_label(keys, k), bars) for k, bars in drawn]  # fmt: skip
+    return [(i // 3, i % 3, group_label(keys, k), bars) for i, (k, bars) in enumerate(drawn)]
+
+
+def _first_page_blocks(
+    analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob], limit: int
+) -> None:
+    """The summary table, the dense model's scores with their chance levels, and the overview
+    figure (unless figures are off: ``limit`` 0)."""
+    dimensions = dimensions_in(ok_trials(analysis.records))
+    rows = summary_rows(analysis.records.trials, analysis.sources, analysis.mixes,
+                        analysis.group_by, dimensions)  # fmt: skip
+    blocks.append(Heading(2, "Summary: the best single source per dimension and the uniform mix"))
+    if rows:
+        blocks += [
+            Paragraph(
+                "Per group: the mean achieved sparsity of its trials, then per dimension (and "
+                "total and worst) the single calibration source with the highest retention, "
+                "seed-averaged, with that retention in % of dense, and the uniform mix's "
+                "retention. Every source and mix: the group sections below."
+            ),
+            Table(_summary_view(analysis, rows, dimensions)),
+        ]
+    else:
+        blocks.append(Paragraph("No group has a single-source or mix trial to summarise."))
+    run_dirs = ({r.name: r.path.parent for r in analysis.runs} if analysis.runs
+                else {None: analysis.records.path.parent})  # fmt: skip
+    levels = dense_levels(analysis.records, run_dirs)
+    blocks.append(Heading(3, "Dense model and chance levels"))
+    if levels.empty:
+        blocks.append(Paragraph("The records hold no dense scores."))
+    else:
+        blocks += [
+            Paragraph(
+                "The unpruned model's score per dimension (the mean of its tasks' scores) and "
+                "the dimension's chance level (the mean of its tasks'), from the run's per-item "
+                "side files where it has them, else solved from the records' retention above "
+                "chance; n/a where neither says. A dimension scored at or below chance has no "
+                "retention."
+            ),
+            Table(_dense_view(levels)),
+        ]
+    panels = _overview_panels(analysis, rows, dimensions) if limit > 0 and dimensions else []
+    if not panels:
+        return
+    more = len(rows) - MAX_OVERVIEW_PANELS
+    cut = f" The first {MAX_OVERVIEW_PANELS} groups are drawn, {more} more are in the summary."
+    blocks += [
+        Heading(2, "Overview: the capability trade-off"),
+        Paragraph(
+            "Per group, the retention (% of dense) of each dimension's aligned source, the best "
+            "single source on total and the uniform mix (hatched); the dotted line is the dense "
+            "model. Records do not name a source's dimension: the sources aligned to some "
+            "dimension are those the uniform mix weights, and the one shown for a dimension is "
+            "the one that retains it best (its legend entry says which dimensions it leads)."
+            + (cut if more > 0 else "")
+        ),
+    ]
+    title = "Capability trade-off: aligned sources, the best single source and the uniform mix"
+    caption = "Overview: retention per dimension by calibration, every group"
+    blocks.append(_figure(jobs, out, figures.overview, (panels, dimensions, title),
+                          "overview.png", caption))  # fmt: skip
 
 
 def _run_blocks(analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob]) -> None:

@@ -43,9 +43,11 @@ def test_every_table_and_figure_is_written(report):
         "report.html",
         "figures",
     } <= names
-    kinds = sorted(p.name.split("_")[0] for p in report.figures)
-    # 3 groups x (rho, retention, mixes) + retention vs sparsity for wanda and magnitude
-    assert kinds == ["mixes"] * 3 + ["retention"] * 3 + ["rho"] * 3 + ["sparsity"] * 2
+    kinds = sorted(p.stem.split("_")[0] for p in report.figures)
+    # 3 groups x (rho, retention, mixes) + retention vs sparsity for wanda and magnitude, and
+    # the overview of every group
+    groups = ["mixes"] * 3 + ["retention"] * 3 + ["rho"] * 3
+    assert kinds == sorted([*groups, "overview", "sparsity", "sparsity"])
     for path in report.figures:
         width, height = png_size(path)
         assert path.stat().st_size > 15_000, path
@@ -121,6 +123,7 @@ def test_too_many_groups_for_figures_are_noted_and_stale_figures_removed(tmp_pat
     )
     assert sorted(p.name for p in files.figures) == [
         "mixes_magnitude_unstructured_0.5.png",
+        "overview.png",
         "retention_magnitude_unstructured_0.5.png",
         "rho_magnitude_unstructured_0.5.png",
         "sparsity_magnitude_unstructured.png",
@@ -149,7 +152,7 @@ def test_cli_on_a_run_directory_writes_the_default_report_dir(tmp_path):
     )
     assert "wanda · unstructured · 70%: " in done.stdout
     assert (tmp_path / "report" / "report.html").is_file()
-    assert len(list((tmp_path / "report" / "figures").glob("*.png"))) == 11
+    assert len(list((tmp_path / "report" / "figures").glob("*.png"))) == 12
 
 
 def test_cli_on_a_file_with_options(tmp_path):
