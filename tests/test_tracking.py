@@ -81,3 +81,19 @@ def test_a_missing_tracker_package_is_a_preflight_problem(tmp_path, monkeypatch)
         "tracking.backend: 'wandb' needs the wandb package, which is not installed: "
         "pip install 'raysweep[wandb]'"
     ]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_every_trial_reaches_wandb_offline(ray_local, tmp_path):
+    pytest.importorskip("wandb", reason="W&B is not installed: pip install 'raysweep[wandb]'")
+    from raysweep.run import run_sweep
+
+    out = tmp_path / "run"
+    cfg = _cfg(out, backend="wandb", mode="offline")
+    assert preflight(cfg) == []
+    points = trial_points(cfg)
+    assert run_sweep(cfg, points, mode="grid") == 0
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == len(points)
+    assert all(any(run.glob("**/*.wandb")) for run in runs)
