@@ -26,6 +26,7 @@ from pathlib import Path
 from raysweep.atomic import WriteError
 from raysweep.config import ConfigError, SweepConfig, TrialConfig, load_config
 from raysweep.dense import dense_key, sweep_baseline
+from raysweep.orphans import reap_orphans, record_ray_processes
 from raysweep.output import claim_output, place_new_config
 from raysweep.preflight import preflight
 from raysweep.records import RECORDS_FILE, finished_ids, latest_records
@@ -206,11 +207,20 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 # --------------------------------------------------------------------------- the sweep
 
 
-def start_ray(cfg: SweepConfig) -> None:
+def _reap(out: Path) -> None:
+    """Stop what a dead driver of this output left of its Ray, and say so."""
+    reaped = reap_orphans(out)
+    if reaped:
+        print(f"[raysweep] stopped {len(reaped)} Ray process(es) a dead driver of this output "
+              f"left running: {', '.join(reaped)}", flush=True)  # fmt: skip
+
+
+def start_ray(cfg: SweepConfig) -> bool:
+    """Start (or join) Ray; True when this driver started a local Ray of its own."""
     import ray
 
     if ray.is_initialized():  # embedded use (tests, notebooks): join the running Ray
-        return
+        return False
     env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
     # A trial owns `resources.cpu` cores; thread pools beyond torch's must not oversubscribe them.
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -224,6 +234,7 @@ def start_ray(cfg: SweepConfig) -> None:
     url = getattr(ctx, "dashboard_url", None)
     print(dashboard_line(url, remote=bool(address), auth=os.environ.get("RAY_AUTH_MODE")),
           flush=True)  # fmt: skip
+    return not address
 
 
 def dashboard_line(url: str | None, *, remote: bool, auth: str | None) -> str:
@@ -248,7 +259,9 @@ def run_sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str = "all") ->
     with claim_output(cfg) as out:
         records = out / RECORDS_FILE
         storage = cfg.ray.storage_path or str(out / "tune")
-        start_ray(cfg)
+        _reap(out)
+        if start_ray(cfg):
+            record_ray_processes(out)
         with _sigterm_as_interrupt():
             return _sweep(cfg, points, mode, out, records, storage)
 

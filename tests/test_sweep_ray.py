@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -128,13 +129,19 @@ def test_killed_driver_resumes_without_loss_or_duplicates(tmp_path):
     while time.monotonic() < deadline and not (records.exists() and records.read_text().strip()):
         time.sleep(0.5)
     assert records.exists()
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)  # the driver alone: its Ray is left running
     proc.wait()
-    _kill_session(ray_tmp)
+    import psutil
+
+    left = json.loads((out / "ray_processes.json").read_text())["processes"]
+    alive = [e["pid"] for e in left if psutil.pid_exists(e["pid"])]
+    assert alive, "the killed driver left no Ray process to reap"
     done_before = len(read_records(records, warn=False).records)
     second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=400)
     _kill_session(ray_tmp)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "Ray process(es) a dead driver of this output left running" in second.stdout
+    assert not [p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert "already done" in second.stdout
     recs = read_records(records, warn=False).records
     ids = [r.trial_id for r in recs]
