@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -382,13 +383,22 @@ def recipe_card(
 
 
 def save_pruned(pruned: Any, directory: str | Path, card: Mapping[str, Any]) -> dict[str, Any]:
-    """Write the pruned model and tokenizer (``save_pretrained``: dense safetensors with zeros)
-    and the recipe card, last. Returns ``{"dir", "bytes", "files", "save_s"}``."""
+    """Write the pruned model and tokenizer (``save_pretrained``: dense safetensors with zeros),
+    the recipe card and the model card. Returns ``{"dir", "bytes", "files", "save_s"}``.
+
+    Everything is written into a staging folder beside ``directory`` that replaces it only once
+    complete: a kill or a full disk mid-save leaves the previous folder (or none), never a
+    directory of half-written shards."""
+    import shutil
+
     from raysweep.atomic import write_text_atomic
 
     t0 = time.perf_counter()
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.parent / f".{directory.name}.saving-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
     model, tokenizer = pruned.loaded.model, pruned.loaded.tokenizer
     # load_dense turns the KV cache off for calibration; a saved model generates as it did.
     use_cache = getattr(model.config, "use_cache", None)
@@ -397,21 +407,40 @@ def save_pruned(pruned: Any, directory: str | Path, card: Mapping[str, Any]) -> 
     auto_map = _drop_auto_map(model.config.__dict__, model)
     tok_map = _drop_auto_map(tokenizer.init_kwargs, tokenizer)
     try:
-        model.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        save_s = time.perf_counter() - t0
+        card = {**card, "timings": {**card.get("timings", {}), "save_s": save_s}}
+        write_text_atomic(staging / CARD_FILE, json.dumps(card, indent=1) + "\n")
+        write_model_card(staging, card)
+        _replace_directory(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
         model.config.use_cache = use_cache
         if auto_map is not None:
             model.config.auto_map = auto_map
         if tok_map is not None:
             tokenizer.init_kwargs["auto_map"] = tok_map
-    save_s = time.perf_counter() - t0
-    card = {**card, "timings": {**card.get("timings", {}), "save_s": save_s}}
-    write_text_atomic(directory / CARD_FILE, json.dumps(card, indent=1) + "\n")
-    write_model_card(directory, card)
     files = sorted(p for p in directory.iterdir() if p.is_file())
     return {"dir": str(directory), "bytes": sum(p.stat().st_size for p in files),
             "files": [p.name for p in files], "save_s": save_s}  # fmt: skip
+
+
+def _replace_directory(staging: Path, directory: Path) -> None:
+    """Put the complete ``staging`` folder where ``directory`` is (renames on one filesystem;
+    an existing folder is moved aside first and removed after)."""
+    import shutil
+
+    aside = None
+    if directory.exists():
+        aside = directory.parent / f".{directory.name}.old-{os.getpid()}"
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(directory, aside)
+    os.replace(staging, directory)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _drop_auto_map(fields: dict[str, Any], obj: Any) -> Any:

@@ -296,3 +296,34 @@ def test_a_record_never_switches_code_execution_on(tmp_path, capsys):
     assert marker.exists() and (trusted / "modeling_x.py").is_file()
     assert "enabled: model.trust_remote_code (on this command line)" in printed
     assert json.loads((trusted / CARD_FILE).read_text())["model"]["trust_remote_code"] is True
+
+
+def test_a_save_that_fails_midway_leaves_the_previous_model(tmp_path, monkeypatch):
+    import errno
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from raysweep.prune import save_pruned
+    from raysweep.toyworld import ensure_toy_model
+    from tests.tiny import tiny_llama
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_toy_model())
+    pruned = SimpleNamespace(
+        loaded=SimpleNamespace(model=tiny_llama(len(tokenizer)), tokenizer=tokenizer)
+    )
+    card = {"trial_id": "t", "model": {"path": "x"}, "calibration": {}, "pruning": {},
+            "config": {}}  # fmt: skip
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "previous.txt").write_text("the model saved before\n")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tokenizer, "save_pretrained", full_disk)
+    monkeypatch.setattr("raysweep.prune.write_model_card", lambda d, c: None)
+    with pytest.raises(OSError, match="No space left"):
+        save_pruned(pruned, target, card)
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no staging folder left
+    assert [p.name for p in target.iterdir()] == ["previous.txt"]
