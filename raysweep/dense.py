@@ -263,17 +263,13 @@ def check_sweep_copy(out: Path, key: str) -> str | None:
     """Why the sweep's copy ``out/dense/<key>.json`` cannot be trusted, or None: it must exist,
     parse, be ``key``'s, hold per-item values, and each task's values must average to its score
     (:func:`raysweep.items.check_mean`, the side files' own check)."""
-    from raysweep.items import check_mean
+    from raysweep.items import check_mean, read_json_checked
 
-    path = _entry_path(out / SWEEP_DIR, key)
+    data, why = read_json_checked(_entry_path(out / SWEEP_DIR, key))
+    if why is not None:
+        return why
     try:
-        baseline = DenseBaseline.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        return "missing"
-    except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
-    except json.JSONDecodeError as exc:
-        return f"not valid JSON ({exc.msg}, char {exc.pos})"
+        baseline = DenseBaseline.from_dict(data)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"not a dense baseline ({type(exc).__name__}: {exc})"
     if baseline.key != key:

@@ -172,21 +172,33 @@ def read_items(path: str | Path) -> dict[str, Any]:
     return validate(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def read_json_checked(path: str | Path) -> tuple[Any, str | None]:
+    """``(parsed JSON, None)``, or ``(None, why it cannot be read)``: missing, unreadable, not
+    valid JSON (the reasons ``raysweep verify`` prints)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")), None
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror or exc})"
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg}, char {exc.pos})"
+    except UnicodeDecodeError as exc:
+        return None, f"not text ({exc.reason})"
+
+
 def check_side_file(
     path: str | Path, task_scores: Mapping[str, float], **expected: str
 ) -> str | None:
     """Why the side file at ``path`` cannot be trusted, or None: it must exist, parse, follow the
     format with every task averaging to its score in ``task_scores`` (:func:`validate`), and
     name what ``expected`` says (``trial_id=``, ``dense=``, ``dense_key=``)."""
+    data, why = read_json_checked(path)
+    if why is not None:
+        return why
     try:
-        payload = validate(json.loads(Path(path).read_text(encoding="utf-8")), task_scores)
-    except FileNotFoundError:
-        return "missing"
-    except OSError as exc:
-        return f"unreadable ({exc.strerror or exc})"
-    except json.JSONDecodeError as exc:
-        return f"not valid JSON ({exc.msg}, char {exc.pos})"
-    except ValueError as exc:  # UnicodeDecodeError included
+        payload = validate(data, task_scores)
+    except ValueError as exc:
         return str(exc)
     for key, value in expected.items():
         if payload.get(key) != value:
