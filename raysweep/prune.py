@@ -391,7 +391,7 @@ def save_pruned(pruned: Any, directory: str | Path, card: Mapping[str, Any]) -> 
     directory of half-written shards."""
     import shutil
 
-    from raysweep.atomic import write_text_atomic
+    from raysweep.atomic import replace_dir, write_text_atomic
 
     t0 = time.perf_counter()
     directory = Path(directory)
@@ -413,7 +413,7 @@ def save_pruned(pruned: Any, directory: str | Path, card: Mapping[str, Any]) -> 
         card = {**card, "timings": {**card.get("timings", {}), "save_s": save_s}}
         write_text_atomic(staging / CARD_FILE, json.dumps(card, indent=1) + "\n")
         write_model_card(staging, card)
-        _replace_directory(staging, directory)
+        replace_dir(staging, directory)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -426,21 +426,6 @@ def save_pruned(pruned: Any, directory: str | Path, card: Mapping[str, Any]) -> 
     files = sorted(p for p in directory.iterdir() if p.is_file())
     return {"dir": str(directory), "bytes": sum(p.stat().st_size for p in files),
             "files": [p.name for p in files], "save_s": save_s}  # fmt: skip
-
-
-def _replace_directory(staging: Path, directory: Path) -> None:
-    """Put the complete ``staging`` folder where ``directory`` is (renames on one filesystem;
-    an existing folder is moved aside first and removed after)."""
-    import shutil
-
-    aside = None
-    if directory.exists():
-        aside = directory.parent / f".{directory.name}.old-{os.getpid()}"
-        shutil.rmtree(aside, ignore_errors=True)
-        os.replace(directory, aside)
-    os.replace(staging, directory)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _drop_auto_map(fields: dict[str, Any], obj: Any) -> Any:
