@@ -150,8 +150,8 @@ DENSE_REASONS: tuple[str, ...] = (
 class DecoderAccount:
     """Every parameter of the decoder layers, by what pruning does with it.
 
-    ``units``: the prunable units by full name. ``dense``: full parameter name -> (reason,
-    elements) for everything no method prunes: routers and shared-expert gates (``router``),
+    ``units``: the prunable units by full name. ``dense``: full parameter name -> (reason, the
+    parameter) for everything no method prunes: routers and shared-expert gates (``router``),
     depthwise convolution kernels of short-convolution and state-space mixers
     (``depthwise_conv``), matrices a convolutional mixer holds itself such as Mamba's ``A_log``
     (``state_space``), and every parameter with at most one dimension above 1: norm scales,
@@ -161,7 +161,7 @@ class DecoderAccount:
     """
 
     units: dict[str, Unit]
-    dense: dict[str, tuple[str, int]]
+    dense: dict[str, tuple[str, torch.Tensor]]
     unreadable: dict[str, str]
     total: int
 
@@ -178,7 +178,7 @@ def account_decoder(model: nn.Module) -> DecoderAccount:
     """Classify every decoder-layer parameter (see :class:`DecoderAccount`)."""
     stack = find_decoder_stack(model)
     units: dict[str, Unit] = {}
-    dense: dict[str, tuple[str, int]] = {}
+    dense: dict[str, tuple[str, torch.Tensor]] = {}
     unreadable: dict[str, str] = {}
     seen: set[int] = set()
     total = 0
@@ -216,17 +216,12 @@ def account_decoder(model: nn.Module) -> DecoderAccount:
                 reason = "vector"  # routed experts' biases (experts, out): a vector per expert
             full = f"{prefix}.{name}"
             if reason is not None:
-                dense[full] = (reason, param.numel())
+                dense[full] = (reason, param)
             elif param.dim() >= 3:
                 unreadable[full] = f"a {param.dim()}-D tensor in a layout raysweep cannot read"
             else:
                 unreadable[full] = "a weight matrix outside any linear layer"
     return DecoderAccount(units, dense, unreadable, total)
-
-
-def unprunable_matrices(model: nn.Module) -> list[str]:
-    """Decoder weight matrices that no method prunes and that are not dense by design."""
-    return list(account_decoder(model).unreadable)
 
 
 def _pattern(text: str) -> re.Pattern[str]:

@@ -122,9 +122,9 @@ def measure_sparsity(
         else:
             zeros += z
             weights += w.numel()
-    for name, (reason, numel) in account.dense.items():
-        kept[reason] += numel
-        all_zeros += int((_parameter(model, name) == 0).sum())
+    for reason, param in account.dense.values():
+        kept[reason] += param.numel()
+        all_zeros += int((param == 0).sum())
     total = max(1, account.total)
     return {
         "total": zeros / weights if weights else 0.0,
@@ -134,11 +134,6 @@ def measure_sparsity(
         "zeros": zeros,
         "weights": weights,
     }
-
-
-def _parameter(model: nn.Module, name: str) -> torch.Tensor:
-    module, _, attr = name.rpartition(".")
-    return getattr(model.get_submodule(module), attr)
 
 
 class UnprunableWeights(ValueError):
@@ -292,18 +287,17 @@ def _prune_layer(
     Returns ``{"experts": routed experts in the layer, "fallback": experts that fell back,
     "uncalled": units pruned by magnitude for want of statistics}``.
     """
-    fallbacks = _expert_fallbacks(modules, stats, options)
+    expert_fallbacks = _expert_fallbacks(modules, stats, options)
     uncalled = [n for n in (stats.uncalled if stats is not None else []) if n in modules]
-    fallbacks.update(dict.fromkeys(uncalled, "magnitude"))
+    fallbacks = {**expert_fallbacks, **dict.fromkeys(uncalled, "magnitude")}
     experts = sum(
         1 for n, u in modules.items() if isinstance(u, ExpertMatrix) and u.projection != "down_proj"
     )
     summary: dict[str, Any] = {
         "experts": experts,
-        "fallback": sum(1 for n, u in modules.items() if n in fallbacks and n not in uncalled
-                        and isinstance(u, ExpertMatrix) and u.projection != "down_proj"),
+        "fallback": sum(1 for n in expert_fallbacks if not n.endswith(".down_proj")),
         "uncalled": uncalled,
-    }  # fmt: skip
+    }
     pooled: dict[str, torch.Tensor] = {}
 
     def evidence(name: str) -> tuple[str, torch.Tensor]:
@@ -543,7 +537,6 @@ def prune_model(
 
     experts = {"experts": 0, "fallback": 0, "refined": 0}
     uncalled: dict[str, str] = {}
-    stack_prefix = stack.prefix
     num_layers = len(stack.layers)
     # Statistics made for one layer (sequential, a provider) may serve as the solve's workspace;
     # a whole-model LayerStatistics belongs to the caller, who may prune with it again.
@@ -556,7 +549,7 @@ def prune_model(
                                refine=refinement)  # fmt: skip
         for k in experts:
             experts[k] += summary.get(k, 0)
-        prefix = f"{stack_prefix}.{index}."
+        prefix = f"{stack.prefix}.{index}."
         uncalled.update({n.removeprefix(prefix): "magnitude" for n in summary["uncalled"]})
         if progress is not None:
             progress(index + 1, num_layers)

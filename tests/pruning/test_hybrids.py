@@ -74,9 +74,9 @@ def test_hybrid_prunes_every_projection_and_reports_what_stays_dense(arch, tmp_p
     # Dense by design: unchanged, and their shares are what the report says.
     total = account.total
     shares: dict[str, float] = {}
-    for name, (reason, numel) in account.dense.items():
+    for name, (reason, param) in account.dense.items():
         assert torch.equal(dict(model.named_parameters())[name], dense_before[name]), name
-        shares[reason] = shares.get(reason, 0.0) + numel / total
+        shares[reason] = shares.get(reason, 0.0) + param.numel() / total
     assert report.dense_kept == pytest.approx(shares, abs=1e-12)
     # Reported sparsities are the zero fractions they name.
     weights = [weight_matrix(u) for u in account.units.values()]
