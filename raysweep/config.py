@@ -171,20 +171,11 @@ def _check_ignore(patterns: list[str]) -> list[str]:
 
 
 def _check_owl(structure: str, sparsity: float, lam: float) -> None:
-    from raysweep.pruning.owl import check_owl
+    """The pruning library's own OWL check, for any number of layers."""
+    from raysweep.pruning.allocation import check_allocation
 
     nm = parse_structure(structure)
-    target = nm.sparsity if nm is not None else sparsity
-    try:
-        check_owl(target, lam, nm=nm)
-    except ValueError as err:
-        raise ValueError(str(err)) from None
-    if nm is not None and lam < 0.5:
-        raise ValueError(
-            f"owl_lambda={lam:g} moves no layer's N:M count (shifts below 0.5 round to 0), so "
-            f"OWL would prune every layer at {structure}: use owl_lambda >= 0.5 for N:M (the "
-            "authors' N:M run: owl_lambda 2, owl_m 6)"
-        )
+    check_allocation("owl", nm.sparsity if nm is not None else sparsity, nm, lam)
 
 
 def _check_dsnot(methods: list[str]) -> None:
@@ -620,13 +611,13 @@ def _absolutise_include_paths(tree: dict[str, Any], base: Path) -> None:
 # --------------------------------------------------------------------------- one trial
 
 
-_MOE_OPTIONS = ("min_expert_tokens", "expert_fallback")
-# Pruning choices added after trial ids were first written: absent from an id at these values.
-_PRUNING_DEFAULTS: dict[str, Any] = {
-    "ignore": [], "allocation": "uniform", "owl_m": OWL_M, "owl_lambda": OWL_LAMBDA,
-    "ria_alpha": RIA_ALPHA, "ria_per_row": RIA_PER_ROW, "refine": "none",
-    "dsnot_cycles": DSNOT_CYCLES, "dsnot_threshold": DSNOT_THRESHOLD,
-}  # fmt: skip
+# Options absent from a trial's id at their schema default, so that the id of every trial that
+# does not use them is as it always was: those only MoE models read, and the pruning choices
+# added after trial ids were first written.
+_DEFAULT_FREE_OPTIONS = (
+    "min_expert_tokens", "expert_fallback", "ignore", "allocation", "owl_m", "owl_lambda",
+    "ria_alpha", "ria_per_row", "refine", "dsnot_cycles", "dsnot_threshold",
+)  # fmt: skip
 _ITEM_OPTIONS = ("item_selection", "item_seed")
 
 
@@ -697,13 +688,8 @@ class TrialConfig(_Strict):
         d["evaluation"].update(self.item_selection_key())
         used = set(self.mix)
         d["custom_sources"] = {k: v for k, v in d["custom_sources"].items() if k in used}
-        # Options that only MoE models read leave the id of every other trial as it always was.
-        for name in _MOE_OPTIONS:
-            if d[name] == TrialConfig.model_fields[name].default:
-                del d[name]
-        # So do the options of later pruning choices, at their defaults.
-        for name, default in _PRUNING_DEFAULTS.items():
-            if d[name] == default:
+        for name in _DEFAULT_FREE_OPTIONS:
+            if d[name] == TrialConfig.model_fields[name].get_default(call_default_factory=True):
                 del d[name]
         return d
 

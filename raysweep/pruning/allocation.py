@@ -31,10 +31,15 @@ class LayerTargets:
 
 
 def check_allocation(
-    allocation: str, sparsity: float, nm: NMStructure | None, lam: float, num_layers: int
+    allocation: str,
+    sparsity: float,
+    nm: NMStructure | None,
+    lam: float,
+    num_layers: int | None = None,
 ) -> None:
     """ValueError before any work: an unknown allocation, or OWL parameters that could push a
-    layer outside ``[0, 1)`` (or an N:M count outside ``[1, M - 1]``)."""
+    layer outside ``[0, 1)`` (or an N:M count outside ``[1, M - 1]``, or move none); without
+    ``num_layers``, for any number of layers."""
     if allocation not in ALLOCATIONS:
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
     if allocation == "owl":
@@ -43,7 +48,7 @@ def check_allocation(
             # Centred shares span [-lam, lam]; below 0.5 every shift rounds to 0: uniform N:M.
             raise ValueError(
                 f"owl_lambda={lam:g} moves no layer's N:M count (shifts below 0.5 round to 0), "
-                "so OWL would prune every layer at the same N:M: use owl_lambda >= 0.5 for N:M "
+                f"so OWL would prune every layer at {nm}: use owl_lambda >= 0.5 for N:M "
                 "(the authors' N:M run: owl_lambda 2, owl_m 6)"
             )
 
