@@ -13,34 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from raysweep.config import SweepConfig, validate_config
+from raysweep.config import SweepConfig
 from raysweep.planning import trial_points
 from raysweep.records import read_records
 from tests.side_files import assert_side_files
+from tests.toy_sweep import toy_sweep_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-
-
-def _cfg(out: Path, **extra) -> SweepConfig:
-    tree = {
-        "name": "t",
-        "output_dir": str(out),
-        "model": {"path": "raysweep-toy", "device": "cpu"},
-        "calibration": {"sources": ["toy_general_prose", "toy_math_word"], "uniform_mix": False,
-                        "n_samples": 8, "seqlen": 64},
-        "pruning": {"methods": ["wanda"], "sparsities": [0.7]},
-        "evaluation": {"suite": "toy", "limit": 16, "batch_size": 32, "max_length": 256,
-                       "perplexity": False},
-        "ray": {"max_failures": 1, "dashboard": False},
-        "analysis": False,
-    }  # fmt: skip
-    for key, value in extra.items():
-        node = tree
-        *parents, leaf = key.split("__")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return validate_config(tree)
 
 
 def _run(cfg: SweepConfig) -> int:
@@ -50,7 +29,7 @@ def _run(cfg: SweepConfig) -> int:
 
 
 def test_sweep_writes_one_ok_record_per_point_and_resumes(ray_local, tmp_path):
-    cfg = _cfg(tmp_path / "run")
+    cfg = toy_sweep_config(tmp_path / "run")
     assert _run(cfg) == 0
     recs = read_records(tmp_path / "run" / "records.jsonl").records
     points = trial_points(cfg)
@@ -76,7 +55,7 @@ def test_sweep_writes_one_ok_record_per_point_and_resumes(ray_local, tmp_path):
 
 def test_deterministic_failure_is_recorded_once_naming_the_stage(ray_local, tmp_path):
     missing = tmp_path / "nope.jsonl"
-    cfg = _cfg(
+    cfg = toy_sweep_config(
         tmp_path / "run",
         calibration__sources=["toy_general_prose", f"file:{missing}"],
     )
@@ -112,7 +91,13 @@ def _kill_session(tmpdir: Path) -> None:
 def _child_driver(tmp_path: Path, out: Path) -> tuple[list[str], dict[str, str], Path]:
     """The command, environment and private Ray temp dir of a driver run as a child process:
     it must neither join nor take down the test's own Ray."""
-    args = [sys.executable, "-m", "raysweep.run", "--config", str(_write_cfg(tmp_path, out))]
+    args = [
+        sys.executable,
+        "-m",
+        "raysweep.run",
+        "--config",
+        str(_write_cfg(tmp_path, out)),
+    ]
     ray_tmp = Path(tempfile.mkdtemp(prefix="rs-child-", dir="/tmp"))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": str(ray_tmp)}
     env.pop("RAY_ADDRESS", None)
@@ -195,7 +180,7 @@ def test_interrupt_says_how_to_resume_and_leaves_no_ray_behind(tmp_path, sig):
 
 
 def _write_cfg(tmp_path: Path, out: Path) -> Path:
-    cfg = _cfg(out, calibration__sources=["toy_general_prose", "toy_math_word", "toy_code_qa",
+    cfg = toy_sweep_config(out, calibration__sources=["toy_general_prose", "toy_math_word", "toy_code_qa",
                                           "toy_commonsense_qa"], ray__num_cpus=2)  # fmt: skip
     path = tmp_path / "sweep.yaml"
     path.write_text(cfg.to_yaml())
@@ -218,7 +203,7 @@ def test_multi_node_trials_land_on_different_gpu_nodes(tmp_path):
         ray.init(address=cluster.address, log_to_driver=False,
                  runtime_env={"env_vars": {k: v for k, v in os.environ.items()
                                            if k.startswith(("HF_", "RAYSWEEP_", "TRANSFORMERS_"))}})  # fmt: skip
-        cfg = _cfg(tmp_path / "run", resources__gpu=1, resources__cpu=1)
+        cfg = toy_sweep_config(tmp_path / "run", resources__gpu=1, resources__cpu=1)
         assert _run(cfg) == 0
         recs = read_records(tmp_path / "run" / "records.jsonl").records
         assert len(recs) == 2 and all(r.status == "ok" for r in recs)

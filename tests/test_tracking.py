@@ -7,25 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from raysweep.config import SweepConfig, validate_config
+from raysweep.config import SweepConfig
 from raysweep.planning import trial_points
 from raysweep.preflight import preflight
+from tests.toy_sweep import toy_sweep_config
 
 mlflow = pytest.importorskip("mlflow", reason="pip install 'raysweep[mlflow]'")
 
 
 def _cfg(out: Path, **tracking) -> SweepConfig:
-    return validate_config({
-        "name": "tracked", "output_dir": str(out),
-        "model": {"path": "raysweep-toy", "device": "cpu"},
-        "calibration": {"sources": ["toy_general_prose", "toy_math_word"], "uniform_mix": False,
-                        "n_samples": 8, "seqlen": 64},
-        "pruning": {"methods": ["wanda"], "sparsities": [0.7]},
-        "evaluation": {"suite": "toy", "limit": 8, "batch_size": 32, "max_length": 256,
-                       "perplexity": False},
-        "ray": {"max_failures": 1, "dashboard": False},
-        "tracking": {"backend": "mlflow", **tracking},
-    })  # fmt: skip
+    return toy_sweep_config(out, name="tracked", analysis=True, evaluation__limit=8,
+                            tracking={"backend": "mlflow", **tracking})  # fmt: skip
 
 
 @pytest.mark.ray
