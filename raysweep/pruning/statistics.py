@@ -228,12 +228,12 @@ class StatisticsAccumulator:
                 self._sums[key].add_(part, alpha=scale)
             else:
                 self._sums[key] = part * scale
+            self._counts[key] = self._counts.get(key, 0.0) + scale * stats.count(key)
         for key, value in stats.firsts.items():
             if key in self._firsts:
                 self._firsts[key].add_(value, alpha=scale)
             else:
                 self._firsts[key] = value * scale
-            self._counts[key] = self._counts.get(key, 0.0) + scale * stats.count(key)
 
     def result(self) -> LayerStatistics:
         if self._groups is None:

@@ -76,3 +76,19 @@ def test_save_load_round_trip(tmp_path, model):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(ValueError, match="is not a LayerStatistics file"):
         LayerStatistics.load(tmp_path / "other.safetensors")
+
+
+def test_combine_keeps_expert_counts_of_statistics_without_first_moments():
+    """Statistics written before first moments were kept (old stores) still mix their routed
+    experts' token counts; the mixture has no first moments, since not every part has them."""
+    import torch
+
+    from raysweep.pruning.statistics import LayerStatistics
+
+    def part(tokens: float, expert_tokens: float) -> LayerStatistics:
+        return LayerStatistics("sqnorm", {"e": torch.ones(3), "l": torch.ones(3)},
+                               {"m.e": "e", "m.l": "l"}, tokens, {"e": expert_tokens})  # fmt: skip
+
+    mixed = LayerStatistics.combine({part(10, 4): 1.0, part(10, 2): 1.0})
+    assert mixed.count("e") == 6.0 and mixed.count("l") == 20.0
+    assert mixed.firsts == {}
