@@ -66,6 +66,7 @@ import torch
 
 from raysweep.names import DSNOT_CYCLES, DSNOT_THRESHOLD  # the defaults, in one place
 from raysweep.pruning.masks import NMStructure
+from raysweep.pruning.wanda import token_chunks
 
 DEFAULT_MAX_CYCLES = DSNOT_CYCLES
 DEFAULT_UPDATE_THRESHOLD = DSNOT_THRESHOLD
@@ -75,7 +76,8 @@ DEFAULT_TOKENS_PER_SAMPLE = 2048.0
 
 def accumulate_sums(sums: torch.Tensor, inputs: torch.Tensor) -> None:
     """Add ``sum_t x_t`` of ``inputs`` (..., in_features) to ``sums`` (in_features,) in place."""
-    sums.add_(inputs.reshape(-1, inputs.shape[-1]).float().sum(dim=0))
+    for block in token_chunks(inputs):  # no fp32 copy of a whole bf16 batch
+        sums.add_(block.sum(dim=0, dtype=torch.float32))
 
 
 def input_moments(

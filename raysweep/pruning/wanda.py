@@ -6,6 +6,8 @@ tokens, so batches, sources and mixes combine by weighted sums).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from raysweep.pruning.masks import NMStructure, select_mask
@@ -20,12 +22,19 @@ def new_sqnorm(in_features: int, device: torch.device | str | None = None) -> to
 _CPU_CHUNK_TOKENS = 256
 
 
-def accumulate_sqnorm(sqnorm: torch.Tensor, inputs: torch.Tensor) -> None:
-    """Add ``sum_t x_t^2`` of ``inputs`` (..., in_features) to ``sqnorm`` (in_features,) in place."""
+def token_chunks(inputs: torch.Tensor) -> Iterator[torch.Tensor]:
+    """``inputs`` (..., in_features) as (tokens, in_features) blocks: a few hundred tokens at a
+    time on the CPU (an fp32 temporary of that size stays in cache), all at once elsewhere."""
     x = inputs.reshape(-1, inputs.shape[-1])
     chunk = _CPU_CHUNK_TOKENS if x.device.type == "cpu" else max(1, x.shape[0])
     for start in range(0, x.shape[0], chunk):
-        sqnorm.add_(x[start : start + chunk].float().square().sum(dim=0))
+        yield x[start : start + chunk]
+
+
+def accumulate_sqnorm(sqnorm: torch.Tensor, inputs: torch.Tensor) -> None:
+    """Add ``sum_t x_t^2`` of ``inputs`` (..., in_features) to ``sqnorm`` (in_features,) in place."""
+    for block in token_chunks(inputs):
+        sqnorm.add_(block.float().square().sum(dim=0))
 
 
 def wanda_scores(weight: torch.Tensor, sqnorm: torch.Tensor) -> torch.Tensor:
