@@ -293,12 +293,14 @@ def _sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str, out: Path, re
         from raysweep.search import run_search
 
         run_search(cfg, out, storage)
-    reported = _report(out, cfg) if cfg.analysis else True
+    reported = _report(out) if cfg.analysis else True
+    if cfg.analysis and reported and cfg.tracking is not None:
+        _track_report(cfg, out)
     status = _summary(points, records, grid=grid, search=search)
     return status if reported else max(status, 1)
 
 
-def _report(out: Path, cfg: SweepConfig | None = None) -> bool:
+def _report(out: Path) -> bool:
     """Write the report; False (one line on stderr) when it could not be written. The report's
     files are written atomically: a failure leaves the previous file or none, never half of one."""
     try:
@@ -306,20 +308,28 @@ def _report(out: Path, cfg: SweepConfig | None = None) -> bool:
 
         report = write_report(out)
         print(f"[raysweep] report: {report.report_md} (and report.html)", flush=True)
-        if cfg is not None and cfg.tracking is not None:
-            from raysweep.tracking import log_report
-
-            run_id = log_report(cfg, out, report.report_md.parent)
-            if run_id:
-                print(f"[raysweep] tracking: report logged to run {run_id}", flush=True)
         return True
     except OSError as exc:  # a full disk, a read-only folder: say where and why, in one line
-        where, cause = exc.filename or out / "report", exc.strerror or repr(exc)
-        print(f"[raysweep] analysis report failed: cannot write {where}: {cause}",
-              file=sys.stderr, flush=True)  # fmt: skip
+        failure = WriteError(exc.filename or out / "report", exc)
+        print(f"[raysweep] analysis report failed: {failure}", file=sys.stderr, flush=True)
     except Exception as exc:  # the records are the product; a failed report must not hide them
         print(f"[raysweep] analysis report failed: {exc!r}", file=sys.stderr, flush=True)
     return False
+
+
+def _track_report(cfg: SweepConfig, out: Path) -> None:
+    """Log the report's files to the tracker; a tracker that fails is one line, the run's
+    status is the records' (tracking is a side channel, as it is for the trials)."""
+    from raysweep.tracking import log_report
+
+    try:
+        run_id = log_report(cfg, out, out / "report")
+    except Exception as exc:  # noqa: BLE001 - any tracker failure: say it, go on
+        print(f"[raysweep] tracking: the report was not logged: {exc!r:.300}", file=sys.stderr,
+              flush=True)  # fmt: skip
+        return
+    if run_id:
+        print(f"[raysweep] tracking: report logged to run {run_id}", flush=True)
 
 
 def _summary(points: list[TrialConfig], records: Path, *, grid: bool, search: bool) -> int:

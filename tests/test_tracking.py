@@ -89,3 +89,20 @@ def test_every_trial_reaches_wandb_offline(ray_local, tmp_path):
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert len(runs) == len(points)
     assert all(any(run.glob("**/*.wandb")) for run in runs)
+
+
+def test_a_tracker_failing_at_the_report_is_one_line_and_fails_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    import raysweep.tracking as tracking
+    from raysweep.run import _track_report
+
+    def down(cfg, out, report_dir):
+        raise ConnectionError("tracking server went away")
+
+    monkeypatch.setattr(tracking, "log_report", down)
+    _track_report(_cfg(tmp_path / "run"), tmp_path / "run")  # returns: the sweep goes on
+    assert capsys.readouterr().err.splitlines() == [
+        "[raysweep] tracking: the report was not logged: "
+        "ConnectionError('tracking server went away')"
+    ]
