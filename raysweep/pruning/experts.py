@@ -24,6 +24,7 @@ form is not read, and the architecture check refuses the model before any work.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -59,6 +60,7 @@ class ExpertsLayout:
     routed_call: bool
 
 
+@functools.cache  # per class: layout() runs on every expert weight access
 def _one_argument_forward(cls: type) -> bool:
     try:
         params = list(inspect.signature(cls.forward).parameters.values())[1:]
