@@ -28,9 +28,16 @@ from raysweep.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
-# What each method's one-shot prune reads; magnitude reads nothing.
-STATISTICS_KIND: dict[str, str | None] = {"magnitude": None, "wanda": "sqnorm",
-                                          "sparsegpt": "hessian"}  # fmt: skip
+
+def statistics_kind(trial: TrialConfig) -> str | None:
+    """What the trial's one-shot prune reads from the stores: its method's statistics (the
+    method table's row), or Wanda's where only OWL's allocation reads any (magnitude + OWL)."""
+    from raysweep.pruning import METHOD_TABLE
+
+    kind = METHOD_TABLE[trial.method].statistics
+    return "sqnorm" if kind is None and trial.allocation == "owl" else kind
+
+
 _BUILD_METHOD = {"sqnorm": "wanda", "hessian": "sparsegpt"}
 
 
@@ -108,7 +115,7 @@ def mix_statistics(
     ``n_samples * seqlen`` tokens."""
     from raysweep.pruning import MixedStatistics
 
-    kind = STATISTICS_KIND[trial.method]
+    kind = statistics_kind(trial)
     if kind is None:
         return None
     parts = {

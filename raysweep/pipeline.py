@@ -91,10 +91,10 @@ def _trial_timings(
     return out
 
 
-def _reads_statistics(method: str) -> bool:
-    from raysweep.pruning import METHOD_TABLE
+def _reads_statistics(trial: TrialConfig) -> bool:
+    from raysweep.calibration_statistics import statistics_kind
 
-    return METHOD_TABLE[method].statistics is not None
+    return statistics_kind(trial) is not None
 
 
 def method_options(trial: TrialConfig) -> dict[str, Any]:
@@ -174,7 +174,7 @@ class PrunedTrial:
             self.prune_s,
             self.report,
             total_s,
-            statistics_before_prune=trial.mode == "oneshot" and _reads_statistics(trial.method),
+            statistics_before_prune=trial.mode == "oneshot" and _reads_statistics(trial),
         )
 
 

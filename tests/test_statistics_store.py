@@ -87,6 +87,13 @@ def test_wanda_reads_an_existing_hessian_store_and_magnitude_reads_nothing(cache
     assert mix_statistics(_trial(mix, method="magnitude"), loaded, {}, CPU) is None
 
 
+def test_ria_and_an_owl_allocation_read_wanda_statistics_from_the_stores(cache, loaded):
+    mix = {SOURCES[0]: 0.7, SOURCES[1]: 0.3}
+    for trial in (_trial(mix, method="ria"), _trial(mix, method="magnitude", allocation="owl")):
+        provider = mix_statistics(trial, loaded, {}, CPU)
+        assert provider is not None and provider.kind == "sqnorm"
+
+
 def test_the_store_key_follows_the_source_not_the_mix(cache):
     a = _trial({SOURCES[0]: 0.9, SOURCES[1]: 0.1})
     b = _trial({SOURCES[0]: 0.2, SOURCES[2]: 0.8})
