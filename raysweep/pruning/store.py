@@ -42,7 +42,9 @@ from raysweep.pruning.statistics import (
     StatisticsKind,
 )
 
-STORE_FORMAT = "raysweep.pruning.StatisticsStore/1"
+# /2: every layer file also holds its inputs' first moments (DSnoT); the format is part of each
+# store's key, so a store written before them is never read as if it had them.
+STORE_FORMAT = "raysweep.pruning.StatisticsStore/2"
 MANIFEST = "manifest.json"
 
 LayerSink = Callable[[int, LayerStatistics], None]
