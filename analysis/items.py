@@ -281,7 +281,9 @@ def load_items(run_dir: str | Path, records: Iterable[Mapping[str, Any]]) -> Run
     ``analysis.records``) found in ``<run_dir>/items``, each checked against its record.
 
     Every trial whose side files are missing or do not agree is left out of ``trials``; its
-    reason is in ``skipped`` and, with its label, in ``notes``. Never raises on bad files.
+    reason is in ``skipped``. ``notes`` names each broken file once: a trial's own side file with
+    the trial's label, a broken dense baseline's side file with the number of trials it takes out
+    (one note, not one per trial that rests on it). Never raises on bad files.
     """
     directory = items_dir(run_dir)
     trials: dict[str, ItemFile] = {}
@@ -289,6 +291,7 @@ def load_items(run_dir: str | Path, records: Iterable[Mapping[str, Any]]) -> Run
     broken_dense: dict[str, str] = {}
     skipped: dict[str, str] = {}
     notes: list[str] = []
+    resting: dict[str, list[str]] = {}  # broken dense stem -> labels of the trials it takes out
     for record in records:
         trial_id = record.get("trial_id")
         if not isinstance(trial_id, str) or not trial_id:
@@ -297,18 +300,24 @@ def load_items(run_dir: str | Path, records: Iterable[Mapping[str, Any]]) -> Run
             trial = read_item_file(directory / f"{trial_id}.json")
             stem = trial.dense
             assert stem is not None
-            if stem in broken_dense:
-                raise ItemsError(broken_dense[stem])
-            if stem not in dense:
+            if stem not in dense and stem not in broken_dense:
                 try:
                     dense[stem] = read_item_file(directory / f"{stem}.json")
                 except ItemsError as exc:
                     broken_dense[stem] = f"its dense baseline's side file: {exc}"
-                    raise ItemsError(broken_dense[stem]) from None
+            if stem in broken_dense:
+                resting.setdefault(stem, []).append(_trial_label(record))
+                skipped[trial_id] = broken_dense[stem]
+                continue
             _check_trial(record, trial, dense[stem])
         except ItemsError as exc:
             skipped[trial_id] = str(exc)
             notes.append(f"{_trial_label(record)} left out of paired statistics: {exc}")
             continue
         trials[trial_id] = trial
+    for stem, labels in resting.items():
+        why = broken_dense[stem].removeprefix("its dense baseline's side file: ")
+        who = labels[0] if len(labels) == 1 else f"{len(labels)} trials resting on it"
+        notes.append(f"dense baseline side file {ITEMS_DIR}/{stem}.json is broken ({why}): "
+                     f"{who} left out of paired statistics")  # fmt: skip
     return RunItems(directory, trials, dense, tuple(notes), skipped)

@@ -153,3 +153,35 @@ def test_a_run_from_before_side_files_is_named_not_scored_again(tmp_path):
     found = verify_run(out)
     assert found.legacy and found.sound and not found.trials and found.records == 2
     assert "not checked, not scored again" in found.report()[0]
+
+
+def test_a_search_trials_broken_side_file_is_named_once_in_the_console_and_once_in_the_report(
+    tmp_path, capsys, monkeypatch
+):
+    """A search trial cannot be scored again (its study holds it): the rerun names its broken
+    side file once on the console and the report names it once, and its grid peers stay paired."""
+    import raysweep.run as run
+    import raysweep.trainables as trainables
+    from raysweep.pipeline import error_record
+
+    out = tmp_path / "run"
+    cfg, points, key = _finished_run(out)
+    searched_id = "5ea4c5ea4c5ea4c5"
+    record = error_record(points[0], "", attempts=1).model_copy(update={
+        "status": "ok", "error": None, "task_scores": _scores(0.5).task_scores,
+        "dense_task_scores": DENSE.task_scores, "dense_cache_key": key,
+        "trial_id": searched_id, "phase": "search", "mix_name": "search"})  # fmt: skip
+    append_record(out / RECORDS_FILE, record)
+    side.write_items(out, side.trial_payload(searched_id, key, _scores(0.5), get_suite("toy")),
+                     task_scores=record.task_scores)  # fmt: skip
+    broken = side.trial_items_path(out, searched_id)
+    broken.write_text(broken.read_text()[:40])
+    monkeypatch.setattr(trainables, "run_grid", lambda *a, **k: pytest.fail("nothing to run"))
+    cfg = cfg.model_copy(update={"analysis": True})
+    run._sweep(cfg, points, "grid", out, out / RECORDS_FILE, str(out / "tune"))
+    printed = capsys.readouterr().out
+    assert sum(f"{side.ITEMS_DIR}/{searched_id}.json" in line for line in printed.splitlines()) == 1
+    assert "2 points, 2 already done, 0 to run" in printed
+    report = (out / "report" / "report.md").read_text()
+    (line,) = [line for line in report.splitlines() if searched_id in line]
+    assert "left out of paired statistics" in line and "not valid JSON" in line

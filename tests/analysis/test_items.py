@@ -136,8 +136,12 @@ def test_a_broken_dense_file_leaves_out_every_trial_that_uses_it(run):
     (run.items / f"dense-{run.key}.json").write_text('{"format": 1, "dense_key"')
     items = _loaded(run)
     assert items.trials == {}
-    assert len(items.notes) == len(run.records)
-    assert all("dense baseline's side file" in n and "not valid JSON" in n for n in items.notes)
+    assert set(items.skipped) == {r["trial_id"] for r in run.records}
+    # One note for the one broken file, not one per trial resting on it.
+    (note,) = items.notes
+    assert note.startswith(f"dense baseline side file items/dense-{run.key}.json is broken (")
+    assert "not valid JSON" in note
+    assert note.endswith(f": {len(run.records)} trials resting on it left out of paired statistics")
 
 
 def test_reordered_items_are_paired_by_doc_id(run):
