@@ -139,3 +139,16 @@ def word_items(seed: int, count: int) -> list[McItem]:
         worked = " ".join([*steps[:-1], last])
         items.append(_mc(rng, f"Question: {question}\nAnswer: {worked} =", answer))
     return items
+
+
+def solved_problems(
+    seed: int, count: int, *, held_out: bool, stream: str = "math-solved"
+) -> list[tuple[str, str]]:
+    """``count`` distinct word problems of one split, each with its whole worked solution as the
+    training text writes it: ``(question, "2 + 6 = 8. 8 - 3 = 5. The answer is 5.")``."""
+    rng = rng_for(seed, stream)
+    out: dict[str, str] = {}
+    while len(out) < count:
+        question, steps, answer = _word_problem(rng, held_out=held_out)
+        out.setdefault(question, f"{' '.join(steps)} The answer is {answer}.")
+    return list(out.items())

@@ -291,3 +291,36 @@ def task_items(seed: int, count: int) -> list[McItem]:
         rng.shuffle(choices)
         items.append(McItem(f"{program}\n# Output:", tuple(choices), choices.index(output)))
     return items
+
+
+# Function names never written with a ``def`` in training text: a completion must come from the
+# docstring, which training pairs with the body (``source``, ``instruct``).
+_UNSEEN_FUNCTION_NAMES = (
+    "f", "g", "h", "fn", "op", "calc", "compute", "apply", "solve", "step_up", "transform",
+    "value_of", "result_for", "answer", "make", "get_value", "process", "convert", "map_one",
+    "next_value", "scale", "shift", "update", "combine", "reduce_one",
+)  # fmt: skip
+
+
+def completion_problems(seed: int, tests: int = 3) -> list[dict[str, str]]:
+    """HumanEval-shaped problems over the functions training text defines, each under a name
+    training never gave it: ``prompt`` (signature and docstring), ``canonical_solution`` (the
+    body), ``test`` (``check(candidate)`` asserting ``tests`` values) and ``entry_point``."""
+    rng = rng_for(seed, "code-completion-task")
+    problems = []
+    for name in _UNSEEN_FUNCTION_NAMES:
+        for _, doc, body in _FUNCTIONS:
+            args = rng.sample(range(1, 20), tests)
+            # Expected values come from running the body (text this module wrote).
+            values = [run_program(f"def f(n):\n    {body}\n\nprint(f({a}))") for a in args]
+            asserts = [
+                f"    assert candidate({a}) == {v}" for a, v in zip(args, values, strict=True)
+            ]
+            problems.append({
+                "prompt": f'def {name}(n):\n    """{doc.capitalize()}."""',
+                "canonical_solution": f"\n    {body}",
+                "test": "def check(candidate):\n" + "\n".join(asserts),
+                "entry_point": name,
+            })  # fmt: skip
+    rng.shuffle(problems)
+    return problems
