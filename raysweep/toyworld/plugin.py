@@ -28,7 +28,7 @@ def world() -> World:
         models=dict.fromkeys(TOY_MODEL_NAMES, _model),
         prefix_sources=dict.fromkeys(TOY_MODEL_NAMES, PREFIX_SOURCE),
         text_sources=_sources,
-        suites={"toy": toy_suite},
+        suites={"toy": toy_suite, "toy_generative": _generative_suite},
         perplexity_corpora={"toy": heldout_documents},
         default_tokenizer=lambda: _model(TOY_MODEL_NAME),
     )
@@ -59,6 +59,12 @@ def toy_suite() -> Any:
                   for t in TOY_TASKS)  # fmt: skip
     return Suite(name="toy", tasks=specs, include_path=str(root), perplexity_corpus="toy",
                  write_tasks=ensure_toy_tasks)  # fmt: skip
+
+
+def _generative_suite() -> Any:
+    from raysweep.toyworld.gentasks import toy_generative_suite
+
+    return toy_generative_suite()
 
 
 def heldout_documents() -> list[str]:
