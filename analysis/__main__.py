@@ -5,7 +5,10 @@ a column: they must share model, suite and item limit (``--allow-mixed`` overrid
 they share points the report puts those side by side and groups every statistic by run.
 
 ``python -m analysis agreement RUN_A RUN_B``: how far two runs (two suites, two item budgets)
-rank the calibration choices alike, with bootstrap intervals (``analysis.agreement``)."""
+rank the calibration choices alike, with bootstrap intervals (``analysis.agreement``).
+
+``python -m analysis ablation FULL PARTIAL [PARTIAL ...]``: the share of a full prune's retention
+loss that runs keeping some modules dense (``pruning.ignore``) lose (``analysis.ablation``)."""
 
 from __future__ import annotations
 
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         from analysis.agreement import main as agreement_main
 
         return agreement_main(argv[1:])
+    if argv[:1] == ["ablation"]:
+        from analysis.ablation import main as ablation_main
+
+        return ablation_main(argv[1:])
     args = parse_args(argv)
     group_by = tuple(k.strip() for k in args.group_by.split(",") if k.strip())
     try:

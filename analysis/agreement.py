@@ -107,18 +107,20 @@ def _grids(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
 
 def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str] | None = None,
               group_by: tuple[str, ...] = GROUP_KEYS, n_resamples: int = DEFAULT_RESAMPLES,
-              seed: int = 0, level: float = 0.95) -> Agreement:  # fmt: skip
+              seed: int = 0, level: float = 0.95, across_models: bool = False) -> Agreement:  # fmt: skip
     """The agreement of the module docstring. ValueError (its message for the user) when the
-    runs cannot be compared: one of them missing, the same run twice, different models."""
+    runs cannot be compared: one of them missing, the same run twice, different models (unless
+    ``across_models``: do two models rank the same calibration choices alike?)."""
     if n_resamples < 1 or not 0 < level < 1:
         raise ValueError("--resamples must be at least 1 and --level lie in (0, 1)")
     merged, runs = load_runs([run_a, run_b], allow_mixed=True, warn=False)
     info_a, info_b = runs
     if info_a.path.resolve() == info_b.path.resolve():
         raise ValueError(f"agreement needs two different runs, got {info_a.path} twice")
-    if info_a.model != info_b.model:
+    if info_a.model != info_b.model and not across_models:
         raise ValueError(f"the runs prune different models ({info_a.name}: {info_a.model!r}; "
-                         f"{info_b.name}: {info_b.model!r}): their choices are not comparable")  # fmt: skip
+                         f"{info_b.name}: {info_b.model!r}): their choices are not comparable "
+                         "(--across-models compares how two models rank them)")  # fmt: skip
     notes = []
     if (info_a.suite, info_a.limit) == (info_b.suite, info_b.limit) and info_a.suite != "?":
         notes.append(f"both runs use suite {info_a.suite!r} with limit {info_a.limit}: their "
@@ -248,6 +250,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="bootstrap replicates (default: %(default)s)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--level", type=float, default=0.95, help="interval level")
+    parser.add_argument("--across-models", action="store_true",
+                        help="compare runs of two models (do they rank the choices alike?)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None,
                         help="write agreement.md/.csv/.png here (default: ./agreement-<A>-<B>/)")  # fmt: skip
     return parser.parse_args(argv)
@@ -258,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     quantities = [q.strip() for q in args.quantity.split(",") if q.strip()] or None
     try:
         result = agreement(args.run_a, args.run_b, quantities=quantities,
-                           n_resamples=args.resamples, seed=args.seed, level=args.level)  # fmt: skip
+                           n_resamples=args.resamples, seed=args.seed, level=args.level,
+                           across_models=args.across_models)  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -123,3 +123,18 @@ def test_cli_writes_the_table_and_refuses_bad_input(tmp_path, capsys):
     assert main(["agreement", str(a.root), str(tmp_path / "nowhere")]) == 2
     assert main(["agreement", str(a.root), str(b.root), "--quantity", "speed"]) == 2
     assert "unknown quantity 'speed'" in capsys.readouterr().err
+
+
+def test_two_models_are_compared_only_when_asked(tmp_path, capsys):
+    """Do the dense toy model and the toy hybrid rank the calibration sources alike?"""
+    import json
+
+    rng = np.random.default_rng(7)
+    a, b = _run(tmp_path / "a", rng, 60), _run(tmp_path / "b", rng, 60)
+    lines = (b.root / "records.jsonl").read_text().splitlines()
+    other = [json.dumps({**json.loads(line), "model": "hybrid"}) for line in lines]
+    (b.root / "records.jsonl").write_text("\n".join(other) + "\n")
+    assert main(["agreement", str(a.root), str(b.root), "--out", str(tmp_path / "o")]) == 2
+    assert "--across-models" in capsys.readouterr().err
+    result = agreement(a.root, b.root, n_resamples=50, across_models=True)
+    assert (result.table["n_choices"] == 10).all()
