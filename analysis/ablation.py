@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.agreement import grid_choices
 from analysis.records import (
     GROUP_KEYS,
     TOTAL,
@@ -60,7 +61,7 @@ class Ablation:
 def _grid(run: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """A run's ok grid trials and the ignore patterns they were pruned with (one list per run)."""
     frame = ok_trials(load_records(run, warn=False))
-    frame = frame[frame.get("phase", "grid").fillna("grid") == "grid"]
+    frame = frame[frame["phase"] == "grid"]
     if frame.empty:
         raise ValueError(f"{run}: no ok grid trials")
     configs = frame["config"] if "config" in frame else ["{}"] * len(frame)
@@ -77,10 +78,10 @@ def _label(ignore: list[str]) -> str:
 
 def _means(frame: pd.DataFrame, seeds: dict[str, set], quantities: list[str]) -> pd.DataFrame:
     """Per choice, the mean over the shared seeds of each quantity's retention."""
-    keep = [seed in seeds.get(name, ()) for name, seed in zip(frame["mix_name"], frame["seed"],
+    keep = [seed in seeds.get(name, ()) for name, seed in zip(frame["choice"], frame["seed"],
                                                               strict=True)]  # fmt: skip
     columns = {q: retention_column(q) for q in quantities}
-    means = frame[keep].groupby("mix_name")[list(columns.values())].mean()
+    means = frame[keep].groupby("choice")[list(columns.values())].mean()
     return means.rename(columns={v: k for k, v in columns.items()})
 
 
@@ -102,14 +103,18 @@ def ablation(full: str | Path, partial: Sequence[str | Path], *,
         raise ValueError(f"unknown quantity {unknown[0]!r}: the runs have "
                          f"{', '.join([TOTAL, WORST, *known])}")  # fmt: skip
     rows, notes, labels = [], [], []
-    full_groups = dict(groups(full_frame, GROUP_KEYS))
-    for run in partial:
-        frame, ignore = _grid(run)
+    loaded = [_grid(run) for run in partial]
+    for run, (frame, ignore) in zip(partial, loaded, strict=True):
         if not ignore:
             raise ValueError(f"{run}: a partial run keeps some modules dense (pruning.ignore); "
                              "this one pruned every module")  # fmt: skip
         if str(frame["model"].iloc[0]) not in models:
             raise ValueError(f"{run} prunes another model than {full}")
+    # A choice is a mix name, with its weights where one name stands for several mixes (the
+    # uniform mix of a run over fewer sources is another mix).
+    full_frame, *frames = grid_choices([full_frame, *(frame for frame, _ in loaded)])
+    full_groups = dict(groups(full_frame, GROUP_KEYS))
+    for frame, (_, ignore) in zip(frames, loaded, strict=True):
         label = _label(ignore)
         labels.append(label)
         for key, part in groups(frame, GROUP_KEYS):
@@ -117,9 +122,9 @@ def ablation(full: str | Path, partial: Sequence[str | Path], *,
                 notes.append(f"{label}: {group_label(GROUP_KEYS, key)} is not in the full run")
                 continue
             base = full_groups[key]
-            seeds = {n: set(part.loc[part["mix_name"] == n, "seed"])
-                     & set(base.loc[base["mix_name"] == n, "seed"])
-                     for n in set(part["mix_name"]) & set(base["mix_name"])}  # fmt: skip
+            seeds = {n: set(part.loc[part["choice"] == n, "seed"])
+                     & set(base.loc[base["choice"] == n, "seed"])
+                     for n in set(part["choice"]) & set(base["choice"])}  # fmt: skip
             lost_full = 1.0 - _means(base, seeds, quantities)
             lost_partial = 1.0 - _means(part, seeds, quantities)
             for choice in sorted(lost_full.index.intersection(lost_partial.index)):

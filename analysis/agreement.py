@@ -85,7 +85,7 @@ def _weights(row: pd.Series) -> str:
                        if c.startswith("mix.") and pd.notna(v) and v > 0})  # fmt: skip
 
 
-def _grids(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+def grid_choices(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """Each run's ok grid trials with a ``choice`` column: the mix name, with the weights added
     only where one name stands for several mixes across the runs (then they are not one
     choice)."""
@@ -125,7 +125,7 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
     if (info_a.suite, info_a.limit) == (info_b.suite, info_b.limit) and info_a.suite != "?":
         notes.append(f"both runs use suite {info_a.suite!r} with limit {info_a.limit}: their "
                      "disagreement can only come from the runs' own noise")  # fmt: skip
-    grids = _grids([merged.trials[merged.trials[RUN] == r.name] for r in runs])
+    grids = grid_choices([merged.trials[merged.trials[RUN] == r.name] for r in runs])
     known = dimensions_in(pd.concat(grids))
     quantities = list(quantities or [TOTAL, WORST, *known])
     unknown = [q for q in quantities if q not in (TOTAL, WORST, *known)]

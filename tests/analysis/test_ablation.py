@@ -14,8 +14,10 @@ from analysis.ablation import MIN_LOSS, ablation, summary
 DIMS = ("general", "commonsense", "code", "math")
 
 
-def _run(root, retentions: dict[str, dict[str, float]], ignore=(), seeds=(0,), model="m"):
+def _run(root, retentions: dict[str, dict[str, float]], ignore=(), seeds=(0,), model="m",
+         mixes=None):  # fmt: skip
     """One ok grid record per (choice, seed) with the given per-dimension retention."""
+    mixes = mixes or {}
     root.mkdir(parents=True)
     with open(root / "records.jsonl", "w") as handle:
         for seed in seeds:
@@ -23,7 +25,8 @@ def _run(root, retentions: dict[str, dict[str, float]], ignore=(), seeds=(0,), m
                 handle.write(json.dumps({
                     "trial_id": f"{name}-{seed}", "phase": "grid", "status": "ok",
                     "model": model, "method": "wanda", "structure": "unstructured",
-                    "sparsity": 0.5, "mix_name": name, "mix": {name: 1.0}, "seed": seed,
+                    "sparsity": 0.5, "mix_name": name, "mix": mixes.get(name, {name: 1.0}),
+                    "seed": seed,
                     "retention": ret, "total_retention": float(np.mean(list(ret.values()))),
                     "worst_retention": min(ret.values()),
                     "config": json.dumps({"ignore": list(ignore)})}) + "\n")  # fmt: skip
@@ -88,3 +91,14 @@ def test_the_command_writes_its_files(tmp_path, capsys):
     assert "| all but .*linear_attn.* | general | 0.500 | [0.500, 0.500] | 2 |" in printed
     assert {p.name for p in (tmp_path / "o").iterdir()} == {
         "ablation.md", "ablation_shares.csv", "ablation_summary.csv"}  # fmt: skip
+
+
+def test_a_mix_name_with_other_weights_is_another_choice(tmp_path):
+    """A partial run over fewer sources has another uniform mix: it is not paired with the full
+    run's."""
+    both = {"a": 0.5, "b": 0.5}
+    full = _run(tmp_path / "full", {**FULL, "uniform": FULL["prose"]}, mixes={"uniform": both})
+    attn = _run(tmp_path / "attn", {**ATTN, "uniform": ATTN["prose"]}, ignore=["x"],
+                mixes={"uniform": {"a": 1.0}})  # fmt: skip
+    result = ablation(full, [attn])
+    assert set(result.shares["choice"]) == {"prose", "code"}
