@@ -390,6 +390,7 @@ def _trial_record(
         total_retention=ret.total_retention,
         worst_retention=ret.worst_retention,
         unmeasurable=list(ret.undefined),
+        **_generation_fields(scores, dense.scores),
         timings=pruned.timings(trial, total_s),
         peak_host_bytes=_peak_host_bytes(),
         peak_device_bytes=max(measured) if measured else None,
@@ -403,6 +404,16 @@ def _trial_record(
         config=trial.model_dump(mode="json"),
         **trial.item_selection_key(),
     )
+
+
+def _generation_fields(scores: Any, dense: Any) -> dict[str, dict[str, float]]:
+    """The record's generation fields from the pruned and dense scores' ``generation``."""
+    pruned, base = scores.generation, dense.generation
+    return {
+        "generated_tokens": {task: g.mean_tokens for task, g in pruned.items()},
+        "dense_generated_tokens": {task: g.mean_tokens for task, g in base.items()},
+        "truncated_share": {task: g.truncated_share for task, g in pruned.items()},
+    }
 
 
 # Failures that would recur on every attempt: bad data, names, shapes, files (not worker deaths,

@@ -96,6 +96,12 @@ class TrialRecord(BaseModel):
     # Dimensions the dense model scores at or below chance: their retention is None and total /
     # worst retention are over the other dimensions only.
     unmeasurable: list[str] = Field(default_factory=list)
+    # Generative (generate_until) tasks only: mean tokens generated per item, pruned and dense,
+    # and the share of the pruned model's generations that max_gen_toks cut before any stop
+    # sequence (empty for log-likelihood suites and in records written before generation).
+    generated_tokens: dict[str, float] = Field(default_factory=dict)
+    dense_generated_tokens: dict[str, float] = Field(default_factory=dict)
+    truncated_share: dict[str, float] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
     peak_host_bytes: int | None = None
     peak_device_bytes: int | None = None

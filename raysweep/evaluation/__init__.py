@@ -21,6 +21,7 @@ from raysweep.evaluation.harness import (
 from raysweep.evaluation.perplexity import heldout_perplexity, heldout_texts
 from raysweep.evaluation.scoring import (
     CapabilityScores,
+    GenerationStats,
     RetentionScores,
     TaskItems,
     dimension_scores,
@@ -31,6 +32,7 @@ __all__ = [
     "DIMENSIONS",
     "SUITES",
     "CapabilityScores",
+    "GenerationStats",
     "RetentionScores",
     "Suite",
     "TaskItems",

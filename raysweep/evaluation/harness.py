@@ -25,6 +25,7 @@ from raysweep.evaluation.scoring import (
     GROUP_DOC_STRIDE,
     ITEM_MEAN_TOLERANCE,
     CapabilityScores,
+    GenerationStats,
     TaskItems,
     make_scores,
 )
@@ -292,6 +293,78 @@ def _encode_requests(
     return out
 
 
+_GENERATION_LM: type | None = None
+
+
+def _row_key(ids: Any, mask: Any) -> tuple[int, ...]:
+    """A context's token ids without the left padding of its batch."""
+    return tuple((ids if mask is None else ids[mask.bool()]).tolist())
+
+
+def _generation_lm_class() -> type:
+    """``GenerationLM``: lm-eval's HFLM that also notes, per task, what ``generate_until``
+    generated: for each request its length in tokens (up to the step that stopped it; padding
+    after a finished row excluded) and whether ``max_gen_toks`` cut it before an end-of-text
+    token or a stop string appeared. Results are the stock HFLM's.
+
+    HFLM batches and sorts requests; a generated row is matched back to its request by the
+    context's token ids, encoded as HFLM encodes them (``tok_batch_encode``, left-truncated to
+    leave room for ``max_gen_toks``).
+    """
+    global _GENERATION_LM
+    if _GENERATION_LM is not None:
+        return _GENERATION_LM
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.models.utils import normalize_gen_kwargs
+
+    class GenerationLM(HFLM):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # task name -> (tokens generated, cut by the cap), one pair per request.
+            self.generation_log: dict[str, list[tuple[int, bool]]] = {}
+            self._rows: dict[tuple[int, ...], tuple[int, bool]] = {}
+
+        def _model_generate(self, context, max_length, stop, **generation_kwargs):
+            out = super()._model_generate(context, max_length, stop, **generation_kwargs)
+            mask = generation_kwargs.get("attention_mask")
+            budget = max_length - context.shape[1]
+            for row in range(out.shape[0]):
+                key = _row_key(context[row], None if mask is None else mask[row])
+                self._rows[key] = self._generated(out[row, context.shape[1] :], budget, stop)
+            return out
+
+        def _generated(self, new, budget: int, stop: list[str]) -> tuple[int, bool]:
+            tokens = new.tolist()
+            pad = self.tokenizer.pad_token_id
+            while tokens and tokens[-1] == pad:
+                tokens.pop()
+            text = self.tok_decode(tokens)
+            stopped = self.eot_token_id in tokens or any(s and s in text for s in stop)
+            return len(tokens), len(tokens) >= budget and not stopped
+
+        def _request_key(self, context: str, gen_kwargs: dict) -> tuple[int, ...]:
+            budget = normalize_gen_kwargs(dict(gen_kwargs), self.max_gen_toks)["max_gen_toks"]
+            ids, mask = self.tok_batch_encode(
+                [context], left_truncate_len=self.max_length - budget, truncation=self.truncation
+            )
+            return _row_key(ids[0], mask[0])
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            self._rows = {}
+            texts = super().generate_until(requests, disable_tqdm=disable_tqdm)
+            for req in requests:
+                row = self._rows.get(self._request_key(*req.args))
+                if row is None:
+                    log.debug("no generated row matched a request of %s", req.task_name)
+                    continue
+                self.generation_log.setdefault(req.task_name, []).append(row)
+            self._rows = {}
+            return texts
+
+    _GENERATION_LM = GenerationLM
+    return GenerationLM
+
+
 _SHARED_CONTEXT_LM: type | None = None
 
 
@@ -305,16 +378,15 @@ def _shared_context_lm_class() -> type:
     setup packing does not support (non-causal, flash attention, mixed precision, automatic
     batch size, a model whose packed scores disagree with plain ones on a probe), take the stock
     path. Results are the stock ``(log-prob sum, is_greedy)`` in request order.
-    ``loglikelihood_rolling`` and ``generate_until`` are lm-eval's.
+    ``loglikelihood_rolling`` and ``generate_until`` are lm-eval's (the latter noted as
+    ``GenerationLM`` notes it).
     """
     global _SHARED_CONTEXT_LM
     if _SHARED_CONTEXT_LM is not None:
         return _SHARED_CONTEXT_LM
-    from lm_eval.models.huggingface import HFLM
-
     from raysweep.evaluation import shared_context as sc
 
-    class SharedContextHFLM(HFLM):
+    class SharedContextHFLM(_generation_lm_class()):  # type: ignore[misc]
         def _packing_enabled(self) -> bool:
             return (
                 self.backend == "causal"
@@ -515,6 +587,20 @@ def _task_items(spec: TaskSpec, out: Mapping[str, Any], score: float) -> TaskIte
     return items
 
 
+def _generation_stats(
+    specs: list[TaskSpec], out: Mapping[str, Any], log_: Mapping[str, list[tuple[int, bool]]]
+) -> dict[str, GenerationStats]:
+    """:class:`GenerationStats` of each ``generate_until`` task of one lm-eval call (a group's:
+    over its members' generations)."""
+    groups = out.get("group_subtasks") or {}
+    stats = {}
+    for spec in specs:
+        rows = [row for leaf in _leaf_tasks(spec.name, groups) for row in log_.get(leaf, ())]
+        if rows:
+            stats[spec.name] = GenerationStats.of(rows)
+    return stats
+
+
 def evaluate_capabilities(
     model: Any,
     tokenizer: Any,
@@ -552,7 +638,11 @@ def evaluate_capabilities(
     With ``shared_context`` (the default) multiple-choice requests are scored by
     ``SharedContextHFLM``: each context once for all its choices, tokenization reused across
     calls in a process; the scores are lm-eval's HFLM scores (to float rounding). False uses
-    lm-eval's HFLM itself.
+    lm-eval's HFLM scoring itself.
+
+    Generation (``generate_until``) is lm-eval's, greedy as each task configures it; the
+    result's ``generation`` holds, per generative task, the mean generated length and the share
+    of generations cut by ``max_gen_toks`` (:class:`~raysweep.evaluation.scoring.GenerationStats`).
 
     Raises ValueError before any work when the suite runs model-written code and
     ``allow_code_execution`` is False, or names a task lm-eval does not know.
@@ -567,13 +657,13 @@ def evaluate_capabilities(
     )
 
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
 
-    lm_class = _shared_context_lm_class() if shared_context else HFLM
+    lm_class = _shared_context_lm_class() if shared_context else _generation_lm_class()
     _env_report_once()
     was_training = getattr(model, "training", False)
     task_scores: dict[str, float] = {}
     task_items: dict[str, TaskItems] = {}
+    generation: dict[str, GenerationStats] = {}
     try:
         with _preserved_rng(), _code_execution_env(allow_code_execution and runs_code):
             lm = lm_class(
@@ -615,6 +705,7 @@ def evaluate_capabilities(
                         found = _task_items(spec, out, scores[spec.name])
                         if found is not None:
                             task_items[spec.name] = found
+                generation.update(_generation_stats(specs, out, lm.generation_log))
     finally:
         if hasattr(model, "train"):
             model.train(was_training)
@@ -622,7 +713,7 @@ def evaluate_capabilities(
     if perplexity:
         texts = heldout_texts(suite.perplexity_corpus)
         ppl[suite.perplexity_corpus] = heldout_perplexity(model, tokenizer, texts, seqlen=length)
-    return make_scores(task_scores, suite, ppl, task_items if items else None)
+    return make_scores(task_scores, suite, ppl, task_items if items else None, generation)
 
 
 def prefetch_suite(

@@ -61,12 +61,39 @@ class TaskItems:
 
 
 @dataclass(frozen=True)
+class GenerationStats:
+    """What greedy generation produced on one ``generate_until`` task: ``count`` generations,
+    their mean length in tokens (a stop sequence that ended one included) and the share of them
+    that ``max_gen_toks`` cut before any stop sequence (pruned models ramble: both grow)."""
+
+    count: int
+    mean_tokens: float
+    truncated_share: float
+
+    @classmethod
+    def of(cls, rows: list[tuple[int, bool]]) -> GenerationStats:
+        """From ``(tokens generated, cut by the cap)`` per generation."""
+        n = len(rows)
+        return cls(n, sum(t for t, _ in rows) / n, sum(1 for _, cut in rows if cut) / n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "mean_tokens": self.mean_tokens,
+                "truncated_share": self.truncated_share}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GenerationStats:
+        return cls(int(data["count"]), float(data["mean_tokens"]), float(data["truncated_share"]))
+
+
+@dataclass(frozen=True)
 class CapabilityScores:
     """Scores of one model on one suite: plain task names and floats, never lm-eval metric keys.
 
     ``items``, when the evaluation was asked for them, holds each task's per-item scores
     (:class:`TaskItems`); None otherwise, and then :meth:`to_dict` writes no ``items`` key, so
-    entries and records written without them are unchanged.
+    entries and records written without them are unchanged. ``generation`` holds, per
+    ``generate_until`` task, what the model generated (:class:`GenerationStats`); empty for
+    log-likelihood suites, which then write no ``generation`` key either.
     """
 
     task_scores: dict[str, float]
@@ -74,6 +101,7 @@ class CapabilityScores:
     # Held-out perplexity per corpus name (empty unless requested).
     perplexity: dict[str, float] = field(default_factory=dict)
     items: dict[str, TaskItems] | None = None
+    generation: dict[str, GenerationStats] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -83,6 +111,8 @@ class CapabilityScores:
         }
         if self.items is not None:
             out["items"] = {task: items.to_dict() for task, items in self.items.items()}
+        if self.generation:
+            out["generation"] = {task: g.to_dict() for task, g in self.generation.items()}
         return out
 
     @classmethod
@@ -93,6 +123,9 @@ class CapabilityScores:
             dimension_scores={k: float(v) for k, v in data["dimension_scores"].items()},
             perplexity={k: float(v) for k, v in data.get("perplexity", {}).items()},
             items=None if items is None else {k: TaskItems.from_dict(v) for k, v in items.items()},
+            generation={
+                k: GenerationStats.from_dict(v) for k, v in data.get("generation", {}).items()
+            },
         )
 
     def without_items(self) -> CapabilityScores:
@@ -125,15 +158,18 @@ def make_scores(
     suite: Suite,
     perplexity: Mapping[str, float] | None = None,
     items: Mapping[str, TaskItems] | None = None,
+    generation: Mapping[str, GenerationStats] | None = None,
 ) -> CapabilityScores:
     kept = (
         None if items is None else {t.name: items[t.name] for t in suite.tasks if t.name in items}
     )
+    generated = generation or {}
     return CapabilityScores(
         task_scores={t.name: float(task_scores[t.name]) for t in suite.tasks},
         dimension_scores=dimension_scores(task_scores, suite),
         perplexity=dict(perplexity or {}),
         items=kept,
+        generation={t.name: generated[t.name] for t in suite.tasks if t.name in generated},
     )
 
 
