@@ -58,9 +58,43 @@ class _Strict(BaseModel):
 
 
 def structure_sparsity(structure: str, sparsity: float) -> float:
-    """The sparsity a (structure, target) point really has: N:M fixes it at 1 - N/M."""
+    """The sparsity a (structure, target) point really has: N:M fixes it at exactly (M-N)/M, the
+    ratio the pruner checks; an unstructured target is kept to 6 decimals, as trial ids hash it.
+    A point's sparsity is derived here and nowhere else."""
     nm = parse_structure(structure)
-    return sparsity if nm is None else 1.0 - nm[0] / nm[1]
+    return round(sparsity, 6) if nm is None else nm.sparsity
+
+
+def _check_sparsities(v: list[float] | None) -> list[float] | None:
+    for s in v or ():
+        if not (0.0 <= s < 1.0) or math.isnan(s):
+            raise ValueError(f"sparsity {s} is outside [0, 1)")
+    return v
+
+
+def _check_structures(v: list[str] | None) -> list[str] | None:
+    if v is None:
+        return None
+    for s in v:
+        parse_structure(s)
+    return [s.replace(" ", "") for s in v]
+
+
+def _check_sparsities_taken(where: str, structures: Sequence[str], sparsities: Sequence[float]):
+    """Every listed sparsity must plan a point: N:M fixes its own ratio, so a sparsity that no
+    structure takes (no 'unstructured' and no N:M of that ratio) would be dropped unseen. A grid
+    that crosses 'unstructured' with N:M on purpose stays valid: its N:M points run once each."""
+    if any(parse_structure(s) is None for s in structures):
+        return
+    ratios = {round(parse_structure(s).sparsity, 6): s for s in structures}  # type: ignore[union-attr]
+    unused = [s for s in sparsities if round(s, 6) not in ratios]
+    if unused:
+        fixed = ", ".join(f"{s} at {r:g}" for r, s in ratios.items())
+        raise ValueError(
+            f"{where}.sparsities {unused} are taken by no structure in {list(structures)} (N:M "
+            f"fixes the sparsity: {fixed}): add 'unstructured' to {where}.structures or list "
+            "only those ratios"
+        )
 
 
 def _check_weights(weights: Mapping[str, float], where: str) -> dict[str, float]:
@@ -238,6 +272,7 @@ class PruningConfig(_Strict):
 
     @model_validator(mode="after")
     def _owl_range(self) -> PruningConfig:
+        _check_sparsities_taken("pruning", self.structures, self.sparsities)
         if "owl" in self.allocations:
             for structure in self.structures:
                 for sparsity in self.sparsities:
@@ -251,20 +286,8 @@ class PruningConfig(_Strict):
     def _ignore(cls, v: list[str]) -> list[str]:
         return _check_ignore(v)
 
-    @field_validator("sparsities")
-    @classmethod
-    def _sparsity_range(cls, v: list[float]) -> list[float]:
-        for s in v:
-            if not (0.0 <= s < 1.0) or math.isnan(s):
-                raise ValueError(f"sparsity {s} is outside [0, 1)")
-        return v
-
-    @field_validator("structures")
-    @classmethod
-    def _structures(cls, v: list[str]) -> list[str]:
-        for s in v:
-            parse_structure(s)
-        return [s.replace(" ", "") for s in v]
+    _sparsity_range = field_validator("sparsities")(_check_sparsities)
+    _structures = field_validator("structures")(_check_structures)
 
 
 class TrackingConfig(_Strict):
@@ -379,6 +402,11 @@ class SearchConfig(_Strict):
     sparsities: list[float] | None = None
     structures: list[str] | None = None
 
+    # The search's axes take the grid's validators: a bad value is a config error, not a
+    # traceback when the search's points are planned.
+    _sparsity_range = field_validator("sparsities")(_check_sparsities)
+    _structures = field_validator("structures")(_check_structures)
+
 
 class SweepConfig(_Strict):
     name: str = "default"
@@ -396,6 +424,17 @@ class SweepConfig(_Strict):
     tracking: TrackingConfig | None = Field(
         None, description="log every trial to an experiment tracker (MLflow or W&B)"
     )
+
+    @model_validator(mode="after")
+    def _search_axes(self) -> SweepConfig:
+        s = self.search
+        if s is not None and (s.structures or s.sparsities):
+            _check_sparsities_taken(
+                "search",
+                s.structures or self.pruning.structures,
+                s.sparsities or self.pruning.sparsities,
+            )
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -448,7 +487,7 @@ def _format_error(err: ValidationError) -> str:
             continue
         given = e.get("input")
         shown = "" if isinstance(given, dict) else f" (got {given!r})"
-        lines.append(f"  {loc}: {msg}{shown}")
+        lines.append(f"  {loc}: {msg}{shown}" if loc else f"  {msg}")
     return "\n".join(lines)
 
 
@@ -664,6 +703,20 @@ class TrialConfig(_Strict):
     def _structure(cls, v: str) -> str:
         parse_structure(v)
         return v.replace(" ", "")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nm_sparsity(cls, data: Any) -> Any:
+        """An N:M structure fixes the sparsity: it is derived from the structure here (exactly
+        the ratio the pruner checks), whatever target came with it."""
+        if isinstance(data, dict) and isinstance(data.get("structure"), str):
+            try:
+                sparsity = structure_sparsity(data["structure"], data.get("sparsity", 0.5))
+            except ValueError:
+                return data  # the structure's own validator names the problem
+            if parse_structure(data["structure"]) is not None:
+                data = {**data, "sparsity": sparsity}
+        return data
 
     @field_validator("ignore")
     @classmethod

@@ -61,7 +61,7 @@ def trial_config(
         seed=seed,
         custom_sources=cal.custom_sources,
         method=method,  # type: ignore[arg-type]
-        sparsity=round(structure_sparsity(structure, sparsity), 6),
+        sparsity=structure_sparsity(structure, sparsity),
         structure=structure,
         mode=mode or pr.mode,  # type: ignore[arg-type]
         allocation=allocation or pr.allocations[0],  # type: ignore[arg-type]
@@ -166,7 +166,7 @@ def search_points(cfg: SweepConfig) -> list[TrialConfig]:
     for method in s.methods or cfg.pruning.methods:
         for structure in s.structures or cfg.pruning.structures:
             for sparsity in s.sparsities or cfg.pruning.sparsities:
-                sp = round(structure_sparsity(structure, sparsity), 6)
+                sp = structure_sparsity(structure, sparsity)
                 if (method, structure, sp) not in seen:
                     seen[method, structure, sp] = trial_config(
                         cfg, phase="search", mix={sources[0]: 1.0}, mix_name="search",

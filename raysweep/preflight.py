@@ -157,14 +157,17 @@ def _pruning_problems(cfg: SweepConfig, config: Any) -> list[str]:
         return problems
     pruned = {n: u for n, u in account.units.items()
               if n not in ignored_units(account.units, tuple(cfg.pruning.ignore))}  # fmt: skip
-    for structure in cfg.pruning.structures:
+    structures = [("pruning.structures", s) for s in cfg.pruning.structures]
+    if cfg.search is not None:  # the search prunes its own structures too
+        structures += [("search.structures", s) for s in cfg.search.structures or ()]
+    for where, structure in structures:
         nm = parse_structure(structure)
         if nm is None:
             continue
         odd = [n for n, u in pruned.items() if in_features(u) % nm.group]
         if odd:
             problems.append(
-                f"pruning.structures: {structure!r} needs every pruned matrix's input width "
+                f"{where}: {structure!r} needs every pruned matrix's input width "
                 f"divisible by {nm.group}; {len(odd)} are not (e.g. {odd[0]}, "
                 f"{in_features(pruned[odd[0]])} inputs): drop the structure or keep them dense "
                 "with pruning.ignore"

@@ -149,7 +149,21 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
     ):
         if value is not None:
             out.append(override(key, [value]))
-    return out
+    return out + _structure_sparsity(args)
+
+
+def _structure_sparsity(args: argparse.Namespace) -> list[str]:
+    """``--structure N:M`` alone names the point: N:M fixes its sparsity, so the config's list of
+    sparsities (for unstructured points) does not apply to it."""
+    from raysweep.names import parse_structure
+
+    if args.structure is None or args.sparsity is not None:
+        return []
+    try:
+        nm = parse_structure(args.structure)
+    except ValueError:
+        return []  # the config's validator names the flag and what is allowed
+    return [] if nm is None else [override("pruning.sparsities", [nm.sparsity])]
 
 
 def sweep_tree(trial: TrialConfig) -> dict[str, Any]:

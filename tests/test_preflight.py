@@ -149,6 +149,11 @@ def test_a_model_with_a_decoder_tensor_no_method_prunes(tmp_path):
 
 
 def test_an_nm_structure_the_model_widths_cannot_take():
-    (problem,) = _problems("pruning.structures=['3:7']")
+    (problem,) = _problems("pruning.structures=['unstructured', '3:7']")
     assert problem.startswith("pruning.structures: '3:7' needs every pruned matrix's input width ")
     assert "e.g. model.layers.0.self_attn.q_proj, 128 inputs" in problem
+
+
+def test_a_searched_nm_structure_the_model_widths_cannot_take():
+    problems = _problems("search={}", "search.structures=['unstructured', '2:6']")
+    assert [p[:40] for p in problems] == ["search.structures: '2:6' needs every pru"]
