@@ -514,3 +514,48 @@ def owl_allocation(allocations: pd.DataFrame, target: float, title: str, path: P
                   bbox_to_anchor=(1 - (legend_in - 0.15) / width_in, 0.5))  # fmt: skip
     axes.set_title(f"OWL layer sparsity by calibration set\n{title}", fontsize=10)
     return _save(figure, path)
+
+
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def generation_vs_sparsity(table: pd.DataFrame, path: Path) -> Path:
+    """Two panels from ``analysis.generation.generation_table``: mean generated tokens and the
+    share of generations cut by ``max_gen_toks`` (%) against sparsity (dense at 0), a colour per
+    generative task and a line style per method."""
+    tasks = sorted(table["task"].astype(str).unique())
+    methods = sorted(table["method"].astype(str).unique())
+    legend_in = 0.6 + _CHAR_IN * max(len(f"{t} ({m})") for t in tasks for m in methods)
+    figure, rect = _figure(5.6, 2.6, 0.7, legend_in, 0.6, 0.6)
+    width_in = figure.get_figwidth()
+    panel_w = (rect[2] - 0.6 / width_in) / 2
+    palette = colormaps["tab10"]
+    panels = (
+        ("mean_tokens", "mean generated tokens", 1.0),
+        ("truncated_share", "cut by max_gen_toks (%)", 100.0),
+    )
+    handles: list = []
+    names: list[str] = []
+    for k, (column, label, scale) in enumerate(panels):
+        x0 = rect[0] + k * (panel_w + 0.6 / width_in)
+        axes = figure.add_axes((x0, rect[1], panel_w, rect[3]))
+        for colour, task in enumerate(tasks):
+            for style, method in enumerate(methods):
+                rows = table[(table["task"] == task) & (table["method"] == method)]
+                rows = rows[rows[column].notna()].sort_values("sparsity")
+                axes.plot(rows["sparsity"] * 100, rows[column] * scale, marker="o",
+                          markersize=3, linewidth=1.2, color=palette(colour % 10),
+                          linestyle=_LINESTYLES[style % len(_LINESTYLES)],
+                          label=f"{task} ({method})")  # fmt: skip
+        # Both panels start at the dense model and at zero, so growth reads as growth.
+        axes.set_xlim(-3, 100 * float(table["sparsity"].max()) + 3)
+        axes.set_ylim(bottom=0)
+        axes.set_xlabel("target sparsity (%, dense at 0)")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        if k == 0:
+            handles, names = axes.get_legend_handles_labels()
+    figure.legend(handles, names, loc="center left", fontsize=7, title="task (method)",
+                  bbox_to_anchor=(1 - (legend_in - 0.15) / width_in, 0.5))  # fmt: skip
+    figure.suptitle("What pruned models generate: length and truncation by sparsity", fontsize=10)
+    return _save(figure, path)

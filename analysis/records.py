@@ -37,6 +37,9 @@ _NUMERIC_MAPPINGS = (
     "timings",
     "mix",
     "dense_kept",
+    "generated_tokens",
+    "dense_generated_tokens",
+    "truncated_share",
 )
 _NUMERIC_FIELDS = ("sparsity", "achieved_sparsity", "decoder_zero_fraction", "total_retention",
                    "worst_retention", "peak_host_bytes", "peak_device_bytes")  # fmt: skip

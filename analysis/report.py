@@ -32,6 +32,7 @@ from analysis.artifact import averaging_artifact
 from analysis.comparisons import PairedResults, interval_text, paired_comparisons, report_view
 from analysis.correlations import CorrelationResult, correlations
 from analysis.experts import coverage_table, expert_loads
+from analysis.generation import generation_table
 from analysis.headlines import dimension_title, headline
 from analysis.markup import (
     Block,
@@ -403,6 +404,7 @@ def write_report(
     _allocation_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _sparsity_blocks(analysis, out, blocks, jobs, max_figure_groups)
     _expert_blocks(analysis, out, blocks, jobs)
+    _generation_blocks(analysis, out, blocks, jobs)
     blocks += [Heading(2, "Notes"), *_notes_blocks(analysis, drawn, skipped)]
     _remove_stale_figures(out / "figures", {path for _, _, path in jobs})
     figure_paths = _render_figures(jobs, workers)
@@ -968,6 +970,33 @@ def _expert_blocks(
         Paragraph("Spearman ρ of expert coverage and routing entropy with retention, per group "
                   "(BH q-values within each group, as in the correlation tables above)."),
         Table(view[[c for c in keep if c in view.columns]].reset_index(drop=True)),
+    ]  # fmt: skip
+
+
+def _generation_blocks(
+    analysis: Analysis, out: Path, blocks: list[Block], jobs: list[_FigureJob]
+) -> None:
+    """Generative tasks: how long the pruned models' answers are, and how often the cap cut them."""
+    table = generation_table(analysis.records)
+    if table.empty:
+        return
+    view = table.assign(
+        sparsity=[_pct(v) for v in table["sparsity"]],
+        mean_tokens=[f"{v:.1f}" for v in table["mean_tokens"]],
+        truncated_share=[_pct(v) for v in table["truncated_share"]],
+        trials=[str(n) if n else "dense" for n in table["trials"]],
+    )
+    blocks += [
+        Heading(2, "Generation length by sparsity"),
+        Paragraph(
+            "Per generative task: mean tokens generated per item (over the trials at each "
+            "sparsity; the dense model at 0 %) and the share of generations cut by the task's "
+            "max_gen_toks before any stop sequence. Longer answers cost evaluation time a dense "
+            "run's timing does not show; cut ones are scored on what was written."
+        ),
+        Table(view.reset_index(drop=True)),
+        _figure(jobs, out, figures.generation_vs_sparsity, (table,), "generation_sparsity.png",
+                "Mean generated tokens and truncated share vs sparsity, per generative task"),
     ]  # fmt: skip
 
 
