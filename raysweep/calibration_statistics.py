@@ -2,10 +2,11 @@
 
 A source's statistics come from ``n_samples`` windows of that source alone (the windows the
 calibration builder draws for it; see ``calibration.build_calibration_set``), whatever the mix.
-They are stored per (model fingerprint, revision, dtype, source and its custom spec, seed,
-seqlen, n_samples, kind, store format) under ``<cache>/statistics/`` as a
-``raysweep.pruning.store`` store, one file per decoder layer, so that every mix of a sweep reuses
-them: a mix's statistics are the sources' per-token means weighted by the mix weights
+They are stored per (model fingerprint, revision, dtype, the source's calibration identity
+(:func:`raysweep.calibration.cache.calibration_identity`: its spec and local files' content,
+tokenizer, packing, seed, seqlen, n_samples), kind, store format) under
+``<cache>/statistics/`` as a ``raysweep.pruning.store`` store, one file per decoder layer, so
+that every mix of a sweep reuses them: a mix's statistics are the sources' per-token means weighted by the mix weights
 (:class:`raysweep.pruning.MixedStatistics`, read one layer at a time by the one-shot prune).
 
 Wanda trials store only diagonals (``sqnorm``) but read an existing complete Hessian store's
@@ -41,31 +42,39 @@ def statistics_kind(trial: TrialConfig) -> str | None:
 _BUILD_METHOD = {"sqnorm": "wanda", "hessian": "sparsegpt"}
 
 
-def statistics_key(trial: TrialConfig, source: str, kind: str) -> dict[str, Any]:
-    """Everything a source's stored statistics depend on (and nothing of the mix)."""
+def statistics_key(
+    trial: TrialConfig, source: str, kind: str, tokenizer: Any, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Everything a source's stored statistics depend on (and nothing of the mix): the model,
+    and the source's calibration identity (the one the window cache keys on: a local file's
+    content, the tokenizer, packing, seed, seqlen, count; ``extra``: the custom sources)."""
+    from raysweep.calibration import get_source
+    from raysweep.calibration.cache import calibration_identity
     from raysweep.models import model_spec_key
     from raysweep.pruning.store import STORE_FORMAT
 
+    windows = calibration_identity(
+        tokenizer, get_source(source, extra), trial.seqlen, trial.seed, trial.n_samples
+    )
     return {
         "model": model_spec_key(trial.model),
         "revision": trial.model.revision,
         "dtype": trial.model.dtype,
         "source": source,
         "spec": trial.custom_sources.get(source),
-        "seed": trial.seed,
-        "seqlen": trial.seqlen,
-        "n_samples": trial.n_samples,
+        "calibration": windows,
         "kind": kind,
         "format": STORE_FORMAT,
     }
 
 
-def store_path(trial: TrialConfig, source: str, kind: str) -> Path:
-    """The store directory of one source's statistics of ``kind``."""
+def store_path(key: Mapping[str, Any]) -> Path:
+    """The store directory of the statistics of ``key`` (:func:`statistics_key`)."""
     from raysweep.pruning.store import key_digest
 
-    digest = key_digest(statistics_key(trial, source, kind))[:20]
-    return cache_dir() / "statistics" / f"{source.replace('/', '_')[:40]}-{kind}-{digest}"
+    digest = key_digest(key)[:20]
+    source = str(key["source"])
+    return cache_dir() / "statistics" / f"{source.replace('/', '_')[:40]}-{key['kind']}-{digest}"
 
 
 def source_store(
@@ -87,10 +96,10 @@ def source_store(
     from raysweep.pruning.store import ensure_store, load_store
 
     layers = len(find_decoder_stack(loaded.model).layers)
+    tokenizer = loaded.tokenizer
     if kind == "sqnorm":
-        key = statistics_key(trial, source, "hessian")
-        hessians = load_store(store_path(trial, source, "hessian"), key, "hessian", layers,
-                              warn=False)  # fmt: skip
+        key = statistics_key(trial, source, "hessian", tokenizer, extra)
+        hessians = load_store(store_path(key), key, "hessian", layers, warn=False)
         if hessians is not None:
             return hessians, False
 
@@ -103,8 +112,8 @@ def source_store(
         stream_statistics(loaded.model, windows, sink, device, _BUILD_METHOD[kind])
         log.info("built %s statistics of %s in %.1f s", kind, source, time.perf_counter() - started)
 
-    path = store_path(trial, source, kind)
-    return ensure_store(path, statistics_key(trial, source, kind), kind, build, layers)  # type: ignore[arg-type]
+    key = statistics_key(trial, source, kind, tokenizer, extra)
+    return ensure_store(store_path(key), key, kind, build, layers)  # type: ignore[arg-type]
 
 
 def mix_statistics(

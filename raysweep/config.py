@@ -672,6 +672,11 @@ class TrialConfig(_Strict):
     seqlen: int = Field(2048, gt=0)
     seed: int = 0
     custom_sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    source_files: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="per file-backed source, the SHA-256 of each local file's content when the "
+        "point was planned: the trial id follows the files' content",
+    )
     method: Method = "wanda"
     sparsity: float = Field(0.5, ge=0, lt=1)
     structure: str = "unstructured"
@@ -741,6 +746,10 @@ class TrialConfig(_Strict):
         d["evaluation"].update(self.item_selection_key())
         used = set(self.mix)
         d["custom_sources"] = {k: v for k, v in d["custom_sources"].items() if k in used}
+        # Only points of file-backed sources carry digests: every other id is as it was.
+        files = {k: v for k, v in d.pop("source_files").items() if k in used}
+        if files:
+            d["source_files"] = files
         for name in _DEFAULT_FREE_OPTIONS:
             if d[name] == TrialConfig.model_fields[name].get_default(call_default_factory=True):
                 del d[name]

@@ -15,7 +15,7 @@ Every point is built by :func:`trial_config` from the sweep's shared settings an
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from raysweep.config import (
     EvaluationConfig,
@@ -60,6 +60,7 @@ def trial_config(
         seqlen=cal.seqlen,
         seed=seed,
         custom_sources=cal.custom_sources,
+        source_files=source_files(cfg, mix),
         method=method,  # type: ignore[arg-type]
         sparsity=structure_sparsity(structure, sparsity),
         structure=structure,
@@ -70,6 +71,29 @@ def trial_config(
         evaluation=evaluation or cfg.evaluation,
         resources=cfg.resources,
     )
+
+
+def source_files(cfg: SweepConfig, names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Content digests of the local files of the file-backed sources among ``names`` (``file:``
+    paths and custom specs), as the driver sees them now: a point's trial id follows them, so an
+    edited file is a new point, not one already done. Registered sources read none."""
+    custom = cfg.calibration.custom_sources
+    wanted = [n for n in names if n.startswith("file:") or n in custom]
+    if not wanted:
+        return {}
+    from raysweep.calibration import get_source, source_from_spec
+    from raysweep.calibration.cache import local_file_digests
+
+    out = {}
+    for name in wanted:
+        try:
+            extra = {name: source_from_spec(name, custom[name])} if name in custom else None
+            digests = local_file_digests(get_source(name, extra))
+        except (ValueError, TypeError):
+            continue  # the preflight names it; a file only the workers hold has no digest here
+        if digests:
+            out[name] = digests
+    return out
 
 
 # --------------------------------------------------------------------------- the grid
@@ -173,7 +197,9 @@ def search_points(cfg: SweepConfig) -> list[TrialConfig]:
                         method=method, structure=structure, sparsity=sp,
                         seed=search_seeds(cfg)[0], mode=mode, evaluation=ev,
                     )  # fmt: skip
-    return list(seen.values())
+    # A search trial weighs every searched source: each carries the digests of its files.
+    files = source_files(cfg, sources)
+    return [point.model_copy(update={"source_files": files}) for point in seen.values()]
 
 
 def search_trials(cfg: SweepConfig) -> int:

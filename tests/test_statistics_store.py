@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from raysweep.calibration import build_calibration_set
-from raysweep.calibration_statistics import mix_statistics, source_store, store_path
+from raysweep.calibration_statistics import mix_statistics, source_store, statistics_key, store_path
 from raysweep.config import EvaluationConfig, TrialConfig
 from raysweep.models import load_dense
 from raysweep.pruning import collect_statistics, prune_model
@@ -54,7 +54,7 @@ def test_ten_mixes_of_three_sources_build_three_stores_and_no_hessian(cache, loa
     assert sum(built) == 3  # the first mix builds each source once; the other nine reuse them
     manifests = _manifests(cache)
     assert len(manifests) == 3 and {m["key"]["source"] for m in manifests} == set(SOURCES)
-    assert all(m["kind"] == "sqnorm" and m["key"]["n_samples"] == 2 for m in manifests)
+    assert all(m["kind"] == "sqnorm" and m["key"]["calibration"]["count"] == 2 for m in manifests)
     for directory in cache.iterdir():
         for file in directory.glob("layer-*.safetensors"):
             from safetensors import safe_open
@@ -94,17 +94,20 @@ def test_ria_and_an_owl_allocation_read_wanda_statistics_from_the_stores(cache, 
         assert provider is not None and provider.kind == "sqnorm"
 
 
-def test_the_store_key_follows_the_source_not_the_mix(cache):
+def test_the_store_key_follows_the_source_not_the_mix(cache, loaded):
+    def path(trial, kind="sqnorm"):
+        return store_path(statistics_key(trial, SOURCES[0], kind, loaded.tokenizer, {}))
+
     a = _trial({SOURCES[0]: 0.9, SOURCES[1]: 0.1})
     b = _trial({SOURCES[0]: 0.2, SOURCES[2]: 0.8})
-    assert store_path(a, SOURCES[0], "sqnorm") == store_path(b, SOURCES[0], "sqnorm")
+    assert path(a) == path(b)
     different = [
         _trial(a.mix, n_samples=4), _trial(a.mix, seqlen=32), _trial(a.mix, seed=1),
         _trial(a.mix, model={"dtype": "bfloat16"}),
     ]  # fmt: skip
-    paths = {store_path(t, SOURCES[0], "sqnorm") for t in different}
-    assert len(paths) == 4 and store_path(a, SOURCES[0], "sqnorm") not in paths
-    assert store_path(a, SOURCES[0], "hessian") != store_path(a, SOURCES[0], "sqnorm")
+    paths = {path(t) for t in different}
+    assert len(paths) == 4 and path(a) not in paths
+    assert path(a, "hessian") != path(a)
 
 
 def test_oneshot_trial_prunes_from_the_store(cache):

@@ -59,17 +59,42 @@ def _callable_fingerprint(fn: Any) -> str | None:
     return f"{name}:{_sha256(code)[:16]}"
 
 
-def _file_stamps(files: tuple[str, ...]) -> list[list[Any]]:
-    # Local files are keyed by size and mtime too, so editing a file invalidates its windows.
-    stamps = []
-    for name in files:
-        path = Path(name)
-        if path.exists():
-            stat = path.stat()
-            stamps.append([name, stat.st_size, stat.st_mtime_ns])
-        else:
-            stamps.append([name])
-    return stamps
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(name: str) -> str | None:
+    """SHA-256 of a local file's content (None when it does not exist here), computed once per
+    (path, size, mtime_ns) in a process.
+
+    Content, not stamps, is a local file's identity: a copy or a checkout on another node has
+    other mtimes but the same windows, and the trial id composed from it must agree between the
+    driver and every worker. The stamps only say when to hash again; hashing reads the file once
+    (about 1 GB/s), a fraction of tokenising it for its windows."""
+    path = Path(name).expanduser()
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    if not path.is_file():
+        return None
+    stamp = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if stamp not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[stamp] = digest.hexdigest()
+    return _DIGESTS[stamp]
+
+
+def local_file_digests(source: CalibrationSource) -> dict[str, str]:
+    """``{path: content digest}`` of the source's files that exist on this machine."""
+    return {name: digest for name in source.data_files if (digest := file_digest(name))}
+
+
+def _file_digests(files: tuple[str, ...]) -> list[list[Any]]:
+    # Editing a local file in place invalidates everything built from it.
+    return [[name, file_digest(name)] for name in files]
 
 
 def source_fingerprint(source: CalibrationSource) -> dict[str, Any]:
@@ -80,7 +105,7 @@ def source_fingerprint(source: CalibrationSource) -> dict[str, Any]:
         "config": list(source.configs),
         "split": source.split,
         "revision": source.revision,
-        "data_files": _file_stamps(source.data_files),
+        "data_files": _file_digests(source.data_files),
         "data_dir": source.data_dir,
         "streaming": source.streaming,
         "text_field": source.text_field if source.format is None else None,
@@ -91,11 +116,15 @@ def source_fingerprint(source: CalibrationSource) -> dict[str, Any]:
     }
 
 
-def cache_key(tokenizer: Any, source: CalibrationSource, seqlen: int, seed: int, count: int) -> str:
-    """Hex key of the windows ``source_windows`` returns for these arguments."""
-    payload = {
+def calibration_identity(
+    tokenizer: Any, source: CalibrationSource, seqlen: int, seed: int, count: int
+) -> dict[str, Any]:
+    """What one source's calibration windows depend on: the source (its documents, local files
+    by content), the tokenizer, the packing version, seed, seqlen and count. The window cache
+    and the one-shot statistics store both key on it, so neither outlives a changed file or
+    tokenizer."""
+    return {
         "packing_version": PACKING_VERSION,
-        "raysweep": __version__,
         "tokenizer": tokenizer_fingerprint(tokenizer),
         "eos": getattr(tokenizer, "eos_token_id", None),
         # The seed is derived from the source name, so the name is part of the key.
@@ -104,6 +133,14 @@ def cache_key(tokenizer: Any, source: CalibrationSource, seqlen: int, seed: int,
         "seqlen": seqlen,
         "seed": seed,
         "count": count,
+    }
+
+
+def cache_key(tokenizer: Any, source: CalibrationSource, seqlen: int, seed: int, count: int) -> str:
+    """Hex key of the windows ``source_windows`` returns for these arguments."""
+    payload = {
+        **calibration_identity(tokenizer, source, seqlen, seed, count),
+        "raysweep": __version__,
     }
     return _sha256(json.dumps(payload, sort_keys=True))
 
