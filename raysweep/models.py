@@ -9,6 +9,8 @@ bf16) would never be read: it is not made, and a second load in such a process r
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,13 +101,48 @@ def load_dense(spec: ModelConfig, device: torch.device, *, keep_pristine: bool) 
 
 
 def model_spec_key(spec: ModelConfig) -> str:
-    """A cache-key component naming a model by its spec: path or hub id, revision, dtype and the
-    sizes of its weight files (the dense baseline and statistics caches; the calibration cache
-    hashes the loaded weights instead, ``calibration.cache.weights_fingerprint``)."""
+    """The model's identity, one cache-key component for the dense baseline and statistics
+    caches: a Hub id by its revision (what the Hub resolves it to), a local directory by the
+    digest of its weight files (:func:`weights_digest`), so a checkpoint replaced by another of
+    the same size is another model. (The calibration cache of generated sets hashes the loaded
+    weights instead, ``calibration.cache.weights_fingerprint``.)"""
     path = resolve_model_path(spec)
     p = Path(path)
     stamp = ""
     if p.is_dir():
         weights = sorted(p.glob("*.safetensors")) or sorted(p.glob("*.bin"))
-        stamp = ",".join(f"{w.name}:{w.stat().st_size}" for w in weights)
+        stamp = f"weights:{weights_digest(weights)}" if weights else ""
     return f"{spec.path}@{spec.revision or 'main'}:{spec.dtype}[{stamp}]"
+
+
+# A weight file's digest reads 64 blocks of 64 KiB spread evenly over it (the whole file when
+# smaller): 4 MiB per file, milliseconds even for a 5 GB shard, where hashing all of an 8B
+# model's 16 GB would take a minute per process. A checkpoint differs from another of the same
+# size (another seed, fine-tune or prune of the architecture) in nearly every block; a change
+# confined to a few bytes between the blocks would be missed.
+_DIGEST_BLOCKS = 64
+_DIGEST_BLOCK = 1 << 16
+
+
+def weights_digest(files: list[Path]) -> str:
+    """SHA-256 (16 hex) over each weight file's name, size and sampled content."""
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.name}:{stat.st_size}:".encode())
+        digest.update(_sampled_digest(str(file.resolve()), stat.st_size, stat.st_mtime_ns))
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=256)
+def _sampled_digest(path: str, size: int, mtime_ns: int) -> bytes:
+    """The file's sampled content hash; the stamps (size, mtime_ns) only say when to read again."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= _DIGEST_BLOCKS * _DIGEST_BLOCK:
+            digest.update(f.read())
+        else:
+            for i in range(_DIGEST_BLOCKS):
+                f.seek(i * (size - _DIGEST_BLOCK) // (_DIGEST_BLOCKS - 1))
+                digest.update(f.read(_DIGEST_BLOCK))
+    return digest.digest()
