@@ -36,9 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(GROUP_KEYS),
         help="comma-separated record fields (default: %(default)s; empty: no grouping)",
     )
-    parser.add_argument("--reference", default="c4",
+    parser.add_argument("--reference", default="auto",
                         help="reference calibration source of the mix table and the paired "
-                        "comparisons (default: %(default)s; empty: none)")  # fmt: skip
+                        "comparisons (default: auto, c4 where the run has it; empty: none)")  # fmt: skip
     parser.add_argument("--resamples", type=int, default=9999, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--paired-resamples", type=int, default=DEFAULT_RESAMPLES,

@@ -107,11 +107,23 @@ class ReportFiles:
     figures: list[Path] = field(default_factory=list)
 
 
+# ``reference="auto"``: the study's web-text baseline where the run has it as a single source,
+# else none, without a note (a toy run has no c4); a reference named explicitly that the run
+# lacks is noted.
+AUTO_REFERENCE = "auto"
+DEFAULT_REFERENCE = "c4"
+
+
+def _default_reference(sources: pd.DataFrame) -> str | None:
+    present = "source" in sources and (sources["source"] == DEFAULT_REFERENCE).any()
+    return DEFAULT_REFERENCE if present else None
+
+
 def analyse(
     records: RecordSet | str | Path,
     *,
     group_by: tuple[str, ...] = GROUP_KEYS,
-    reference: str | None = "c4",
+    reference: str | None = AUTO_REFERENCE,
     n_resamples: int = 9999,
     seed: int = 0,
     runs: tuple[RunInfo, ...] = (),
@@ -119,7 +131,8 @@ def analyse(
 ) -> Analysis:
     """Load (if given a path) and compute every table of the report; ``runs`` describes the
     runs of records read by :func:`analysis.runs.load_runs`. ``reference`` names the reference
-    source of the mix table and of the paired comparisons, which draw ``paired_resamples``
+    source of the mix table and of the paired comparisons (``"auto"``: c4 where the run has
+    it), which draw ``paired_resamples``
     bootstrap replicates from ``seed``."""
     if not isinstance(records, RecordSet):
         records = load_records(records)
@@ -128,8 +141,10 @@ def analyse(
     if missing:
         raise ValueError(f"cannot group by {missing}: not a field of the records")
     corr = correlations(records, group_by=group_by, n_resamples=n_resamples, seed=seed)
-    mixes = compare_mixes(records, group_by=group_by, reference=reference)
     sources = source_means(ok_trials(records), group_by)
+    if reference == AUTO_REFERENCE:
+        reference = _default_reference(sources)
+    mixes = compare_mixes(records, group_by=group_by, reference=reference)
     headlines = {
         group_label(group_by, key): headline(table) for key, table in groups(corr.table, group_by)
     }
@@ -346,7 +361,7 @@ def write_report(
     out_dir: str | Path | None = None,
     *,
     group_by: tuple[str, ...] = GROUP_KEYS,
-    reference: str | None = "c4",
+    reference: str | None = AUTO_REFERENCE,
     n_resamples: int = 9999,
     seed: int = 0,
     max_figure_groups: int = DEFAULT_MAX_FIGURE_GROUPS,
