@@ -289,14 +289,15 @@ def _sweep(cfg: SweepConfig, points: list[TrialConfig], mode: str, out: Path, re
             outcome = run_grid(cfg, todo, dense, records, storage, redo=redo)
             print(f"[raysweep] grid finished in {outcome.wall_s:.0f}s: {outcome.ok} ok, "
                   f"{len(outcome.errors)} error", flush=True)  # fmt: skip
+    failed = 0
     if search:
         from raysweep.search import run_search
 
-        run_search(cfg, out, storage)
+        failed = sum(summary["failed_trials"] for summary in run_search(cfg, out, storage))
     reported = _report(out) if cfg.analysis else True
     if cfg.analysis and reported and cfg.tracking is not None:
         _track_report(cfg, out)
-    status = _summary(points, records, grid=grid, search=search)
+    status = _summary(points, records, grid=grid, search=search, search_failed=failed)
     return status if reported else max(status, 1)
 
 
@@ -332,12 +333,14 @@ def _track_report(cfg: SweepConfig, out: Path) -> None:
         print(f"[raysweep] tracking: report logged to run {run_id}", flush=True)
 
 
-def _summary(points: list[TrialConfig], records: Path, *, grid: bool, search: bool) -> int:
+def _summary(points: list[TrialConfig], records: Path, *, grid: bool, search: bool,
+             search_failed: int = 0) -> int:  # fmt: skip
     """Print what ``records`` holds of this run; the exit status.
 
     1 when a trial the run was meant to finish has no ``ok`` record: a grid point (with
-    ``grid``) or a best mix's confirmation (with ``search``), else 0. Search trials may fail
-    without failing the run: the study carries on without them.
+    ``grid``), a best mix's confirmation (with ``search``), or one of the ``search_failed``
+    search trials this run saw fail (the study carried on without them, but it holds fewer
+    trials than asked and a failure that recurs is the user's to fix), else 0.
     """
     latest = latest_records(records)
     status = {i: r.status for i, r in latest.items()}
@@ -357,9 +360,14 @@ def _summary(points: list[TrialConfig], records: Path, *, grid: bool, search: bo
         unfinished += len(confirms) - len(confirmed)
         failed += [f"confirm {r.method} {r.structure} {r.sparsity:g} {r.mix}"
                    for r in confirms if r.status != "ok"]  # fmt: skip
-        print(f"[raysweep] summary: {sum(r.status == 'ok' for r in trials)}/{len(trials)} "
-              f"search trials ok, {len(confirmed)}/{len(confirms)} confirmations ok",
-              flush=True)  # fmt: skip
+        in_error = sum(r.status != "ok" for r in trials)
+        unfinished += search_failed
+        print(f"[raysweep] summary: {len(trials) - in_error}/{len(trials)} search trials ok"
+              f"{f', {in_error} in error' if in_error else ''}, "
+              f"{len(confirmed)}/{len(confirms)} confirmations ok", flush=True)  # fmt: skip
+        if search_failed:
+            failed.append(f"{search_failed} search trial(s) failed in this run: their records "
+                          "say why")  # fmt: skip
     print(f"[raysweep] records in {records}", flush=True)
     for label in failed:
         print(f"[raysweep]   error: {label}", flush=True)

@@ -9,7 +9,6 @@ sweep's own suite, and ``search/summary.json`` / ``summary.md`` put it beside th
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from collections.abc import Mapping
@@ -17,14 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray import tune
 
 from raysweep.atomic import write_text_atomic
 from raysweep.config import SweepConfig, TrialConfig
-from raysweep.dense import DenseBaseline, sweep_baseline
-from raysweep.items import dumps
+from raysweep.dense import sweep_baseline
 from raysweep.names import EQUAL_SOURCES_MIX, UNIFORM_MIX
-from raysweep.pipeline import run_trial_with_items
 from raysweep.planning import (
     confirm_points,
     search_plan,
@@ -34,56 +30,13 @@ from raysweep.planning import (
     search_trials,
 )
 from raysweep.records import RECORDS_FILE, TrialRecord, latest_records, read_records
-from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
+from raysweep.search.objectives import METRIC, objective_value
 from raysweep.search.tuner import run_mix_search, trials_to_run
 from raysweep.trainables.callbacks import RecordWriter, SearchProgress, write_failures
 from raysweep.trainables.tracking import tracking_callbacks
-from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY, trial_log
+from raysweep.trainables.trial import mix_label, sweep_trial
 
-
-def mix_label(weights: Mapping[str, float]) -> str:
-    """``toy_math`` for a one-hot mix, ``equal_sources`` for equal weights per source (not the
-    grid's ``uniform``, equal per dimension), else ``search``."""
-    nz = {s: w for s, w in weights.items() if w > 0}
-    if len(nz) == 1:
-        return next(iter(nz))
-    if len(nz) == len(weights) and max(nz.values()) - min(nz.values()) < 1e-9:
-        return EQUAL_SOURCES_MIX
-    return "search"
-
-
-def search_trial(config: dict[str, Any]) -> None:
-    """Tune trainable of the search: ``config = {point, dense, weights, objective, seeds}``.
-
-    The proposed mix is pruned and scored once per calibration seed, each a trial of its own
-    (its record and side file, reported together as lists under ``RECORD_KEY`` and
-    ``ITEMS_KEY``); the search sees the mean of their objectives (and, for a multi-objective
-    search, of their per-dimension retentions)."""
-    point = dict(config["point"])
-    weights = {s: w for s, w in config["weights"].items() if w > 0}
-    point.update(mix=weights, mix_name=mix_label(config["weights"]))
-    dense = DenseBaseline.from_dict(config["dense"])
-    records, items, rows = [], [], []
-    for seed in config.get("seeds") or [point["seed"]]:
-        trial = TrialConfig.model_validate({**point, "seed": seed})
-        stage, progress = trial_log(f"search {trial.label}")
-        outcome = run_trial_with_items(trial, dense, stage=stage, progress=progress)
-        record = outcome.record
-        record.node_id = ray.get_runtime_context().get_node_id()
-        record.host = platform.node()
-        records.append(record.to_json())
-        items.append(dumps(outcome.items))
-        rows.append(record.model_dump(mode="json"))
-    tune.report({**seed_mean(rows, config["objective"]), RECORD_KEY: records, ITEMS_KEY: items})
-
-
-def seed_mean(rows: list[Mapping[str, Any]], objective: str) -> dict[str, float]:
-    """What one search trial reports for its records (one per seed): the mean ``objective``
-    and the mean retention per dimension (multi-objective search)."""
-    values = [objective_value(row, objective) for row in rows]
-    dims = [dimension_metrics(row) for row in rows]
-    return {METRIC: sum(values) / len(values),
-            **{k: sum(d[k] for d in dims) / len(dims) for k in dims[0]}}  # fmt: skip
+__all__ = ["mix_label", "run_search"]  # mix_label: the search's mix names, kept importable here
 
 
 def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]]:
@@ -112,12 +65,13 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
         writer = RecordWriter(records)
         with write_failures(writer):
             res = run_mix_search(
-                search_trial,
+                sweep_trial,
                 sources=sources,
                 base_config={
                     "point": base.model_dump(mode="json"),
                     "dense": search_dense.to_dict(),
                     "objective": s.objective,
+                    "metrics": metrics,
                     "seeds": seeds,
                 },  # fmt: skip
                 study_dir=out / "search",
@@ -142,6 +96,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
             points = confirm_points(cfg, base, res.best_weights)
             confirmed = confirm(cfg, points, out, records, storage)
         summary = _summarise(cfg, base, res, confirmed, records, sources)
+        summary["failed_trials"] = len(writer.errors)
         if s.save_best and confirmed and all(r.status == "ok" for r in confirmed):
             summary["saved"] = save_best(cfg, points[0], out / "search" / best_dirname(base))
         summaries.append(summary)

@@ -54,6 +54,25 @@ for _key in ("_GENERATION_KEY", "_PARENT_CACHE_KEY_PREFIX"):
         setattr(_PicklableNSGAII, _key, getattr(optuna.samplers.NSGAIISampler, _key))
 
 
+class _OptunaSearch(OptunaSearch):
+    """Ray's OptunaSearch, telling Optuna FAIL for a trial that reports a NaN objective: a trial
+    that failed deterministically completes (so that Tune does not retry it) with its error
+    records and NaN. Optuna refuses NaN as a COMPLETE value and would leave it RUNNING, which
+    the constant liar counts as pending for the rest of the run."""
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        names = self.metric if isinstance(self.metric, list) else [self.metric]
+        if result and any(_is_nan(result.get(name)) for name in names):
+            result, error = None, True
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _sampler(seed: int, multi_objective: bool) -> optuna.samplers.BaseSampler:
     if multi_objective:
         return _PicklableNSGAII(seed=seed)
@@ -78,9 +97,9 @@ def fail_stale_trials(storage_url: str, study_name: str) -> int:
         study = optuna.load_study(study_name=study_name, storage=storage_url)
     except KeyError:
         return 0
-    stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
-        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        study.tell(trial.number, state=TrialState.FAIL)
     return len(stale)
 
 
@@ -173,7 +192,7 @@ def run_mix_search(
               "again", flush=True)  # fmt: skip
     remaining = trials_to_run(study_dir, study_name, n_trials, sources)
     if remaining:
-        searcher = OptunaSearch(
+        searcher = _OptunaSearch(
             space=define_by_run(list(sources), min_weight),
             metric=list(metrics) if multi else metrics[0],
             mode=["max"] * len(metrics) if multi else "max",

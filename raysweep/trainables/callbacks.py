@@ -14,15 +14,10 @@ from typing import Any
 from ray.tune import Callback
 
 from raysweep.atomic import WriteError
-from raysweep.config import TrialConfig
 from raysweep.items import trial_items_path, write_items
 from raysweep.pipeline import error_record, summarise_traceback
 from raysweep.records import TrialRecord, append_record, finished_ids
-from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY
-
-
-def _point(trial: Any) -> TrialConfig:
-    return TrialConfig.model_validate(trial.config["point"])
+from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY, record_texts, trial_points
 
 
 def _error_text(trial: Any) -> str:
@@ -65,15 +60,15 @@ class RecordWriter(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        raw = result.get(RECORD_KEY)
-        if raw is None:
+        raw = record_texts(result.get(RECORD_KEY))
+        if not raw:
             return
         # Tune lets callbacks change the result in place, before it is logged and kept.
         items = result.pop(ITEMS_KEY, None)
-        if isinstance(raw, str):
-            raw, items = [raw], [items]
+        if items is None or isinstance(items, str):
+            items = [items] + [None] * (len(raw) - 1)
         # A search trial over several seeds reports one record (and side file) per seed.
-        for one, payload in zip(raw, items or [None] * len(raw), strict=True):
+        for one, payload in zip(raw, items, strict=True):
             self._write(trial, one, payload)
 
     def _write(self, trial: Any, raw: str, items: str | None) -> None:
@@ -122,12 +117,15 @@ class RecordWriter(Callback):
         return self.failure
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        point = _point(trial)
-        if point.trial_id in self.written:
-            return
-        record = error_record(point, _error_text(trial), attempts=int(trial.num_failures))
-        self._append(record)
-        self.errors.append(record)
+        # Every point the Tune trial ran (a search trial's proposed mix, once per seed) that has
+        # no record yet: the error is written under the mix that failed, never the base point's.
+        for point in trial_points(trial.config):
+            if point.trial_id in self.written:
+                continue
+            record = error_record(point, _error_text(trial), attempts=int(trial.num_failures))
+            self._append(record)
+            self.written.add(point.trial_id)
+            self.errors.append(record)
 
 
 @contextlib.contextmanager
@@ -151,6 +149,7 @@ class ProgressLine(Callback):
         self.start = time.monotonic()
         self.done = self.failed = self.retried = 0
         self.running: set[str] = set()
+        self.in_error: set[str] = set()  # trials that reported an error record
 
     def _show(self) -> None:
         finished = self.done + self.failed
@@ -174,9 +173,20 @@ class ProgressLine(Callback):
         self.running.add(trial.trial_id)
         self._show()
 
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        texts = record_texts(result.get(RECORD_KEY))
+        if any(json.loads(t).get("status") != "ok" for t in texts):
+            self.in_error.add(trial.trial_id)
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.discard(trial.trial_id)
-        self.done += 1
+        # A deterministic failure completes the Tune trial with an error record: a failure.
+        if trial.trial_id in self.in_error:
+            self.failed += 1
+        else:
+            self.done += 1
         self._show()
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -201,8 +211,9 @@ class SearchProgress(ProgressLine):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
+        super().on_trial_result(iteration, trials, trial, result, **info)
         value = result.get(self.metric)
-        if value is None or (self.best is not None and value <= self.best):
+        if value is None or value != value or (self.best is not None and value <= self.best):
             return
         self.best = float(value)
         weights = trial.config.get("weights", {})

@@ -16,7 +16,7 @@ from raysweep.tracking import (
     tracking_uri,
     trial_params,
 )
-from raysweep.trainables.trial import RECORD_KEY
+from raysweep.trainables.trial import RECORD_KEY, record_texts
 
 
 def _guarded(method: Any) -> Any:
@@ -37,9 +37,7 @@ def _guarded(method: Any) -> Any:
 
 def _records(result: dict[str, Any]) -> list[TrialRecord]:
     """The records a Tune result carries: one (grid, confirmation) or one per seed (search)."""
-    found = result.get(RECORD_KEY)
-    texts = found if isinstance(found, list) else [found] if isinstance(found, str) else []
-    return [TrialRecord.model_validate_json(t) for t in texts]
+    return [TrialRecord.model_validate_json(t) for t in record_texts(result.get(RECORD_KEY))]
 
 
 def tracking_callbacks(cfg: SweepConfig, out: Path) -> list[Any]:

@@ -1,11 +1,15 @@
-"""The Ray Tune function trainable: validate the point, run it, report its record and, for an
-ok trial, its per-item scores (the driver writes them to a side file, not to the record)."""
+"""The one Ray Tune function trainable of grid, confirmation and search points: validate the
+point, run it (once per seed of a search trial), report its records and, for an ok trial, its
+per-item scores (the driver writes them to a side file, not to the record). The deterministic
+error rule lives here once: a fault that would recur is an error record, never retried."""
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -14,12 +18,15 @@ from ray import tune
 from raysweep.config import TrialConfig
 from raysweep.dense import DenseBaseline
 from raysweep.items import dumps
+from raysweep.names import EQUAL_SOURCES_MIX
 from raysweep.pipeline import (
     describe_failure,
     error_record,
     is_deterministic,
     run_trial_with_items,
 )
+from raysweep.records import TrialRecord
+from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
 
 RECORD_KEY = "record_json"
 # The trial's side-file payload (compact JSON, raysweep.items), reported beside its record.
@@ -43,19 +50,38 @@ def trial_log(label: str, current: list[str] | None = None) -> tuple[Any, Any]:
     return stage, progress
 
 
-def sweep_trial(config: dict[str, Any]) -> None:
-    """One sweep point: ``config = {"point": TrialConfig dump, "dense": DenseBaseline dict}``."""
-    trial = TrialConfig.model_validate(config["point"])
-    dense = DenseBaseline.from_dict(config["dense"])
-    label = trial.label
+def mix_label(weights: Mapping[str, float]) -> str:
+    """``toy_math`` for a one-hot mix, ``equal_sources`` for equal weights per source (not the
+    grid's ``uniform``, equal per dimension), else ``search``."""
+    nz = {s: w for s, w in weights.items() if w > 0}
+    if len(nz) == 1:
+        return next(iter(nz))
+    if len(nz) == len(weights) and max(nz.values()) - min(nz.values()) < 1e-9:
+        return EQUAL_SOURCES_MIX
+    return "search"
 
+
+def trial_points(config: Mapping[str, Any]) -> list[TrialConfig]:
+    """The trials one Tune trial runs: its ``point``; with ``weights`` (a search proposal) the
+    point takes that mix, and with ``seeds`` it runs once per calibration seed. Error records
+    are written under these, the mix that actually ran."""
+    point = dict(config["point"])
+    weights = config.get("weights")
+    if weights is not None:
+        point.update(mix={s: w for s, w in weights.items() if w > 0}, mix_name=mix_label(weights))
+    seeds = config.get("seeds") or [point["seed"]]
+    return [TrialConfig.model_validate({**point, "seed": seed}) for seed in seeds]
+
+
+def run_point(trial: TrialConfig, dense: DenseBaseline) -> tuple[TrialRecord, str | None]:
+    """(the trial's record, its side-file payload or None). A deterministic failure is an error
+    record, not retried; any other failure is raised for Tune to retry (``max_failures``)."""
     current = ["starting"]
-
-    stage, progress = trial_log(label, current)
-    items: dict[str, Any] | None = None
+    stage, progress = trial_log(trial.label, current)
+    payload = None
     try:
         outcome = run_trial_with_items(trial, dense, stage=stage, progress=progress)
-        record, items = outcome.record, outcome.items
+        record, payload = outcome.record, dumps(outcome.items)
     except Exception as exc:
         if not is_deterministic(exc):
             raise  # Tune retries it (max_failures): a worker fault may not recur
@@ -63,10 +89,60 @@ def sweep_trial(config: dict[str, Any]) -> None:
         record = error_record(trial, describe_failure(exc, current[0], trial), attempts=1)
     record.node_id = ray.get_runtime_context().get_node_id()
     record.host = platform.node()
-    metrics: dict[str, Any] = {RECORD_KEY: record.to_json()}
-    if items is not None:
-        metrics[ITEMS_KEY] = dumps(items)
-    if record.status == "ok":
-        metrics |= {"total_retention": record.total_retention,
-                    "worst_retention": record.worst_retention}  # fmt: skip
-    tune.report(metrics)
+    return record, payload
+
+
+def sweep_trial(config: dict[str, Any]) -> None:
+    """Tune's one trainable, for grid, confirmation and search points alike:
+    ``config = {"point": TrialConfig dump, "dense": DenseBaseline dict}``, plus for a search
+    trial ``weights``, ``seeds``, ``objective`` and ``metrics`` (what the searcher reads).
+
+    Each trial of :func:`trial_points` runs in turn, stopping at the first error record (a
+    deterministic fault would fail the other seeds alike); the records travel as one string of
+    JSON lines under ``RECORD_KEY`` (a string: Tune's TensorBoard logger skips it), their
+    side files under ``ITEMS_KEY``."""
+    dense = DenseBaseline.from_dict(config["dense"])
+    records: list[TrialRecord] = []
+    items: list[str | None] = []
+    for trial in trial_points(config):
+        record, payload = run_point(trial, dense)
+        records.append(record)
+        items.append(payload)
+        if record.status != "ok":
+            break
+    metrics: dict[str, Any] = {
+        RECORD_KEY: "\n".join(r.to_json() for r in records),
+        ITEMS_KEY: items,
+    }
+    tune.report(metrics | _scores(config, records))
+
+
+def _scores(config: Mapping[str, Any], records: list[TrialRecord]) -> dict[str, float]:
+    """The numbers Tune and the searcher read: a search trial's mean objective over its seeds
+    (NaN when a seed failed: Optuna marks the trial FAIL, its sampler ignores it), else the
+    record's retentions."""
+    ok = all(r.status == "ok" for r in records)
+    if "objective" in config:
+        if not ok:
+            return {name: math.nan for name in config.get("metrics") or [METRIC]}
+        return seed_mean([r.model_dump(mode="json") for r in records], config["objective"])
+    if not ok:
+        return {}
+    (record,) = records
+    return {"total_retention": record.total_retention, "worst_retention": record.worst_retention}
+
+
+def seed_mean(rows: list[Mapping[str, Any]], objective: str) -> dict[str, float]:
+    """What one search trial reports for its records (one per seed): the mean ``objective``
+    and the mean retention per dimension (multi-objective search)."""
+    values = [objective_value(row, objective) for row in rows]
+    dims = [dimension_metrics(row) for row in rows]
+    return {METRIC: sum(values) / len(values),
+            **{k: sum(d[k] for d in dims) / len(dims) for k in dims[0]}}  # fmt: skip
+
+
+def record_texts(value: Any) -> list[str]:
+    """The record JSON texts a result carries under ``RECORD_KEY``: JSON lines, or a list."""
+    if isinstance(value, str):
+        return [line for line in value.splitlines() if line.strip()]
+    return list(value or [])
