@@ -1,35 +1,54 @@
-"""The ``raysweep`` command: ``raysweep prune ...``, ``raysweep evaluate ...``, ``raysweep verify
-RUN``, else the sweep.
+"""The ``raysweep`` command: ``raysweep <command> ARGS`` runs one of :data:`COMMANDS`, else the
+sweep (``raysweep ARGS`` is ``raysweep run ARGS``, ``python -m raysweep.run ARGS``).
 
-``raysweep [run] ARGS`` is ``python -m raysweep.run ARGS``; ``raysweep prune ARGS`` is
-``python -m raysweep.prune ARGS``; ``raysweep evaluate ARGS`` is
-``python -m raysweep.evaluation ARGS``; ``raysweep verify RUN`` is ``python -m raysweep.verify RUN``.
+Each command is also reachable as its module (``python -m raysweep.prune``, ``python -m
+analysis``, ...). Nothing is imported before the command is known: ``raysweep --help`` lists the
+commands at once, and each command parses its flags before loading the library.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
+
+# command -> (module whose main(argv) runs it, what it does)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("raysweep.run", "the sweep: grid, mix-weight search, report (the default command)"),
+    "prune": ("raysweep.prune", "prune one model with one calibration mix; save and score it"),
+    "evaluate": ("raysweep.evaluation.__main__", "score a model per capability dimension"),
+    "verify": ("raysweep.verify", "check a run's records, side files and dense baselines"),
+    "calibration": ("raysweep.calibration.cli", "list sources; build and measure calibration sets"),
+    "analysis": ("analysis.__main__", "a run's report, or runs compared (python -m analysis)"),
+    "train": ("raysweep.toyworld.train", "train the toy world's model"),
+    "tradeoff": ("raysweep.toyworld.tradeoff", "the toy world's calibration trade-off"),
+}
+ALIASES = {"analyze": "analysis", "compare": "analysis", "evaluation": "evaluate"}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: raysweep <command> [ARGS ...]   (raysweep <command> --help for its flags)",
+             "       raysweep [ARGS ...]             (the sweep: raysweep run ARGS)", "",
+             "commands:"]  # fmt: skip
+    lines += [f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items()]
+    lines += ["", f"aliases: {', '.join(f'{a} = {c}' for a, c in ALIASES.items())}"]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    command = args[0] if args else ""
-    if command == "prune":
-        from raysweep.prune import main as prune
-
-        return prune(args[1:])
-    if command == "evaluate":
-        from raysweep.evaluation.__main__ import main as evaluate
-
-        return evaluate(args[1:])
-    if command == "verify":
-        from raysweep.verify import main as verify
-
-        return verify(args[1:])
-    from raysweep.run import main as run
-
-    return run(args[1:] if command == "run" else args)
+    command = ALIASES.get(args[0], args[0]) if args else ""
+    if command in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if command in COMMANDS:
+        args = args[1:]
+    else:
+        command = "run"  # flags, overrides or nothing: the sweep
+    module = importlib.import_module(COMMANDS[command][0])
+    status = module.main(args)
+    return 0 if status is None else int(status)
 
 
 if __name__ == "__main__":

@@ -503,10 +503,10 @@ def _print_point(trial: TrialConfig, record: Any, *, overrides: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # before the heavy imports: --help is instant
     from raysweep.pipeline import is_deterministic
     from raysweep.preflight import preflight
 
-    args = build_parser().parse_args(argv)
     try:
         cfg, trial, record = resolve(args)
     except ConfigError as exc:

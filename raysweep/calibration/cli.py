@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .build import source_windows
-from .metrics import information_metrics
 from .registry import SOURCES, get_source
 from .sources import CalibrationSource
 
@@ -64,6 +62,10 @@ def inspect_source(
     tokenizer: Any, name: str, n: int, seqlen: int, seed: int, show: int, chars: int
 ) -> str:
     """Decoded windows and information metrics of ``n`` windows of one source, as text."""
+    # Imported here, not at the top: they load torch, which --help and --list never need.
+    from .build import source_windows
+    from .metrics import information_metrics
+
     windows = source_windows(tokenizer, get_source(name), n, seqlen, seed)
     lines = [f"source {name}: {n} windows x {seqlen} tokens (seed {seed})"]
     for i, row in enumerate(windows[:show]):

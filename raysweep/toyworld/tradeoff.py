@@ -18,17 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-from raysweep.calibration import build_calibration_set, get_source
-from raysweep.evaluation import evaluate_capabilities
 from raysweep.names import DIMENSIONS, METHODS, UNIFORM_MIX
 from raysweep.planning import uniform_mix
-from raysweep.pruning import prune_model
 from raysweep.toyworld.sources import TOY_SOURCES
 from raysweep.toyworld.tasks import TOY_TASKS, task_items
-from raysweep.toyworld.train import ensure_toy_model
+
+# torch, transformers, calibration, evaluation, pruning and the toy model's training are
+# imported where they run: --help answers at once.
 
 # The source of each domain whose text is that domain's plain training-style text.
 ALIGNED = {
@@ -47,6 +43,8 @@ N_SAMPLES = 128
 
 def uniform_weights() -> dict[str, float]:
     """The default sweep's uniform mix of all toy sources (equal share per dimension)."""
+    from raysweep.calibration import get_source
+
     names = [s.name for s in TOY_SOURCES]
     return uniform_mix(names, {n: get_source(n).dimension for n in names})
 
@@ -62,6 +60,8 @@ def dimension_scores(scores: Mapping[str, float]) -> dict[str, float]:
 
 def task_scores(model, tokenizer) -> dict[str, float]:
     """Every toy task's ``acc`` on all its items, scored as a sweep's trial scores them."""
+    from raysweep.evaluation import evaluate_capabilities
+
     return evaluate_capabilities(model, tokenizer, "toy", batch_size=32, max_length=256).task_scores
 
 
@@ -148,6 +148,13 @@ def run(
     model_dir: Path | None = None,
 ) -> dict:
     """Retention table ``{method: {calibration: {dimension: [per seed]}}}`` plus the checks."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from raysweep.calibration import build_calibration_set
+    from raysweep.pruning import prune_model
+    from raysweep.toyworld.train import ensure_toy_model
+
     torch.set_num_threads(1)
     model_dir = model_dir or ensure_toy_model()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -110,11 +110,18 @@ def sweep_trial(config: dict[str, Any]) -> None:
         items.append(payload)
         if record.status != "ok":
             break
-    metrics: dict[str, Any] = {
-        RECORD_KEY: "\n".join(r.to_json() for r in records),
-        ITEMS_KEY: items,
-    }
-    tune.report(metrics | _scores(config, records))
+    tune.report(trial_result(config, records, items))
+
+
+def trial_result(
+    config: Mapping[str, Any], records: list[TrialRecord], items: list[str | None]
+) -> dict[str, Any]:
+    """What a Tune trial reports: its records as one string of JSON lines (Tune's TensorBoard
+    logger skips strings, where a list would be logged as a histogram and warned about with the
+    whole record), the side files (taken out by the driver's record writer before any logger
+    sees them) and the scores Tune and the searcher read."""
+    text = "\n".join(r.to_json() for r in records)
+    return {RECORD_KEY: text, ITEMS_KEY: items, **_scores(config, records)}
 
 
 def _scores(config: Mapping[str, Any], records: list[TrialRecord]) -> dict[str, float]:
