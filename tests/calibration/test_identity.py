@@ -39,9 +39,7 @@ def _edit_in_place(path, text: str) -> None:
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
 
 
-def test_an_edited_file_source_is_a_new_point_with_new_windows_and_statistics(
-    tmp_path, tokenizer
-):
+def test_an_edited_file_source_is_a_new_point_with_new_windows_and_statistics(tmp_path, tokenizer):
     text = tmp_path / "notes.txt"
     text.write_text("the river runs by the old town " * 40)
     name = f"file:{text}"
