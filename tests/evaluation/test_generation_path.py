@@ -49,6 +49,7 @@ def pruned(tmp_path_factory):
     return model, tokenizer, saved
 
 
+@pytest.mark.slow
 def test_generated_scores_equal_the_stock_cli_and_items_add_up(pruned, tasks_root, tmp_path):
     model, tokenizer, saved = pruned
     cli = stock_cli_results(saved, GENERATIVE, tasks_root, tmp_path, limit=LIMIT,
