@@ -92,6 +92,10 @@ def test_generation_length_and_truncation_are_measured(pruned, tasks_root, tmp_p
     stats = full.generation["toy_math_gen"]
     # Every worked answer ends with a blank line well within the budget of 40 tokens.
     assert stats.count == 8 and stats.truncated_share == 0.0 and 10 < stats.mean_tokens < 40
+    # lm-eval's own HFLM scoring (shared_context=False) notes the same generations.
+    stock = evaluate_capabilities(dense, tokenizer, suite, limit=8, max_length=MAX_LENGTH,
+                                  shared_context=False)  # fmt: skip
+    assert stock.generation == full.generation
     # The same task with a budget of 6 tokens: every answer is cut, at exactly 6 tokens.
     short = tmp_path / "short"
     shutil.copytree(tasks_root, short)
@@ -104,3 +108,16 @@ def test_generation_length_and_truncation_are_measured(pruned, tasks_root, tmp_p
     }  # fmt: skip
     assert cut.task_scores["toy_math_gen"] == 0.0
     assert full.to_dict()["generation"]["toy_math_gen"]["count"] == 8
+
+
+def test_generation_stats_survive_the_dense_cache_round_trip():
+    from raysweep.evaluation import CapabilityScores, GenerationStats
+
+    stats = GenerationStats.of([(10, False), (40, True), (25, False), (40, True)])
+    assert stats == GenerationStats(count=4, mean_tokens=28.75, truncated_share=0.5)
+    scores = CapabilityScores({"t": 0.5}, {"math": 0.5}, generation={"t": stats})
+    assert CapabilityScores.from_dict(scores.to_dict()) == scores
+    # Scores of log-likelihood suites, and entries cached before generation, have no key.
+    plain = CapabilityScores({"t": 0.5}, {"math": 0.5})
+    assert "generation" not in plain.to_dict()
+    assert CapabilityScores.from_dict(plain.to_dict()).generation == {}
