@@ -82,7 +82,7 @@ def source_files(cfg: SweepConfig, names: Iterable[str]) -> dict[str, dict[str, 
     if not wanted:
         return {}
     from raysweep.calibration import get_source, source_from_spec
-    from raysweep.calibration.cache import local_file_digests
+    from raysweep.calibration.digests import local_file_digests
 
     out = {}
     for name in wanted:
