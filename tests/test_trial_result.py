@@ -62,3 +62,23 @@ def test_a_failed_search_trial_reports_nan_for_every_metric():
     result = trial_result({**SEARCH, "metrics": ["retention_math", "retention_code"]}, records,
                           [None])  # fmt: skip
     assert math.isnan(result["retention_math"]) and math.isnan(result["retention_code"])
+
+
+def test_a_search_trial_that_failed_every_attempt_is_recorded_under_its_own_mix(tmp_path):
+    from raysweep.records import read_records
+    from raysweep.trainables.callbacks import RecordWriter
+
+    class Failed:
+        trial_id = "t1"
+        num_failures = 3
+        error_file = None
+        config = {**SEARCH, "weights": {"toy_web": 0.25, "toy_math_word": 0.75}}
+
+    writer = RecordWriter(tmp_path / "records.jsonl")
+    writer.on_trial_error(0, [], Failed())
+    writer.on_trial_error(0, [], Failed())  # reported twice: recorded once
+    records = read_records(tmp_path / "records.jsonl").records
+    assert [(r.mix, r.mix_name, r.seed, r.status, r.attempts) for r in records] == [
+        ({"toy_web": 0.25, "toy_math_word": 0.75}, "search", seed, "error", 3) for seed in (0, 1)
+    ]
+    assert POINTS[0].trial_id not in {r.trial_id for r in records}  # not the base point's id

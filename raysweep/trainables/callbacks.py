@@ -17,7 +17,7 @@ from raysweep.atomic import WriteError
 from raysweep.items import trial_items_path, write_items
 from raysweep.pipeline import error_record, summarise_traceback
 from raysweep.records import TrialRecord, append_record, finished_ids
-from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY, record_texts, trial_points
+from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY, record_texts, trial_configs
 
 
 def _error_text(trial: Any) -> str:
@@ -119,7 +119,7 @@ class RecordWriter(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # Every point the Tune trial ran (a search trial's proposed mix, once per seed) that has
         # no record yet: the error is written under the mix that failed, never the base point's.
-        for point in trial_points(trial.config):
+        for point in trial_configs(trial.config):
             if point.trial_id in self.written:
                 continue
             record = error_record(point, _error_text(trial), attempts=int(trial.num_failures))

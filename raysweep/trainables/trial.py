@@ -61,7 +61,7 @@ def mix_label(weights: Mapping[str, float]) -> str:
     return "search"
 
 
-def trial_points(config: Mapping[str, Any]) -> list[TrialConfig]:
+def trial_configs(config: Mapping[str, Any]) -> list[TrialConfig]:
     """The trials one Tune trial runs: its ``point``; with ``weights`` (a search proposal) the
     point takes that mix, and with ``seeds`` it runs once per calibration seed. Error records
     are written under these, the mix that actually ran."""
@@ -97,14 +97,14 @@ def sweep_trial(config: dict[str, Any]) -> None:
     ``config = {"point": TrialConfig dump, "dense": DenseBaseline dict}``, plus for a search
     trial ``weights``, ``seeds``, ``objective`` and ``metrics`` (what the searcher reads).
 
-    Each trial of :func:`trial_points` runs in turn, stopping at the first error record (a
+    Each trial of :func:`trial_configs` runs in turn, stopping at the first error record (a
     deterministic fault would fail the other seeds alike); the records travel as one string of
     JSON lines under ``RECORD_KEY`` (a string: Tune's TensorBoard logger skips it), their
     side files under ``ITEMS_KEY``."""
     dense = DenseBaseline.from_dict(config["dense"])
     records: list[TrialRecord] = []
     items: list[str | None] = []
-    for trial in trial_points(config):
+    for trial in trial_configs(config):
         record, payload = run_point(trial, dense)
         records.append(record)
         items.append(payload)
