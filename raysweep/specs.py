@@ -104,6 +104,12 @@ class TaskEntry(_Spec):
         description="items lm-eval evaluates, when known (a limit at or above it cuts "
         "nothing); checked against the task when it is scored",
     )
+    max_gen_toks: int | None = Field(
+        None,
+        gt=0,
+        description="generation budget in tokens of a generate_until task, replacing the "
+        "task's own (lm-eval's --gen_kwargs max_gen_toks=N); None keeps the task's",
+    )
 
     @field_validator("dimension", mode="before")
     @classmethod

@@ -31,6 +31,9 @@ class TaskSpec:
     when known without reading the dataset, is the number of items lm-eval evaluates (a group's:
     its largest member's); a limit at or above it cuts nothing, so the item selection does not
     matter there (:mod:`raysweep.evaluation.subsets`). The harness checks it against the task.
+    ``max_gen_toks`` replaces a ``generate_until`` task's generation budget (None keeps the
+    task's own: gsm8k's and mbpp's YAMLs set none, so lm-eval's HF default of 256 applies;
+    humaneval's sets 1024).
     """
 
     name: str
@@ -41,6 +44,7 @@ class TaskSpec:
     limit: int | None = None
     unsafe_code: bool = False
     size: int | None = None
+    max_gen_toks: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -60,6 +64,8 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r}: limit must be a positive integer or None")
         if self.size is not None and self.size <= 0:
             raise ValueError(f"task {self.name!r}: size must be a positive integer or None")
+        if self.max_gen_toks is not None and self.max_gen_toks <= 0:
+            raise ValueError(f"task {self.name!r}: max_gen_toks must be a positive integer or None")
 
     @property
     def metric_key(self) -> str:
@@ -122,14 +128,23 @@ class Suite:
 
     def fingerprint(self) -> str:
         """Stable hash of everything that changes what the suite measures. A task's ``size`` is
-        a fact about its dataset, not a setting (the harness checks it), and is left out."""
+        a fact about its dataset, not a setting (the harness checks it), and is left out; an
+        unset ``max_gen_toks`` too, so suites that set none keep their fingerprints."""
         payload = {
             "name": self.name,
-            "tasks": [{k: v for k, v in asdict(t).items() if k != "size"} for t in self.tasks],
+            "tasks": [_fingerprinted(t) for t in self.tasks],
             "include_path": self.include_path,
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _fingerprinted(task: TaskSpec) -> dict[str, Any]:
+    fields = asdict(task)
+    del fields["size"]
+    if fields["max_gen_toks"] is None:
+        del fields["max_gen_toks"]
+    return fields
 
 
 def _mc(name: str, dimension: str, chance: float, metric: str = "acc", **kw: Any) -> TaskSpec:

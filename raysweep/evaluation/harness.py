@@ -115,6 +115,18 @@ def _declared_unsafe(manager: TaskManager, name: str, seen: set[str] | None = No
     return False
 
 
+def _generates(manager: TaskManager, name: str) -> bool:
+    """Whether a task, or any member of a group, is a ``generate_until`` task (as its YAML
+    says; a task whose YAML includes another is taken to generate: it cannot be read here)."""
+    entry = manager.task_index.get(name)
+    cfg = (entry.cfg if entry is not None else None) or {}
+    members = cfg.get("task")
+    if isinstance(members, list):
+        children = [m if isinstance(m, str) else m.get("task") for m in members]
+        return any(isinstance(c, str) and _generates(manager, c) for c in children)
+    return cfg.get("output_type", "generate_until") == "generate_until"
+
+
 def _declared_metrics(manager: TaskManager, name: str) -> list[str] | None:
     """Metric names a task's YAML lists, or None when they cannot be read statically."""
     entry = manager.task_index.get(name)
@@ -189,6 +201,11 @@ def _check_tasks(suite: Suite, manager: TaskManager, allow_code_execution: bool)
                 "individually or use a group"
             )
             continue
+        if spec.max_gen_toks is not None and not _generates(manager, spec.name):
+            problems.append(
+                f"task {spec.name!r} sets max_gen_toks but does not generate (its output_type "
+                "is not generate_until): the budget would change nothing"
+            )
         metrics = _declared_metrics(manager, spec.name)
         metric_name = spec.metric_key.split(",")[0]
         if metrics is not None and metric_name not in metrics:
@@ -443,11 +460,13 @@ def _shared_context_lm_class() -> type:
 
 def _batches(
     suite: Suite, limit: int | None
-) -> dict[tuple[int | None, int | None], list[TaskSpec]]:
-    """Group tasks by (effective limit, num_fewshot): lm-eval takes one of each per call."""
-    groups: dict[tuple[int | None, int | None], list[TaskSpec]] = {}
+) -> dict[tuple[int | None, int | None, int | None], list[TaskSpec]]:
+    """Group tasks by (effective limit, num_fewshot, max_gen_toks): lm-eval takes one of each
+    per call."""
+    groups: dict[tuple[int | None, int | None, int | None], list[TaskSpec]] = {}
     for spec in suite.tasks:
-        groups.setdefault((effective_limit(spec, limit), spec.num_fewshot), []).append(spec)
+        key = (effective_limit(spec, limit), spec.num_fewshot, spec.max_gen_toks)
+        groups.setdefault(key, []).append(spec)
     return groups
 
 
@@ -669,7 +688,7 @@ def evaluate_capabilities(
             lm = lm_class(
                 pretrained=model, tokenizer=tokenizer, max_length=length, batch_size=batch_size
             )
-            for (task_limit, fewshot), specs in _batches(suite, limit).items():
+            for (task_limit, fewshot, budget), specs in _batches(suite, limit).items():
                 tasks: list[Any] = [s.name for s in specs]
                 samples = None
                 if (
@@ -683,6 +702,8 @@ def evaluate_capabilities(
                     model=lm,
                     tasks=tasks,
                     num_fewshot=fewshot,
+                    # lm-eval applies it to generate_until tasks only, as --gen_kwargs does.
+                    gen_kwargs=None if budget is None else {"max_gen_toks": budget},
                     limit=task_limit,
                     samples=samples,
                     task_manager=manager,

@@ -8,7 +8,7 @@ from raysweep.evaluation import DIMENSIONS, SUITES, Suite, TaskSpec, get_suite, 
 
 
 def test_builtin_suites_cover_every_dimension() -> None:
-    assert set(SUITES) == {"study", "fast", "toy"}
+    assert set(SUITES) == {"study", "fast", "toy", "toy_generative"}
     for name in ("study", "fast"):
         suite = get_suite(name)
         assert suite.dimensions == DIMENSIONS

@@ -107,6 +107,10 @@ def test_generation_length_and_truncation_are_measured(pruned, tasks_root, tmp_p
         "count": 8, "mean_tokens": 6.0, "truncated_share": 1.0
     }  # fmt: skip
     assert cut.task_scores["toy_math_gen"] == 0.0
+    # The suite's max_gen_toks does what the task's own budget does.
+    budget = _suite(tasks_root, tasks=("toy_math_gen",))
+    budget["tasks"][0]["max_gen_toks"] = 6
+    assert evaluate_capabilities(dense, tokenizer, budget, limit=8, max_length=MAX_LENGTH) == cut
     assert full.to_dict()["generation"]["toy_math_gen"]["count"] == 8
 
 
@@ -121,3 +125,24 @@ def test_generation_stats_survive_the_dense_cache_round_trip():
     plain = CapabilityScores({"t": 0.5}, {"math": 0.5})
     assert "generation" not in plain.to_dict()
     assert CapabilityScores.from_dict(plain.to_dict()).generation == {}
+
+
+def test_a_budget_on_a_task_that_does_not_generate_is_refused(tasks_root):
+    from raysweep.evaluation import validate_suite
+
+    mc = {"name": "mc", "include_path": str(tasks_root),
+          "tasks": [{"name": "toy_math_word", "dimension": "math", "chance": 0.25,
+                     "max_gen_toks": 8}]}  # fmt: skip
+    with pytest.raises(ValueError, match="'toy_math_word' sets max_gen_toks but does not generate"):
+        validate_suite(mc)
+
+
+def test_an_unset_budget_keeps_the_fingerprint_and_a_set_one_changes_it():
+    from dataclasses import replace
+
+    from raysweep.evaluation import get_suite
+
+    study = get_suite("study")
+    assert study.fingerprint() == "2c5bdb69e83f8d43"  # as before budgets existed
+    tasks = tuple(replace(t, max_gen_toks=256) if t.name == "gsm8k" else t for t in study.tasks)
+    assert replace(study, tasks=tasks).fingerprint() != study.fingerprint()

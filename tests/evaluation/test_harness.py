@@ -328,11 +328,22 @@ def test_max_length_is_explicit_and_capped(world: TinyWorld) -> None:
 
 
 def test_tasks_are_grouped_by_effective_limit_and_shots() -> None:
+    from dataclasses import replace
+
     from raysweep.evaluation.harness import _batches
 
     batches = _batches(get_suite("fast"), limit=100)
     names = {key: [t.name for t in specs] for key, specs in batches.items()}
-    assert names[(20, 5)] == ["mmlu"]
-    assert names[(100, 0)][:2] == ["boolq", "rte"] and "mathqa" in names[(100, 0)]
-    assert names[(100, 5)] == ["mmlu_college_computer_science", "mmlu_high_school_computer_science"]
-    assert set(_batches(get_suite("fast"), limit=None)) == {(20, 5), (200, 0), (500, 0), (None, 5)}
+    assert names[(20, 5, None)] == ["mmlu"]
+    assert names[(100, 0, None)][:2] == ["boolq", "rte"] and "mathqa" in names[(100, 0, None)]
+    assert names[(100, 5, None)] == [
+        "mmlu_college_computer_science", "mmlu_high_school_computer_science"
+    ]  # fmt: skip
+    assert set(_batches(get_suite("fast"), limit=None)) == {
+        (20, 5, None), (200, 0, None), (500, 0, None), (None, 5, None)
+    }  # fmt: skip
+    # A generation budget is set per lm-eval call, so tasks with another one go apart.
+    study = get_suite("study")
+    tasks = tuple(replace(t, max_gen_toks=512) if t.name == "humaneval" else t for t in study.tasks)
+    keys = set(_batches(replace(study, tasks=tasks), limit=None))
+    assert (None, 0, 512) in keys and (None, 0, None) in keys
