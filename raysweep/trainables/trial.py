@@ -80,6 +80,7 @@ def run_point(trial: TrialConfig, dense: DenseBaseline) -> tuple[TrialRecord, st
     stage, progress = trial_log(trial.label, current)
     payload = None
     try:
+        check_source_files(trial)
         outcome = run_trial_with_items(trial, dense, stage=stage, progress=progress)
         record, payload = outcome.record, dumps(outcome.items)
     except Exception as exc:
@@ -90,6 +91,22 @@ def run_point(trial: TrialConfig, dense: DenseBaseline) -> tuple[TrialRecord, st
     record.node_id = ray.get_runtime_context().get_node_id()
     record.host = platform.node()
     return record, payload
+
+
+def check_source_files(trial: TrialConfig) -> None:
+    """ValueError (an error record) when a local calibration file differs from the one the point
+    was planned with: its trial id names the planned content, so its windows must come from it.
+    A file this machine does not hold is not checked (the build itself reports it)."""
+    from raysweep.calibration.digests import file_digest
+
+    for source, files in trial.source_files.items():
+        for name, planned in files.items():
+            now = file_digest(name)
+            if now is not None and now != planned:
+                raise ValueError(
+                    f"calibration source {source!r}: {name} changed since the sweep was planned; "
+                    "run the sweep again to plan its points on the new content"
+                )
 
 
 def sweep_trial(config: dict[str, Any]) -> None:

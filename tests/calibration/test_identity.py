@@ -95,3 +95,17 @@ def test_search_points_carry_the_digests_of_every_searched_file(tmp_path):
 def test_points_of_registered_sources_have_no_digests_in_their_ids():
     cfg = _cfg("toy_general_prose", "toy_math_word")
     assert all("source_files" not in p.identity() for p in trial_points(cfg))
+
+
+def test_a_file_changed_after_planning_fails_its_trial_instead_of_mislabelling_it(tmp_path):
+    import pytest
+
+    from raysweep.trainables.trial import check_source_files
+
+    text = tmp_path / "notes.txt"
+    text.write_text("the river runs by the old town " * 40)
+    (point,) = trial_points(_cfg(f"file:{text}"))
+    check_source_files(point)
+    _edit_in_place(text, "add seven plus three equals 10 " * 40)
+    with pytest.raises(ValueError, match="changed since the sweep was planned"):
+        check_source_files(point)
