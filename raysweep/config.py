@@ -72,6 +72,17 @@ def _check_sparsities(v: list[float] | None) -> list[float] | None:
     return v
 
 
+def _unquoted_structures(v: Any) -> Any:
+    """YAML 1.1 reads an unquoted ``2:4`` as the base-60 number 124: say so, not "not a string"."""
+    for item in v if isinstance(v, list) else ():
+        if isinstance(item, int) and not isinstance(item, bool):
+            raise ValueError(
+                f"{item} is a number: quote an N:M structure in YAML ('2:4'); unquoted, YAML "
+                "reads 2:4 as the base-60 number 124"
+            )
+    return v
+
+
 def _check_structures(v: list[str] | None) -> list[str] | None:
     if v is None:
         return None
@@ -272,7 +283,6 @@ class PruningConfig(_Strict):
 
     @model_validator(mode="after")
     def _owl_range(self) -> PruningConfig:
-        _check_sparsities_taken("pruning", self.structures, self.sparsities)
         if "owl" in self.allocations:
             for structure in self.structures:
                 for sparsity in self.sparsities:
@@ -288,6 +298,7 @@ class PruningConfig(_Strict):
 
     _sparsity_range = field_validator("sparsities")(_check_sparsities)
     _structures = field_validator("structures")(_check_structures)
+    _quoted = field_validator("structures", mode="before")(_unquoted_structures)
 
 
 class TrackingConfig(_Strict):
@@ -406,6 +417,7 @@ class SearchConfig(_Strict):
     # traceback when the search's points are planned.
     _sparsity_range = field_validator("sparsities")(_check_sparsities)
     _structures = field_validator("structures")(_check_structures)
+    _quoted = field_validator("structures", mode="before")(_unquoted_structures)
 
 
 class SweepConfig(_Strict):
@@ -426,7 +438,8 @@ class SweepConfig(_Strict):
     )
 
     @model_validator(mode="after")
-    def _search_axes(self) -> SweepConfig:
+    def _axes(self) -> SweepConfig:
+        _check_sparsities_taken("pruning", self.pruning.structures, self.pruning.sparsities)
         s = self.search
         if s is not None and (s.structures or s.sparsities):
             _check_sparsities_taken(

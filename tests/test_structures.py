@@ -64,6 +64,8 @@ def test_search_points_carry_the_exact_ratio():
         ("search.structures=['x']", "search.structures: 'x' is not 'unstructured' or an 'N:M'"),
         ("pruning.structures=['2:4']", "pruning.sparsities [0.7] are taken by no structure"),
         ("search.structures=['2:4']", "search.sparsities [0.7] are taken by no structure"),
+        ("search.structures=[1:3]", "search.structures: 63 is a number: quote an N:M structure"),
+        ("pruning.structures=[2:4]", "pruning.structures: 124 is a number: quote an N:M"),
     ],
 )
 def test_bad_search_axes_exit_2_with_one_line_naming_the_field(override, expected, capsys):
