@@ -43,3 +43,26 @@ def generation_table(records: RecordSet | pd.DataFrame) -> pd.DataFrame:
                 rows.append((method, task, 0.0, 0, part[dense].mean(), float("nan")))
     table = pd.DataFrame(rows, columns=_COLUMNS)
     return table.sort_values(["method", "task", "sparsity"]).reset_index(drop=True)
+
+
+def task_retention_table(records: RecordSet | pd.DataFrame) -> pd.DataFrame:
+    """Mean retention (pruned / dense task score) of every task, per method and sparsity, with
+    whether the task is scored by generation: Math and Code by generation beside multiple
+    choice. Empty when no trial recorded generation."""
+    trials = ok_trials(records)
+    generated = set(_tasks(trials))
+    if not generated:
+        return pd.DataFrame(columns=["method", "task", "scored by", "sparsity", "retention"])
+    prefix = "task_scores."
+    tasks = sorted(c[len(prefix) :] for c in trials.columns if c.startswith(prefix))
+    rows = []
+    for task in tasks:
+        dense = f"dense_task_scores.{task}"
+        if dense not in trials:
+            continue
+        ratio = trials[f"{prefix}{task}"] / trials[dense].where(trials[dense] > 0)
+        kind = "generation" if task in generated else "log-likelihood"
+        for (method, sparsity), part in ratio.groupby([trials["method"], trials["sparsity"]]):
+            rows.append((method, task, kind, float(sparsity), part.mean()))
+    table = pd.DataFrame(rows, columns=["method", "task", "scored by", "sparsity", "retention"])
+    return table.sort_values(["method", "scored by", "task", "sparsity"]).reset_index(drop=True)

@@ -32,7 +32,7 @@ from analysis.artifact import averaging_artifact
 from analysis.comparisons import PairedResults, interval_text, paired_comparisons, report_view
 from analysis.correlations import CorrelationResult, correlations
 from analysis.experts import coverage_table, expert_loads
-from analysis.generation import generation_table
+from analysis.generation import generation_table, task_retention_table
 from analysis.headlines import dimension_title, headline
 from analysis.markup import (
     Block,
@@ -1012,7 +1012,20 @@ def _generation_blocks(
         Table(view.reset_index(drop=True)),
         _figure(jobs, out, figures.generation_vs_sparsity, (table,), "generation_sparsity.png",
                 "Mean generated tokens and truncated share vs sparsity, per generative task"),
+        Paragraph(
+            "Retention per task (% of the dense model's score, mean over the trials at each "
+            "sparsity), tasks scored by generation beside those scored by log-likelihood."
+        ),
+        Table(_task_retention_view(task_retention_table(analysis.records))),
     ]  # fmt: skip
+
+
+def _task_retention_view(table: pd.DataFrame) -> pd.DataFrame:
+    """Tasks as rows, sparsities (%) as columns."""
+    wide = table.pivot_table(index=["method", "scored by", "task"], columns="sparsity",
+                             values="retention", sort=True)  # fmt: skip
+    wide.columns = [f"{100 * float(c):g}%" for c in wide.columns]
+    return wide.map(_pct).reset_index()
 
 
 def _write_tables(analysis: Analysis, out: Path) -> dict[str, Path]:

@@ -27,6 +27,8 @@ def _record(source: str, sparsity: float, tokens: float | None) -> dict:
         "retention": retention, "total_retention": 1.0 - sparsity / 2,
         "worst_retention": 1.0 - sparsity / 2,
         "calib_metrics": {"perplexity": 10.0 + len(source) + sparsity}, **generated,
+        "task_scores": {"toy_math_gen": 0.8 - sparsity, "toy_math_word": 0.9 - sparsity / 2},
+        "dense_task_scores": {"toy_math_gen": 0.8, "toy_math_word": 0.9},
     }  # fmt: skip
 
 
@@ -51,10 +53,26 @@ def test_table_averages_trials_per_sparsity_with_the_dense_length_at_zero(tmp_pa
     assert table["truncated_share"].isna().tolist() == [True, False, False]
 
 
+def test_task_retention_sets_generated_tasks_beside_log_likelihood_ones(tmp_path):
+    from analysis.generation import task_retention_table
+
+    table = task_retention_table(load_records(_records(tmp_path)))
+    gen = table[table["task"] == "toy_math_gen"]
+    assert gen["scored by"].unique().tolist() == ["generation"]
+    assert gen["retention"].tolist() == pytest.approx([0.3 / 0.8, 0.1 / 0.8])
+    word = table[table["task"] == "toy_math_word"]
+    assert word["scored by"].unique().tolist() == ["log-likelihood"]
+    assert word["retention"].tolist() == pytest.approx([0.65 / 0.9, 0.55 / 0.9])
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert task_retention_table(load_records(_records(plain, False))).empty
+
+
 def test_report_shows_generation_only_when_recorded(tmp_path):
     files = write_report(_records(tmp_path), tmp_path / "report", n_resamples=99)
     text = files.report_md.read_text()
     assert "## Generation length by sparsity" in text
+    assert "| wanda | generation | toy_math_gen | 37.5 | 12.5 |" in text
     figure = files.out_dir / "figures" / "generation_sparsity.png"
     assert figure in files.figures and png_size(figure)[0] > 300
     plain = tmp_path / "plain"
