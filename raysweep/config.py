@@ -91,7 +91,9 @@ def _check_structures(v: list[str] | None) -> list[str] | None:
     return [s.replace(" ", "") for s in v]
 
 
-def _check_sparsities_taken(where: str, structures: Sequence[str], sparsities: Sequence[float]):
+def _check_sparsities_taken(
+    where: str, structures: Sequence[str], sparsities: Sequence[float]
+) -> None:
     """Every listed sparsity must plan a point: N:M fixes its own ratio, so a sparsity that no
     structure takes (no 'unstructured' and no N:M of that ratio) would be dropped unseen. A grid
     that crosses 'unstructured' with N:M on purpose stays valid: its N:M points run once each."""
