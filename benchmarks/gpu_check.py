@@ -8,6 +8,11 @@ public ``raysweep.pruning.prune_model``. Targets on one H200: Wanda <= 1 min, Sp
 (``prune_model``'s total; with ``--layers N`` they scale by N/32), peak device allocation
 <= 40 GiB.
 
+Before the prunes, an evaluation part measures the two rates that ``benchmarks/eval_projection.py``
+turns into the study suite's cost: batched log-likelihood forwards (16 x 600 tokens, MMLU's
+5-shot length) in tokens per second, and greedy generation with a KV cache (16 sequences, 256
+prompt tokens, 200 forced new tokens) in seconds per decode step. ``--no-eval`` skips it.
+
 Needs only torch and transformers (and safetensors, which transformers brings): it imports
 ``raysweep.pruning`` from this checkout, without installing raysweep and without pydantic, Ray,
 datasets, lm-eval or optuna.
@@ -76,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip a run that would end past this many seconds since the start",
     )
     p.add_argument("--json", type=Path, help="output JSON (default: $OUT/gpu_check.json)")
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation rates")
     p.add_argument("--seed", type=int, default=0)
     return p
 
@@ -146,6 +152,52 @@ def run_one(
         "achieved_sparsity": report.achieved_sparsity,
         "num_tokens": report.num_tokens,
     }
+
+
+EVAL_8B = {"batch": 16, "loglik_tokens": 600, "loglik_batches": 5, "prompt": 256, "steps": 200}
+EVAL_TINY = {"batch": 4, "loglik_tokens": 32, "loglik_batches": 2, "prompt": 16, "steps": 8}
+
+
+@torch.no_grad()
+def evaluation_rates(model, shape: dict[str, int], device: torch.device, sizes: dict[str, int],
+                     seed: int) -> dict[str, Any]:  # fmt: skip
+    """Log-likelihood forwards in tokens per second and greedy decode steps in seconds, each
+    after one untimed warm-up (allocator and kernel selection)."""
+    generator = torch.Generator().manual_seed(seed)
+    batch = sizes["batch"]
+
+    def ids(length: int) -> torch.Tensor:
+        tokens = torch.randint(0, shape["vocab_size"], (batch, length), generator=generator)
+        return tokens.to(device)
+
+    forward_ids = ids(sizes["loglik_tokens"])
+    model(input_ids=forward_ids, use_cache=False)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(sizes["loglik_batches"]):
+        model(input_ids=forward_ids, use_cache=False)
+    _sync(device)
+    forward_s = time.perf_counter() - start
+    tokens = sizes["loglik_batches"] * batch * sizes["loglik_tokens"]
+
+    prompt = ids(sizes["prompt"])
+    steps = sizes["steps"]
+    options = {"do_sample": False, "use_cache": True, "pad_token_id": 0, "eos_token_id": None}
+    model.generate(prompt, max_new_tokens=2, min_new_tokens=2, **options)  # warm-up
+    _sync(device)
+    start = time.perf_counter()
+    out = model.generate(prompt, max_new_tokens=steps, min_new_tokens=steps, **options)
+    _sync(device)
+    generate_s = time.perf_counter() - start
+    prefill_s = batch * sizes["prompt"] / (tokens / forward_s)  # the prompt's forward, at the
+    step_s = max(generate_s - prefill_s, 0.0) / steps  # log-likelihood rate
+    return {
+        "loglik": {"batch_size": batch, "tokens": tokens, "seconds": round(forward_s, 3),
+                   "tokens_per_s": round(tokens / forward_s, 1)},
+        "generation": {"batch_size": batch, "prompt_tokens": sizes["prompt"], "steps": steps,
+                       "generated": int(out.shape[1] - sizes["prompt"]),
+                       "seconds": round(generate_s, 3), "step_s": round(step_s, 5)},
+    }  # fmt: skip
 
 
 def _write(path: Path | None, result: dict[str, Any]) -> None:
@@ -227,6 +279,15 @@ def main(argv: list[str] | None = None) -> int:
         f"built in {build_s:.1f}s",
         flush=True,
     )
+    if not args.no_eval:
+        result["evaluation"] = evaluation_rates(
+            model, shape, device, EVAL_TINY if args.tiny else EVAL_8B, args.seed
+        )
+        rates = result["evaluation"]
+        print(f"[gpu_check] evaluation: log-likelihood {rates['loglik']['tokens_per_s']:,.0f} "
+              f"tokens/s, generation {rates['generation']['step_s'] * 1000:.1f} ms per step of "
+              f"{rates['generation']['batch_size']} sequences", flush=True)  # fmt: skip
+        _write(out, result)
     walls: dict[str, float] = {}
     for index, (method, mode) in enumerate(runs):
         estimate = walls.get(method, TARGET_SECONDS[method] * layers / FULL_LAYERS)

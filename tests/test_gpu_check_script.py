@@ -44,3 +44,47 @@ def test_tiny_gpu_check_passes_without_pydantic_ray_or_an_install(tmp_path):
         assert run["peak_device_bytes"] is None  # no CUDA: no device figure
     assert {"capture", "statistics", "propagate"} <= set(runs["wanda", "sequential"]["timings_s"])
     assert "PASS" in proc.stdout
+    # The evaluation rates the projection reads, measured before the prunes.
+    rates = result["evaluation"]
+    assert rates["loglik"]["tokens_per_s"] > 0 and rates["loglik"]["tokens"] == 4 * 32 * 2
+    assert rates["generation"]["generated"] == rates["generation"]["steps"] == 8
+    assert rates["generation"]["step_s"] > 0
+    projection = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "eval_projection.py"), "--measured",
+         str(tmp_path / "out" / "gpu_check.json")],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert "Rates (measured: " in projection and "| gsm8k | math |" in projection
+
+
+def test_without_a_python_that_has_torch_the_script_says_what_to_set(tmp_path):
+    """python3 without torch on PATH and no PYTHON: the checkout's .venv is tried, else one line."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "python3").write_text("#!/bin/sh\nexit 1\n")  # imports nothing
+    (shim / "python3").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    env["PATH"] = f"{shim}:/usr/bin:/bin"
+    copy = tmp_path / "checkout"
+    (copy / "benchmarks").mkdir(parents=True)
+    (copy / "benchmarks" / "gpu_check.sh").write_text(
+        (ROOT / "benchmarks" / "gpu_check.sh").read_text()
+    )
+    proc = subprocess.run(["bash", str(copy / "benchmarks" / "gpu_check.sh"), "--tiny"],
+                          capture_output=True, text=True, timeout=60, env=env, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert "no python with torch and transformers" in proc.stderr and "PYTHON=" in proc.stderr
+
+
+def test_the_projection_with_assumed_rates_matches_the_background_estimate():
+    """One trial of the study suite at 8B on one H100: 20-35 minutes, generation most of it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from eval_projection import ASSUMED, project
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    result = project(ASSUMED)
+    dense, longest = result["scenarios"]["dense"], result["scenarios"]["longest"]
+    assert 20 * 60 <= dense["trial_s"] <= longest["trial_s"] <= 35 * 60
+    assert 0.55 <= dense["generation_share"] < longest["generation_share"]
+    assert {r["task"] for r in dense["tasks"]} >= {"gsm8k", "humaneval", "mbpp", "mmlu"}
