@@ -77,7 +77,7 @@ def test_a_third_party_world_adds_models_sources_suites_and_corpora(with_fake_wo
     source = lookup("fake_text", TextSourceTable())
     assert (source.kind, source.offline, next(source.texts(3))) == (
         "builtin", True, "seed 3: the fake world's only document")  # fmt: skip
-    assert list(SUITES) == ["study", "fast", "toy", "fake"]
+    assert list(SUITES) == ["study", "fast", "toy", "toy_generative", "fake"]
     assert get_suite("fake").task_names == ("arc_easy",)
     assert heldout_texts("fake") == ["held out"]
     model = type("M", (), {"config": type("C", (), {"name_or_path": "/x/fake-model"})()})()
