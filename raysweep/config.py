@@ -405,6 +405,45 @@ class SearchConfig(_Strict):
         False, description="record held-out perplexity in search trials (no objective reads it)"
     )
     reference: str | None = Field(None, description="reference source shown beside the best mix")
+    early_stopping: Literal["none", "asha", "hyperband"] = Field(
+        "none",
+        description="score search trials in rungs of items and stop those that trail at a rung: "
+        "asha (Tune's ASHAScheduler, one bracket) or hyperband (its asynchronous HyperBand, "
+        "several brackets). Off by default: a stopped mix is judged on its first items only, "
+        "and it needs zero-shot tasks whose score is the mean of per-item values, which the "
+        "study suite's few-shot tasks are not",
+    )
+    rungs: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="items per task scored before each report, strictly increasing and below "
+        "the full set (search.limit, or each task's size); the full set is always the last "
+        "rung (None: grace_period x reduction_factor^k below it). Counts, not fractions, as "
+        "search.limit is: tasks of different sizes meet a rung on as many items each",
+    )
+    reduction_factor: float = Field(
+        3.0, gt=1, description="a rung keeps the best 1/reduction_factor of the trials reaching it"
+    )
+    grace_period: int = Field(
+        50, gt=0, description="items per task a trial scores before it may be stopped"
+    )
+
+    @field_validator("rungs")
+    @classmethod
+    def _increasing_rungs(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (v[0] <= 0 or any(b <= a for a, b in zip(v, v[1:], strict=False))):
+            raise ValueError("rungs must be positive item counts in strictly increasing order")
+        return v
+
+    @model_validator(mode="after")
+    def _one_metric_per_rung(self) -> SearchConfig:
+        if self.early_stopping != "none" and self.multi_objective:
+            raise ValueError(
+                f"early_stopping {self.early_stopping!r} with multi_objective: true: a rung ranks "
+                "trials on one objective; set early_stopping: none or multi_objective: false"
+            )
+        return self
+
     confirm: bool = True
     save_best: bool = Field(
         False,
@@ -589,8 +628,43 @@ def _check_registries(cfg: SweepConfig, *, mix_names: bool = True) -> None:
                 f"  {where}: tasks {unsafe} execute model-written code; set "
                 "evaluation.allow_code_execution: true to run them (only in a sandbox you trust)"
             )
+    if not problems and cfg.search is not None and cfg.search.early_stopping != "none":
+        problems += _rung_problems(cfg, get_suite)
     if problems:
         raise ConfigError("invalid configuration:\n" + "\n".join(problems))
+
+
+def _rung_problems(cfg: SweepConfig, get_suite: Any) -> list[str]:
+    """Why the search's suite cannot be scored in rungs, one line each: a rung must score as
+    the same items scored at once would, and its sizes must lie below the full set."""
+    from raysweep.evaluation.rungs import full_items
+    from raysweep.evaluation.subsets import cut_tasks
+
+    s = cfg.search
+    assert s is not None
+    where = "search.suite" if s.suite is not None else "evaluation.suite"
+    suite = get_suite(s.suite or cfg.evaluation.suite)
+    limit = s.limit or cfg.evaluation.limit
+    stop = f"search.early_stopping {s.early_stopping!r}"
+    # lm-eval draws every item's few-shot examples from one random stream in item order, so
+    # an item scored in a chunk would see other examples than in the one-shot evaluation.
+    shots = [t.name for t in suite.tasks if t.num_fewshot != 0]
+    if shots:
+        return [f"  {where}: tasks {shots} are few-shot (or keep lm-eval's default shots): "
+                f"{stop} scores items in chunks and needs zero-shot tasks; use a zero-shot "
+                "search.suite or early_stopping: none"]  # fmt: skip
+    selection = s.item_selection or cfg.evaluation.item_selection
+    if selection == "first" and cut_tasks(suite, limit):
+        return [f"  search.item_selection: 'first' with {stop}: rungs are prefixes of a seeded "
+                "random order of the items; use item_selection: random"]  # fmt: skip
+    full = full_items(suite, limit)
+    if full is None:
+        return [f"  search.limit: None with {stop}: a task of {where} declares no size, so the "
+                "full set's items per task are unknown; set search.limit"]  # fmt: skip
+    if s.rungs is not None and s.rungs[-1] >= full:
+        return [f"  search.rungs: {s.rungs} must lie below the full set's {full} items per task "
+                "(the full set is always the last rung)"]  # fmt: skip
+    return []
 
 
 def _is_source(name: str, get_source: Any, extra: Mapping[str, Any]) -> bool:
