@@ -32,6 +32,7 @@ from raysweep.planning import (
 from raysweep.records import RECORDS_FILE, TrialRecord, latest_records, read_records
 from raysweep.search.objectives import METRIC, objective_value
 from raysweep.search.tuner import run_mix_search, trials_to_run
+from raysweep.search.warm import grid_trials, warm_start
 from raysweep.trainables.callbacks import RecordWriter, SearchProgress, write_failures
 from raysweep.trainables.tracking import tracking_callbacks
 from raysweep.trainables.trial import mix_label, sweep_trial
@@ -58,10 +59,12 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
         print(f"[raysweep] {label}: {n_trials} trials over {len(sources)} sources{each} "
               f"({s.mode}, objective {s.objective}; Optuna study {name})", flush=True)  # fmt: skip
         search_dense = sweep_baseline(base, out, compute_dense)
-        to_run = trials_to_run(out / "search", name, n_trials, sources)
         metrics = [METRIC]
         if s.multi_objective:
             metrics = [f"retention_{d}" for d in sorted(search_dense.scores.dimension_scores)]
+        # Before counting what is left to run: the grid's points are complete trials.
+        warm_start(cfg, base, out, name, metrics)
+        to_run = trials_to_run(out / "search", name, n_trials, sources)
         writer = RecordWriter(records)
         with write_failures(writer):
             res = run_mix_search(
@@ -302,7 +305,10 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
             "reference": best_of([g for g in groups if g[0].mix == {ref: 1.0}]) if ref else None,
         }
 
-    searched = _by_mix([r for r in rows if r.phase == "search"], seeds)
+    from_grid = grid_trials(res.storage_url, res.study_name)
+    # The grid's records of points the study was given are the search's own evaluations of them.
+    warm_ids = {i for point in from_grid for i in point["trial_ids"]}
+    searched = _by_mix([r for r in rows if r.phase == "search" or r.trial_id in warm_ids], seeds)
     full = _by_mix([r for r in rows if r.phase == "grid"], seeds)
     full_rows = {"best_mix": _row(confirmed, key), **baselines(full, UNIFORM_MIX)}
     grid = [r for g in full for r in g]
@@ -320,6 +326,7 @@ def _summarise(cfg, base, res, confirmed, records, sources) -> dict[str, Any]:  
             **base.item_selection_key(),
         },
         "n_trials": res.n_trials,
+        "from_grid": from_grid,
         "wall_s": round(res.wall_s, 1),
         "best_weights": res.best_weights,
         "best_value": res.best_value,
@@ -368,6 +375,14 @@ def _paired(run_dir: Path, confirmed: list[TrialRecord], grid: list[TrialRecord]
     return out
 
 
+def _grid_lines(points: list[dict[str, Any]]) -> list[str]:
+    """The summary's line naming the points the grid supplied (none: no line)."""
+    if not points:
+        return []
+    names = ", ".join(str(p.get("mix_name")) for p in points)
+    return [f"{len(points)} of the trials are the grid's records, not run again: {names}.", ""]
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
@@ -386,6 +401,7 @@ def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
     for sm in summaries:
         lines += [f"## {sm['search']} — objective `{sm['objective']}`", "",
                   f"{sm['n_trials']} trials in {sm['wall_s']} s; Optuna study `{sm['storage']}`.", "",
+                  *_grid_lines(sm.get("from_grid") or []),
                   "best weights: " + ", ".join(f"{k} {v:.3f}" for k, v in sm["best_weights"].items() if v > 0),
                   ""]  # fmt: skip
         ss = sm["search_suite"]
