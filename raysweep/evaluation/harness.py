@@ -737,6 +737,135 @@ def evaluate_capabilities(
     return make_scores(task_scores, suite, ppl, task_items if items else None, generation)
 
 
+def evaluate_chunk(
+    model: Any,
+    tokenizer: Any,
+    suite: str | Mapping[str, Any] | Suite,
+    *,
+    start: int,
+    stop: int,
+    limit: int | None = None,
+    item_seed: int = 0,
+    batch_size: int = 8,
+    seed: int = 0,
+    max_length: int | None = None,
+    allow_code_execution: bool = False,
+    shared_context: bool = True,
+) -> dict[str, TaskItems]:
+    """Per-item values of the items at positions ``[start, stop)`` of every task's seeded order
+    (:mod:`raysweep.evaluation.rungs`), capped at the task's effective ``limit``: one chunk of an
+    evaluation in rungs. A task (every member of a group) with no item there is absent.
+
+    The chunks of ``0 < k1 < ... < full`` hold each item of the random-``limit`` evaluation
+    (:func:`evaluate_capabilities` with ``item_selection="random"``) once, scored as it scores
+    it when the suite is zero-shot: lm-eval draws few-shot examples from one stream in item
+    order, so a few-shot task is refused (ValueError). A group is scored member by member, its
+    items numbered as :class:`~raysweep.evaluation.scoring.TaskItems` says; a task whose score
+    is not the mean of its per-item values cannot be scored in chunks (ValueError).
+    """
+    suite = validate_suite(suite, allow_code_execution=allow_code_execution)
+    shots = [t.name for t in suite.tasks if t.num_fewshot != 0]
+    if shots:
+        raise ValueError(f"tasks {shots} are few-shot: they cannot be scored in chunks")
+    length = resolve_max_length(model, tokenizer, max_length)
+    manager = _manager_for(suite)
+    runs_code = bool(suite.unsafe_tasks) or any(
+        _declared_unsafe(manager, n) for n in suite.task_names
+    )
+    from lm_eval import simple_evaluate
+
+    lm_class = _shared_context_lm_class() if shared_context else _generation_lm_class()
+    was_training = getattr(model, "training", False)
+    found: dict[str, TaskItems] = {}
+    try:
+        with _preserved_rng(), _code_execution_env(allow_code_execution and runs_code):
+            lm = lm_class(
+                pretrained=model, tokenizer=tokenizer, max_length=length, batch_size=batch_size
+            )
+            for budget, specs in _budgets(suite).items():
+                members, samples, built = _chunk_samples(manager, specs, start, stop, limit,
+                                                         item_seed)  # fmt: skip
+                if not built:
+                    continue
+                out = simple_evaluate(
+                    model=lm, tasks=built, num_fewshot=0, samples=samples,
+                    gen_kwargs=None if budget is None else {"max_gen_toks": budget},
+                    task_manager=manager, use_cache=None, cache_requests=False,
+                    log_samples=True, bootstrap_iters=0, random_seed=seed,
+                    numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+                    confirm_run_unsafe_code=allow_code_execution,
+                )  # fmt: skip
+                if out is None:  # non-zero rank of a distributed launch
+                    raise RuntimeError("lm-eval returned no results on this rank")
+                for spec in specs:
+                    items = _chunk_items(spec, members[spec.name], out)
+                    if items.values:
+                        found[spec.name] = items
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+    return found
+
+
+def _budgets(suite: Suite) -> dict[int | None, list[TaskSpec]]:
+    """Tasks by ``max_gen_toks``: lm-eval takes one per call (a zero-shot suite: no shots key)."""
+    groups: dict[int | None, list[TaskSpec]] = {}
+    for spec in suite.tasks:
+        groups.setdefault(spec.max_gen_toks, []).append(spec)
+    return groups
+
+
+def _chunk_samples(
+    manager: TaskManager, specs: list[TaskSpec], start: int, stop: int, limit: int | None,
+    item_seed: int,
+) -> tuple[dict[str, list[str]], dict[str, list[int]], list[Any]]:  # fmt: skip
+    """Each task's leaves (a group's members in name order, as its items are numbered), the
+    chunk's documents of each leaf that has any, and those leaves' built tasks."""
+    from raysweep.evaluation.rungs import chunk_items
+
+    loaded = manager.load([s.name for s in specs])
+    tasks, groups = loaded["tasks"], loaded["groups"]
+    links = loaded.get("group_map") or {}
+    members, samples = {}, {}
+    for spec in specs:
+        leaves = sorted(set(_leaf_tasks(spec.name, links))) if spec.name in groups else [spec.name]
+        members[spec.name] = leaves
+        cap = effective_limit(spec, limit)
+        end = stop if cap is None else min(stop, cap)
+        for leaf in leaves:
+            docs = chunk_items(leaf, len(tasks[leaf].eval_docs), start, end, item_seed)
+            if docs:
+                samples[leaf] = docs
+    return members, samples, [tasks[leaf] for leaf in samples]
+
+
+def _chunk_items(spec: TaskSpec, leaves: list[str], out: Mapping[str, Any]) -> TaskItems:
+    """``spec``'s items of one chunk from lm-eval's logged samples, each leaf's checked to
+    average to the leaf's score (a corpus-level metric does not: ValueError)."""
+    metric, filter_key = spec.metric_key.split(",", 1)
+    doc_ids: list[int] = []
+    values: list[float] = []
+    for position, leaf in enumerate(leaves):
+        rows = [r for r in out["samples"].get(leaf, ()) if r.get("filter") == filter_key]
+        if not rows:
+            continue
+        got = [(r.get("doc_id"), r.get(metric)) for r in rows]
+        if not all(isinstance(i, int) and isinstance(v, int | float) for i, v in got):
+            raise ValueError(f"task {spec.name!r}: {leaf} logs no per-item {metric} values")
+        leaf_items = TaskItems(tuple(i for i, _ in got), tuple(float(v) for _, v in got))
+        score = out["results"].get(leaf, {}).get(spec.metric_key)
+        if (
+            not isinstance(score, int | float)
+            or abs(leaf_items.mean() - score) > ITEM_MEAN_TOLERANCE
+        ):
+            raise ValueError(f"task {spec.name!r}: the score of {leaf} is not the mean of its "
+                             "per-item values, so it cannot be scored in chunks")  # fmt: skip
+        offset = position * GROUP_DOC_STRIDE if len(leaves) > 1 or leaf != spec.name else 0
+        doc_ids += [offset + i for i in leaf_items.doc_ids]
+        values += leaf_items.values
+    return TaskItems(tuple(doc_ids), tuple(values))
+
+
 def prefetch_suite(
     suite: str | Mapping[str, Any] | Suite, *, perplexity: bool = False
 ) -> list[str]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from raysweep.evaluation.dimensions import Suite, get_suite
+from raysweep.evaluation.scoring import CapabilityScores, TaskItems, make_scores
 from raysweep.evaluation.subsets import effective_limit, random_subset
 
 
@@ -59,4 +60,46 @@ def chunk_items(task: str, size: int, start: int, stop: int, seed: int) -> list[
     return [i for i in random_subset(task, size, stop, seed) if i not in inner]
 
 
-__all__ = ["chunk_items", "full_items", "rung_sizes"]
+def merge(scored: Mapping[str, TaskItems], chunk: Mapping[str, TaskItems]) -> dict[str, TaskItems]:
+    """The items scored so far and a new chunk's, each task's in ``doc_id`` order (the order a
+    one-shot evaluation logs them in); ValueError if an item comes twice."""
+    out = dict(scored)
+    for task, new in chunk.items():
+        old = out.get(task, TaskItems((), ()))
+        pairs = sorted(zip(old.doc_ids + new.doc_ids, old.values + new.values, strict=True))
+        ids = tuple(i for i, _ in pairs)
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"task {task!r}: an item was scored twice")
+        out[task] = TaskItems(ids, tuple(v for _, v in pairs))
+    return out
+
+
+def rung_scores(
+    scored: Mapping[str, TaskItems], dense: CapabilityScores, suite: Suite
+) -> tuple[CapabilityScores, CapabilityScores]:
+    """(pruned, dense) scores on the items scored so far: each task's score the mean of its
+    values, the dense model's on the same items, read from its full evaluation's per-item
+    values. Every task of ``suite`` must have items."""
+    if dense.items is None:
+        raise ValueError("the dense baseline carries no per-item values (evaluate with items=True)")
+    missing = [t.name for t in suite.tasks if t.name not in scored or t.name not in dense.items]
+    if missing:
+        raise ValueError(f"no per-item values of tasks {missing}: they cannot be scored in rungs")
+    dense_items = {}
+    for task, items in scored.items():
+        by_id = dict(zip(dense.items[task].doc_ids, dense.items[task].values, strict=True))
+        absent = [i for i in items.doc_ids if i not in by_id]
+        if absent:
+            raise ValueError(f"task {task!r}: items {absent[:5]} are not in the dense baseline's")
+        dense_items[task] = TaskItems(items.doc_ids, tuple(by_id[i] for i in items.doc_ids))
+    pruned = make_scores({t: i.mean() for t, i in scored.items()}, suite, items=dict(scored))
+    base = make_scores({t: i.mean() for t, i in dense_items.items()}, suite, items=dense_items)
+    return pruned, base
+
+
+def items_scored(scored: Mapping[str, TaskItems]) -> int:
+    """Items scored so far over every task."""
+    return sum(len(items.values) for items in scored.values())
+
+
+__all__ = ["chunk_items", "full_items", "items_scored", "merge", "rung_scores", "rung_sizes"]
