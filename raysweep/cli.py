@@ -20,18 +20,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("raysweep.verify", "check a run's records, side files and dense baselines"),
     "calibration": ("raysweep.calibration.cli", "list sources; build and measure calibration sets"),
     "analysis": ("analysis.__main__", "a run's report, or runs compared (python -m analysis)"),
-    "train": ("raysweep.toyworld.train", "train the toy world's model"),
-    "tradeoff": ("raysweep.toyworld.tradeoff", "the toy world's calibration trade-off"),
 }
 ALIASES = {"analyze": "analysis", "compare": "analysis", "evaluation": "evaluate"}
 
 
+def commands() -> dict[str, tuple[str, str]]:
+    """raysweep's own commands, then those the plug-in worlds add (the toy world's ``train`` and
+    ``tradeoff``); a world cannot replace one of raysweep's. Loading the worlds is cheap: their
+    registrations import nothing heavy."""
+    from raysweep.worlds import registry
+
+    found = dict(COMMANDS)
+    for world in registry().worlds:
+        for name, entry in world.commands.items():
+            found.setdefault(name, entry)
+    return found
+
+
 def usage() -> str:
-    width = max(map(len, COMMANDS))
+    table = commands()
+    width = max(map(len, table))
     lines = ["usage: raysweep <command> [ARGS ...]   (raysweep <command> --help for its flags)",
              "       raysweep [ARGS ...]             (the sweep: raysweep run ARGS)", "",
              "commands:"]  # fmt: skip
-    lines += [f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {what}" for name, (_, what) in table.items()]
     lines += ["", f"aliases: {', '.join(f'{a} = {c}' for a, c in ALIASES.items())}"]
     return "\n".join(lines)
 
@@ -42,11 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command in ("-h", "--help", "help"):
         print(usage())
         return 0
-    if command in COMMANDS:
+    table = COMMANDS if command in COMMANDS else commands()
+    if command in table:
         args = args[1:]
     else:
         command = "run"  # flags, overrides or nothing: the sweep
-    module = importlib.import_module(COMMANDS[command][0])
+    module = importlib.import_module(table[command][0])
     status = module.main(args)
     return 0 if status is None else int(status)
 

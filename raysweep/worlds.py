@@ -51,6 +51,8 @@ class World:
     - ``perplexity_corpora``: corpus name -> a builder returning the corpus' documents.
     - ``default_tokenizer``: returns a tokenizer path for tools that need one when none is
       given (``python -m raysweep.calibration --inspect``).
+    - ``commands``: ``raysweep <command>`` name -> (module whose ``main(argv)`` runs it, one line
+      saying what it does): the world's own tools (the toy world's ``train`` and ``tradeoff``).
     """
 
     name: str
@@ -60,6 +62,7 @@ class World:
     suites: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     perplexity_corpora: Mapping[str, Callable[[], list[str]]] = field(default_factory=dict)
     default_tokenizer: Callable[[], str | Path] | None = None
+    commands: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """The toy world's registration with raysweep: its entry point in the ``raysweep.worlds`` group.
 
 ``pyproject.toml`` declares ``toy = "raysweep.toyworld.plugin:world"``; raysweep's core finds the
-toy models (``raysweep-toy``, ``raysweep-toy-moe``), the ``toy_*`` sources, the ``toy`` suite and
-the ``toy`` perplexity corpus only through it (see :mod:`raysweep.worlds`). Importing this module
-is cheap: the builders import what they need when called.
+toy models (``raysweep-toy``, ``raysweep-toy-moe``, ``raysweep-toy-hybrid``), the ``toy_*``
+sources, the ``toy`` suite and the ``toy`` perplexity corpus only through it (see
+:mod:`raysweep.worlds`). Importing this module is cheap: the builders import what they need when
+called.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def world() -> World:
         suites={"toy": toy_suite, "toy_generative": _generative_suite},
         perplexity_corpora={"toy": heldout_documents},
         default_tokenizer=lambda: _model(TOY_MODEL_NAME),
+        commands={
+            "train": ("raysweep.toyworld.train", "train a toy model (--moe, --hybrid)"),
+            "tradeoff": ("raysweep.toyworld.tradeoff", "the toy world's calibration trade-off"),
+        },
     )
 
 
