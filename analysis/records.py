@@ -71,11 +71,12 @@ class RecordSet:
 
     @property
     def n_errors(self) -> int:
-        return int((self.trials["status"] != "ok").sum())
+        # A search trial stopped early at a rung is neither a result nor an error.
+        return int((self.trials["status"] == "error").sum())
 
     def error_counts(self) -> dict[str, int]:
         """First line of each distinct error message, with how many trials failed with it."""
-        failed = self.trials[self.trials["status"] != "ok"]
+        failed = self.trials[self.trials["status"] == "error"]
         first_lines = failed["error"].fillna("(no message)").astype(str).str.split("\n").str[0]
         return {str(k): int(v) for k, v in first_lines.value_counts().items()}
 

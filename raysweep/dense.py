@@ -70,6 +70,20 @@ def evaluate(
     )
 
 
+def evaluate_between(
+    model: Any, tokenizer: Any, suite: Suite | str, ev: EvaluationConfig, start: int, stop: int
+) -> dict[str, Any]:
+    """Per-item values (``TaskItems`` per task) of the items at positions ``[start, stop)`` of
+    each task's seeded order, with :func:`evaluate`'s settings: one chunk of an evaluation in
+    rungs (:mod:`raysweep.evaluation.rungs`), its items those :func:`evaluate` scores."""
+    from raysweep.evaluation.harness import evaluate_chunk
+
+    return evaluate_chunk(model, tokenizer, suite, start=start, stop=stop, limit=ev.limit,
+                          item_seed=ev.item_seed, batch_size=ev.batch_size, seed=ev.seed,
+                          max_length=ev.max_length,
+                          allow_code_execution=ev.allow_code_execution)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DenseBaseline:
     """The dense model's scores and the key they are cached under (recorded with every trial)."""

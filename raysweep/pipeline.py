@@ -316,6 +316,23 @@ def run_trial_with_items(
     return TrialOutcome(record, trial_payload(trial.trial_id, dense.key, scores, suite))
 
 
+def scored_outcome(
+    trial: TrialConfig, dense: DenseBaseline, pruned: PrunedTrial, scores: Any, *, started: str,
+    total_s: float,
+) -> TrialOutcome:  # fmt: skip
+    """The outcome of a pruned trial whose scores came from elsewhere than
+    :func:`_evaluation_stage` (an evaluation in rungs: the merged per-item values of its
+    chunks), recorded as :func:`run_trial_with_items` records a trial."""
+    from raysweep.evaluation import get_suite, score_retention
+    from raysweep.items import trial_payload
+
+    suite = get_suite(trial.evaluation.suite)
+    retention = score_retention(scores, dense.scores, suite)
+    record = _trial_record(trial, dense, pruned, scores, retention, attempts=1, started=started,
+                           total_s=total_s)  # fmt: skip
+    return TrialOutcome(record, trial_payload(trial.trial_id, dense.key, scores, suite))
+
+
 def _run(
     trial: TrialConfig, dense: DenseBaseline, stage: Stage,
     progress: Callable[[int, int], None] | None, attempts: int, *, items: bool,

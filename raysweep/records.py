@@ -48,8 +48,11 @@ class TrialRecord(BaseModel):
     trial_id: str
     sweep: str = "default"
     phase: Literal["grid", "search", "confirm"] = "grid"
-    status: Literal["ok", "error"]
+    # "stopped": a search trial an early-stopping scheduler ended at a rung; its scores are those
+    # of its first ``stopped_at_items`` items per task, never a finished evaluation.
+    status: Literal["ok", "error", "stopped"]
     error: str | None = None
+    stopped_at_items: int | None = None
     model: str
     method: str
     structure: str

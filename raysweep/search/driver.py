@@ -31,7 +31,7 @@ from raysweep.planning import (
 )
 from raysweep.records import RECORDS_FILE, TrialRecord, latest_records, read_records
 from raysweep.search.objectives import METRIC, objective_value
-from raysweep.search.tuner import run_mix_search, trials_to_run
+from raysweep.search.tuner import early_stopping_scheduler, run_mix_search, trials_to_run
 from raysweep.search.warm import grid_trials, warm_start
 from raysweep.trainables.callbacks import RecordWriter, SearchProgress, write_failures
 from raysweep.trainables.tracking import tracking_callbacks
@@ -65,6 +65,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
         # Before counting what is left to run: the grid's points are complete trials.
         warm_start(cfg, base, out, name, metrics)
         to_run = trials_to_run(out / "search", name, n_trials, sources)
+        sizes = search_rungs(cfg, base)
         writer = RecordWriter(records)
         with write_failures(writer):
             res = run_mix_search(
@@ -76,6 +77,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
                     "objective": s.objective,
                     "metrics": metrics,
                     "seeds": seeds,
+                    **({"rungs": list(sizes)} if sizes else {}),
                 },  # fmt: skip
                 study_dir=out / "search",
                 study_name=name,
@@ -93,6 +95,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
                     *tracking_callbacks(cfg, out),
                 ],  # fmt: skip
                 reuse_actors=reuses_actors(cfg.resources),
+                scheduler=_scheduler(s, sizes),
             )
         confirmed: list[TrialRecord] = []
         if s.confirm and res.best_weights:
@@ -100,6 +103,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
             confirmed = confirm(cfg, points, out, records, storage)
         summary = _summarise(cfg, base, res, confirmed, records, sources)
         summary["failed_trials"] = len(writer.errors)
+        summary["stopped_trials"] = res.n_stopped
         if s.save_best and confirmed and all(r.status == "ok" for r in confirmed):
             summary["saved"] = save_best(cfg, points[0], out / "search" / best_dirname(base))
         summaries.append(summary)
@@ -107,6 +111,28 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
             print(line, flush=True)
     _write_summary(out / "search", summaries)
     return summaries
+
+
+def search_rungs(cfg: SweepConfig, base: TrialConfig) -> tuple[int, ...]:
+    """Items per task by the end of each rung of the search from ``base`` (the last: its full
+    set), or () without early stopping: a trial then scores its items at once."""
+    from raysweep.evaluation.rungs import full_items, rung_sizes
+
+    s = cfg.search
+    assert s is not None
+    if s.early_stopping == "none":
+        return ()
+    full = full_items(base.evaluation.suite, base.evaluation.limit)
+    assert full is not None  # the config's validation refuses early stopping otherwise
+    return rung_sizes(full, s.rungs, s.grace_period, s.reduction_factor)
+
+
+def _scheduler(s: Any, sizes: tuple[int, ...]) -> Any:
+    if not sizes:
+        return None
+    return early_stopping_scheduler(s.early_stopping, max_t=sizes[-1],
+                                    grace_period=min(s.grace_period, sizes[-1]),
+                                    reduction_factor=s.reduction_factor)  # fmt: skip
 
 
 def point_slug(base: TrialConfig) -> str:
@@ -383,6 +409,14 @@ def _grid_lines(points: list[dict[str, Any]]) -> list[str]:
     return [f"{len(points)} of the trials are the grid's records, not run again: {names}.", ""]
 
 
+def _stopped_lines(stopped: int) -> list[str]:
+    """The summary's line on the trials stopped early (none: no line)."""
+    if not stopped:
+        return []
+    return [f"{stopped} more trial(s) were stopped early at a rung (records with status "
+            "`stopped`): partial scores, in no row below.", ""]  # fmt: skip
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
@@ -402,6 +436,7 @@ def _write_summary(folder: Path, summaries: list[dict[str, Any]]) -> None:
         lines += [f"## {sm['search']} — objective `{sm['objective']}`", "",
                   f"{sm['n_trials']} trials in {sm['wall_s']} s; Optuna study `{sm['storage']}`.", "",
                   *_grid_lines(sm.get("from_grid") or []),
+                  *_stopped_lines(sm.get("stopped_trials") or 0),
                   "best weights: " + ", ".join(f"{k} {v:.3f}" for k, v in sm["best_weights"].items() if v > 0),
                   ""]  # fmt: skip
         ss = sm["search_suite"]

@@ -15,8 +15,11 @@ from ray import tune
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
-from raysweep.search.objectives import METRIC
+from raysweep.search.objectives import ITEMS_PER_TASK, METRIC, is_stopped_result
 from raysweep.search.space import baseline_points, define_by_run, weights_from_u
+
+# Trials that count toward a study's n_trials: a stopped one was a proposed mix too.
+_DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 @dataclass
@@ -29,6 +32,7 @@ class MixSearchResult:
     n_trials: int = 0
     wall_s: float = 0.0
     proposals: list[dict[str, float]] = field(default_factory=list)  # weights, in trial order
+    n_stopped: int = 0  # trials an early-stopping scheduler stopped at a rung
 
 
 class _PicklableNSGAII(optuna.samplers.NSGAIISampler):
@@ -58,7 +62,8 @@ class _OptunaSearch(OptunaSearch):
     """Ray's OptunaSearch, telling Optuna FAIL for a trial that reports a NaN objective: a trial
     that failed deterministically completes (so that Tune does not retry it) with its error
     records and NaN. Optuna refuses NaN as a COMPLETE value and would leave it RUNNING, which
-    the constant liar counts as pending for the rest of the run."""
+    the constant liar counts as pending for the rest of the run. A trial an early-stopping
+    scheduler stopped at a rung is told PRUNED."""
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -66,6 +71,11 @@ class _OptunaSearch(OptunaSearch):
         names = self.metric if isinstance(self.metric, list) else [self.metric]
         if result and any(_is_nan(result.get(name)) for name in names):
             result, error = None, True
+        elif is_stopped_result(result):
+            # Stopped at a rung by the scheduler: Optuna's PRUNED (no value; TPE ranks it by its
+            # last intermediate value below the complete trials), never a complete value read
+            # off part of the items.
+            result, error = None, False
         super().on_trial_complete(trial_id, result=result, error=error)
 
 
@@ -118,14 +128,14 @@ def _same_point(a: Mapping[str, float], b: Mapping[str, Any]) -> bool:
 def missing_baselines(storage_url: str, study_name: str,
                       sources: Sequence[str]) -> list[dict[str, float]]:  # fmt: skip
     """The baseline points (:func:`~raysweep.search.space.baseline_points`) of which the study
-    holds neither a complete trial nor one queued to run (WAITING): all of them before the study
-    exists. A baseline that failed or was left running by a killed driver is among them, however
-    many other trials the study holds."""
+    holds neither a complete (or stopped early) trial nor one queued to run (WAITING): all of
+    them before the study exists. A baseline that failed or was left running by a killed driver
+    is among them, however many other trials the study holds."""
     try:
         study = optuna.load_study(study_name=study_name, storage=storage_url)
     except KeyError:
         return baseline_points(sources)
-    held = [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    held = [t.params for t in study.get_trials(deepcopy=False, states=_DONE)]
     # A queued trial has no params yet: enqueue_trial keeps them as its fixed_params.
     held += [t.system_attrs.get("fixed_params") or {}
              for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]  # fmt: skip
@@ -135,8 +145,8 @@ def missing_baselines(storage_url: str, study_name: str,
 def trials_to_run(study_dir: Path, study_name: str, n_trials: int,
                   sources: Sequence[str]) -> int:  # fmt: skip
     """Trials a (resumed) search of a study in ``study_dir`` runs: up to ``n_trials`` complete
-    ones, and at least every trial queued (WAITING: Optuna hands them out first) and every
-    baseline it lacks (:func:`missing_baselines`)."""
+    (or stopped early) ones, and at least every trial queued (WAITING: Optuna hands them out
+    first) and every baseline it lacks (:func:`missing_baselines`)."""
     first = max(n_trials, len(baseline_points(sources)))
     if not (study_dir / "optuna.db").is_file():
         return first
@@ -145,7 +155,7 @@ def trials_to_run(study_dir: Path, study_name: str, n_trials: int,
         study = optuna.load_study(study_name=study_name, storage=storage_url)
     except KeyError:
         return first
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    done = len(study.get_trials(deepcopy=False, states=_DONE))
     waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     missing = len(missing_baselines(storage_url, study_name, sources))
     return max(n_trials - done, waiting + missing)
@@ -168,6 +178,7 @@ def run_mix_search(
     max_failures: int = 2,
     callbacks: Sequence[Any] = (),
     reuse_actors: bool = True,
+    scheduler: Any = None,
 ) -> MixSearchResult:
     """Maximise ``metrics`` (one: TPE; several: NSGA-II Pareto front) over mixing weights.
 
@@ -175,7 +186,8 @@ def run_mix_search(
     The baselines (uniform mix, then each single source) are enqueued first. Rerunning with the
     same ``study_dir``/``study_name`` resumes: finished Optuna trials count toward ``n_trials``,
     and every baseline without a complete trial is enqueued again (run even where the study has
-    ``n_trials`` already).
+    ``n_trials`` already). ``scheduler`` (:func:`early_stopping_scheduler`) stops trials that
+    report in rungs; a stopped trial counts toward ``n_trials``.
     """
     t0 = time.monotonic()
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +220,7 @@ def run_mix_search(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
                 num_samples=remaining,
                 reuse_actors=reuse_actors,
+                scheduler=scheduler,
             ),
             run_config=tune.RunConfig(
                 name=f"{study_name}-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -224,6 +237,7 @@ def run_mix_search(
     proposals = [weights_from_u(_u(t, sources), min_weight) for t in complete]
     result = MixSearchResult(study_name, storage_url, {}, None, n_trials=len(complete),
                              wall_s=time.monotonic() - t0, proposals=proposals)  # fmt: skip
+    result.n_stopped = sum(t.state == TrialState.PRUNED for t in study.trials)
     if not complete:
         return result
     if multi:
@@ -238,6 +252,24 @@ def run_mix_search(
         result.best_value = float(best.value)
     result.best_weights = weights_from_u(_u(best, sources), min_weight)
     return result
+
+
+def early_stopping_scheduler(
+    kind: str, *, max_t: int, grace_period: int, reduction_factor: float
+) -> Any:
+    """Tune's scheduler for ``search.early_stopping`` (None for ``none``), on the objective
+    against the items per task scored so far. ``hyperband`` is Tune's asynchronous HyperBand
+    (ASHA over several brackets of grace periods): the synchronous HyperBandScheduler pauses
+    trials and resumes them from checkpoints, and a search trial's checkpoint would be its
+    pruned models."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    if kind == "none":
+        return None
+    brackets = 3 if kind == "hyperband" else 1
+    return ASHAScheduler(time_attr=ITEMS_PER_TASK, metric=METRIC, mode="max", max_t=max_t,
+                         grace_period=grace_period, reduction_factor=reduction_factor,
+                         brackets=brackets)  # fmt: skip
 
 
 def _u(trial: optuna.trial.FrozenTrial, sources: Sequence[str]) -> dict[str, float]:

@@ -153,7 +153,8 @@ def warm_start(cfg: SweepConfig, base: TrialConfig, out: Path, study_name: str,
     assert s is not None
     records = read_records(out / RECORDS_FILE, warn=False).records
     points = grid_points(base, records, sources=search_sources(cfg), seeds=search_seeds(cfg),
-                         objective=s.objective, metrics=metrics, min_weight=s.min_weight)  # fmt: skip
+                         objective=s.objective, metrics=metrics,
+                         min_weight=s.min_weight)  # fmt: skip
     if not points:
         return []
     (out / "search").mkdir(parents=True, exist_ok=True)

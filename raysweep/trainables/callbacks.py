@@ -17,6 +17,7 @@ from raysweep.atomic import WriteError
 from raysweep.items import trial_items_path, write_items
 from raysweep.pipeline import error_record, summarise_traceback
 from raysweep.records import TrialRecord, append_record, finished_ids
+from raysweep.search.objectives import RUNG_KEY, is_stopped_result
 from raysweep.trainables.trial import ITEMS_KEY, RECORD_KEY, record_texts, trial_configs
 
 
@@ -48,6 +49,7 @@ class RecordWriter(Callback):
         self.written: set[str] = finished_ids(self.path) - set(redo)
         self.errors: list[TrialRecord] = []
         self.ok = 0
+        self.stopped = 0  # search trials an early-stopping scheduler ended at a rung
         self.failure: WriteError | None = None
         self._started: dict[str, float] = {}
 
@@ -86,6 +88,8 @@ class RecordWriter(Callback):
         self.written.add(record.trial_id)
         if record.status == "ok":
             self.ok += 1
+        elif record.status == "stopped":
+            self.stopped += 1
         else:
             self.errors.append(record)
 
@@ -115,6 +119,14 @@ class RecordWriter(Callback):
         driver can name it once Tune has wrapped it (:func:`write_failures`)."""
         self.failure = exc if isinstance(exc, WriteError) else WriteError(path, exc)
         return self.failure
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # A trial whose last report was a rung's was stopped there by the scheduler: it leaves
+        # the records it reported for that case (status "stopped"), never a finished one.
+        last = getattr(trial, "last_result", None) or {}
+        if is_stopped_result(last):
+            for raw in record_texts(last[RUNG_KEY]):
+                self._write(trial, raw, None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         # Every point the Tune trial ran (a search trial's proposed mix, once per seed) that has
@@ -212,6 +224,8 @@ class SearchProgress(ProgressLine):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         super().on_trial_result(iteration, trials, trial, result, **info)
+        if is_stopped_result(result):
+            return  # a rung's value, on part of the items: not comparable with a finished trial's
         value = result.get(self.metric)
         if value is None or value != value or (self.best is not None and value <= self.best):
             return

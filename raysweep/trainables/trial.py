@@ -10,6 +10,7 @@ import platform
 import sys
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import ray
@@ -27,6 +28,7 @@ from raysweep.pipeline import (
 )
 from raysweep.records import TrialRecord
 from raysweep.search.objectives import METRIC, dimension_metrics, objective_value
+from raysweep.trainables.rungs import run_in_rungs
 
 RECORD_KEY = "record_json"
 # The trial's side-file payload (compact JSON, raysweep.items), reported beside its record.
@@ -117,8 +119,13 @@ def sweep_trial(config: dict[str, Any]) -> None:
     Each trial of :func:`trial_configs` runs in turn, stopping at the first error record (a
     deterministic fault would fail the other seeds alike); the records travel as one string of
     JSON lines under ``RECORD_KEY`` (a string: Tune's TensorBoard logger skips it), their
-    side files under ``ITEMS_KEY``."""
+    side files under ``ITEMS_KEY``. With ``rungs`` (search.early_stopping) the trial is scored
+    in rungs instead (:func:`raysweep.trainables.rungs.run_in_rungs`)."""
     dense = DenseBaseline.from_dict(config["dense"])
+    if config.get("rungs"):
+        run_in_rungs(config, trial_configs(config), dense, report=tune.report,
+                     result=partial(trial_result, config), log=trial_log)  # fmt: skip
+        return
     records: list[TrialRecord] = []
     items: list[str | None] = []
     for trial in trial_configs(config):
