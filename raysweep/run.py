@@ -360,9 +360,12 @@ def _summary(points: list[TrialConfig], records: Path, *, grid: bool, search: bo
         unfinished += len(confirms) - len(confirmed)
         failed += [f"confirm {r.method} {r.structure} {r.sparsity:g} {r.mix}"
                    for r in confirms if r.status != "ok"]  # fmt: skip
-        in_error = sum(r.status != "ok" for r in trials)
+        in_error = sum(r.status == "error" for r in trials)
+        # Stopped early at a rung by the scheduler: the search meant to, not a failure.
+        stopped = sum(r.status == "stopped" for r in trials)
         unfinished += search_failed
-        print(f"[raysweep] summary: {len(trials) - in_error}/{len(trials)} search trials ok"
+        print(f"[raysweep] summary: {len(trials) - in_error - stopped}/{len(trials)} search "
+              f"trials ok{f', {stopped} stopped early' if stopped else ''}"
               f"{f', {in_error} in error' if in_error else ''}, "
               f"{len(confirmed)}/{len(confirms)} confirmations ok", flush=True)  # fmt: skip
         if search_failed:

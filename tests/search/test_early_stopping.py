@@ -99,3 +99,21 @@ def test_a_stopped_trial_leaves_its_stopped_record_and_no_best(tmp_path, capsys)
     trial.last_result = {RECORD_KEY: json.dumps(done), METRIC: 0.9}
     writer.on_trial_complete(0, [], trial)
     assert len(read_records(tmp_path / "records.jsonl").records) == 1
+
+
+def test_the_run_summary_counts_stopped_trials_apart_and_succeeds(tmp_path, capsys):
+    from raysweep.records import TrialRecord, append_record
+    from raysweep.run import _summary
+
+    path = tmp_path / "records.jsonl"
+    path.touch()
+    for weight, status in ((0.2, "stopped"), (0.5, "ok"), (0.8, "stopped")):
+        point = TrialConfig(phase="search", mix={"toy_web": weight, "toy_math_word": 1 - weight},
+                            mix_name="search")  # fmt: skip
+        append_record(path, TrialRecord(
+            trial_id=point.trial_id, phase="search", status=status, model="m", method="wanda",
+            structure="unstructured", sparsity=0.5, mix=point.mix, mix_name="search",
+            n_samples=128, seqlen=2048, seed=0, stopped_at_items=50 if status != "ok" else None,
+        ))  # fmt: skip
+    assert _summary([], path, grid=False, search=True) == 0
+    assert "1/3 search trials ok, 2 stopped early, 0/0 confirmations" in capsys.readouterr().out
