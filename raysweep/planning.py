@@ -231,6 +231,7 @@ def search_plan(cfg: SweepConfig) -> str:
     seeds = search_seeds(cfg)
     confirms = len(points) * len(seeds) if cfg.search.confirm else 0
     saved = f", then {len(points)} best-mix model(s) saved" if cfg.search.save_best else ""
+    saved += _rung_note(cfg, points[0])
     if len(seeds) == 1:
         return (
             f"{len(points)} search(es) x {per} trials over {len(sources)} sources "
@@ -243,6 +244,19 @@ def search_plan(cfg: SweepConfig) -> str:
         f"{len(sources)} sources ({', '.join(sources)}) + {confirms} confirmation(s) = "
         f"{len(points) * per * len(seeds) + confirms} pruned and scored models{saved}"
     )
+
+
+def _rung_note(cfg: SweepConfig, base: TrialConfig) -> str:
+    """``; early stopping (asha): rungs at 50, 150, 400 items per task``, or nothing."""
+    from raysweep.evaluation.rungs import full_items, rung_sizes
+
+    s = cfg.search
+    assert s is not None
+    full = full_items(base.evaluation.suite, base.evaluation.limit)
+    if s.early_stopping == "none" or full is None:
+        return ""
+    sizes = rung_sizes(full, s.rungs, s.grace_period, s.reduction_factor)
+    return f"; early stopping ({s.early_stopping}): rungs at {', '.join(map(str, sizes))} items per task"
 
 
 def confirm_point(

@@ -65,6 +65,14 @@ def test_stopped_trials_are_pruned_count_as_proposals_and_never_win(tmp_path, mo
     # A stopped trial was a proposed mix: the study needs no more trials.
     assert search_tuner.trials_to_run(tmp_path, "s", 8, analytic.SOURCES) == 0
     assert not search_tuner.missing_baselines(res.storage_url, "s", analytic.SOURCES)
+    # A driver killed with a trial running: on resume that trial fails, the stopped ones stay.
+    study.add_trial(optuna.trial.create_trial(
+        params=study.trials[1].params, distributions=study.trials[1].distributions,
+        state=TrialState.RUNNING,
+    ))  # fmt: skip
+    assert search_tuner.fail_stale_trials(res.storage_url, "s") == 1
+    study = optuna.load_study(study_name="s", storage=res.storage_url)
+    assert sum(t.state == TrialState.PRUNED for t in study.trials) == 3
 
 
 def _point(**changes) -> TrialConfig:

@@ -110,3 +110,17 @@ def test_chunks_partition_the_seeded_order_and_rebuild_each_prefix():
     assert len(seen) == len(set(seen)) == 97  # every item once
     assert sorted(chunks[0] + chunks[1]) == random_subset("t", 97, 40, 5)
     assert chunk_items("t", 97, 97, 120, 5) == []
+
+
+def test_the_plan_names_the_rungs():
+    from raysweep.planning import search_plan
+
+    cfg = _validate(
+        "search={early_stopping: hyperband, sources: [toy_math_word, toy_code_programs]}"
+    )
+    assert search_plan(cfg).endswith(
+        "; early stopping (hyperband): rungs at 50, 150, 400 items per task"
+    )
+    assert "early stopping" not in search_plan(
+        _validate("search={sources: [toy_math_word, toy_code_programs]}")
+    )
