@@ -210,10 +210,16 @@ def test_model_that_disagrees_on_the_probe_takes_the_stock_path(
 
 
 def test_only_loglikelihood_is_overridden() -> None:
+    """Scoring is lm-eval's but for loglikelihood; generation is the generation-noting class's
+    (lm-eval's generate_until, plus the lengths it notes)."""
+    from raysweep.evaluation.harness import _generation_lm_class
+
     shared = _shared_context_lm_class()
-    assert issubclass(shared, HFLM)
-    for name in ("loglikelihood_rolling", "generate_until", "_loglikelihood_tokens"):
+    assert issubclass(shared, _generation_lm_class()) and issubclass(shared, HFLM)
+    for name in ("loglikelihood_rolling", "_loglikelihood_tokens"):
         assert getattr(shared, name) is getattr(HFLM, name)
+    assert shared.generate_until is _generation_lm_class().generate_until
+    assert set(vars(shared)) & {"generate_until", "loglikelihood_rolling"} == set()
     assert "loglikelihood" in vars(shared)
 
 
