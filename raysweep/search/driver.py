@@ -19,7 +19,7 @@ import ray
 
 from raysweep.atomic import write_text_atomic
 from raysweep.config import SweepConfig, TrialConfig
-from raysweep.dense import sweep_baseline
+from raysweep.dense import DenseBaseline, sweep_baseline
 from raysweep.names import EQUAL_SOURCES_MIX, UNIFORM_MIX
 from raysweep.planning import (
     confirm_points,
@@ -73,7 +73,7 @@ def run_search(cfg: SweepConfig, out: Path, storage: str) -> list[dict[str, Any]
                 sources=sources,
                 base_config={
                     "point": base.model_dump(mode="json"),
-                    "dense": search_dense.to_dict(),
+                    "dense": _dense_for_trials(out, search_dense, sizes).to_dict(),
                     "objective": s.objective,
                     "metrics": metrics,
                     "seeds": seeds,
@@ -125,6 +125,21 @@ def search_rungs(cfg: SweepConfig, base: TrialConfig) -> tuple[int, ...]:
     full = full_items(base.evaluation.suite, base.evaluation.limit)
     assert full is not None  # the config's validation refuses early stopping otherwise
     return rung_sizes(full, s.rungs, s.grace_period, s.reduction_factor)
+
+
+def _dense_for_trials(out: Path, dense: DenseBaseline, sizes: tuple[int, ...]) -> DenseBaseline:
+    """The dense baseline search trials are given: with its per-item values (its side file's)
+    when they score in rungs, whose retentions read the dense scores of the same items."""
+    from dataclasses import replace
+
+    from raysweep.evaluation import TaskItems
+    from raysweep.items import dense_items_path, read_items
+
+    if not sizes:
+        return dense
+    tasks = read_items(dense_items_path(out, dense.key))["tasks"]
+    items = {task: TaskItems.from_dict(entry) for task, entry in tasks.items()}
+    return DenseBaseline(dense.key, replace(dense.scores, items=items))
 
 
 def _scheduler(s: Any, sizes: tuple[int, ...]) -> Any:

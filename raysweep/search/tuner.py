@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 from ray import tune
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
@@ -72,11 +73,28 @@ class _OptunaSearch(OptunaSearch):
         if result and any(_is_nan(result.get(name)) for name in names):
             result, error = None, True
         elif is_stopped_result(result):
-            # Stopped at a rung by the scheduler: Optuna's PRUNED (no value; TPE ranks it by its
-            # last intermediate value below the complete trials), never a complete value read
-            # off part of the items.
+            # Stopped at a rung by the scheduler: Optuna's PRUNED (TPE ranks it by its last
+            # intermediate value, below every complete trial), never a complete value read off
+            # part of the items. Tune hands the stopping rung to on_trial_complete alone.
+            self._report_rung(trial_id, result)
             result, error = None, False
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        super().on_trial_result(trial_id, result)
+        self._rungs_told().setdefault(trial_id, set()).add(result.get(TRAINING_ITERATION))
+
+    def _rungs_told(self) -> dict[str, set[Any]]:
+        # Not set in __init__: a searcher pickled before there were rungs reads back without it.
+        if not hasattr(self, "_told"):
+            self._told: dict[str, set[Any]] = {}
+        return self._told
+
+    def _report_rung(self, trial_id: str, result: dict[str, Any]) -> None:
+        step = result.get(TRAINING_ITERATION)
+        trial = self._ot_trials.get(trial_id)
+        if trial is not None and step not in self._rungs_told().get(trial_id, set()):
+            trial.report(float(result[METRIC]), step)
 
 
 def _is_nan(value: Any) -> bool:

@@ -84,10 +84,9 @@ def _rungs(config: Mapping[str, Any], trials: Sequence[TrialConfig], dense: Dens
             scored[j] = merge(scored[j], chunk)
         start = k
         outcomes = [
-            scored_outcome(trial, base, model, scores, started=started,
-                           total_s=time.perf_counter() - t0)
+            _guarded(trial, partial(_outcome, trial, model, items, dense, suite,
+                                    last=k == sizes[-1], started=started, t0=t0))
             for trial, model, items in zip(trials, pruned, scored, strict=True)
-            for base, scores in [_against(dense, items, suite, last=k == sizes[-1])]
         ]  # fmt: skip
         records = [_placed(o.record) for o in outcomes]
         progress = {ITEMS_PER_TASK: k, ITEMS_SCORED: sum(items_scored(s) for s in scored)}
@@ -96,6 +95,14 @@ def _rungs(config: Mapping[str, Any], trials: Sequence[TrialConfig], dense: Dens
             report({**result(records, [dumps(o.items) for o in outcomes]), **progress})
             return
         report({**_rung_scores(config, records, k), **progress})
+
+
+def _outcome(trial: TrialConfig, model: PrunedTrial, items: Mapping[str, Any],
+             dense: DenseBaseline, suite: Any, *, last: bool, started: str,
+             t0: float) -> Any:  # fmt: skip
+    base, scores = _against(dense, items, suite, last=last)
+    return scored_outcome(trial, base, model, scores, started=started,
+                          total_s=time.perf_counter() - t0)  # fmt: skip
 
 
 def _against(dense: DenseBaseline, items: Mapping[str, Any], suite: Any, *,

@@ -38,10 +38,11 @@ class _StoppingTuner:
             tid = f"t{i}"
             config = self.search.suggest(tid)
             rung = _rung(5.0)
-            self.search.on_trial_result(tid, rung)
             if i in STOPPED:
+                # Tune gives the rung that stops a trial to on_trial_complete alone.
                 self.search.on_trial_complete(tid, rung)
                 continue
+            self.search.on_trial_result(tid, rung)
             value = float(analytic.scores(config["weights"]).min())
             self.search.on_trial_complete(tid, {METRIC: value, "training_iteration": 2})
 

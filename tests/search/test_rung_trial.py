@@ -8,7 +8,7 @@ import json
 import pytest
 
 from raysweep.config import TrialConfig, validate_config
-from raysweep.dense import dense_baseline
+from raysweep.dense import DenseBaseline, dense_baseline
 from raysweep.pipeline import run_trial_with_items
 from raysweep.planning import search_points
 from raysweep.search.objectives import ITEMS_PER_TASK, ITEMS_SCORED, METRIC, RUNG_KEY
@@ -88,3 +88,18 @@ def test_a_rung_is_the_mean_over_the_seeds(point) -> None:  # noqa: ANN001
     _run(config, dense, both)
     assert both[0][METRIC] == pytest.approx(sum(single) / 2, abs=1e-12)
     assert len(both[0][RUNG_KEY].splitlines()) == 2  # one stopped record per seed
+
+
+def test_a_deterministic_failure_is_one_error_record_not_a_retry(point) -> None:  # noqa: ANN001
+    import math
+
+    dense = dense_baseline(point, items=True, keep_pristine=False)
+    config = _config(point, dense, [0])
+    reports: list[dict] = []
+    # A dense baseline without per-item values: no rung can be scored, on any attempt.
+    _run({**config, "dense": None}, DenseBaseline(dense.key, dense.scores.without_items()),
+         reports)  # fmt: skip
+    (report,) = reports
+    (record,) = [json.loads(line) for line in report[RECORD_KEY].splitlines()]
+    assert record["status"] == "error" and "per-item values" in record["error"]
+    assert math.isnan(report[METRIC])
