@@ -71,7 +71,12 @@ def evaluate(
 
 
 def evaluate_between(
-    model: Any, tokenizer: Any, suite: Suite | str, ev: EvaluationConfig, start: int, stop: int
+    model: Any,
+    tokenizer: Any,
+    suite: Suite | str | Mapping[str, Any],
+    ev: EvaluationConfig,
+    start: int,
+    stop: int,
 ) -> dict[str, Any]:
     """Per-item values (``TaskItems`` per task) of the items at positions ``[start, stop)`` of
     each task's seeded order, with :func:`evaluate`'s settings: one chunk of an evaluation in

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.distributions import FloatDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from raysweep.config import SweepConfig, TrialConfig
@@ -124,7 +124,7 @@ def add_grid_points(
 ) -> list[GridPoint]:
     """Add each point the study does not hold yet as a COMPLETE trial (creating the study, to
     be maximised, where it does not exist); the points added."""
-    directions = ["maximize"] * n_metrics
+    directions: list[Any] = ["maximize"] * n_metrics
     study = optuna.create_study(study_name=study_name, storage=storage_url,
                                 directions=directions, load_if_exists=True)  # fmt: skip
     held = {tuple(t.user_attrs.get(FROM_GRID, ())) for t in study.get_trials(
@@ -133,7 +133,9 @@ def add_grid_points(
     for point in points:
         if point.trial_ids in held:
             continue
-        dists = {name: FloatDistribution(_U_LOW, 1.0) for name in point.params}
+        dists: dict[str, BaseDistribution] = {
+            name: FloatDistribution(_U_LOW, 1.0) for name in point.params
+        }
         study.add_trial(create_trial(
             params=point.params, distributions=dists, values=list(point.values),
             user_attrs={FROM_GRID: list(point.trial_ids), "weights": point.weights,
