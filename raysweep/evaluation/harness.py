@@ -775,6 +775,7 @@ def evaluate_chunk(
     from lm_eval import simple_evaluate
 
     lm_class = _shared_context_lm_class() if shared_context else _generation_lm_class()
+    _env_report_once()  # one call per rung: lm-eval's environment report would cost more
     was_training = getattr(model, "training", False)
     found: dict[str, TaskItems] = {}
     try:
