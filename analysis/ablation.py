@@ -40,7 +40,7 @@ from analysis.records import (
     ok_trials,
     retention_column,
 )
-from analysis.writing import write_text_atomic
+from analysis.writing import print_and_write, write_text_atomic
 
 # Below this loss of retention in the full prune, a share is a ratio of noise (0.01 is about the
 # standard error of one 400-item multiple-choice task's accuracy near 0.9).
@@ -199,15 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(markdown(result), end="")
     out = args.out or Path.cwd() / f"ablation-{Path(args.full).name}"[:120]
-    try:
-        files = write(result, out)
-    except OSError as exc:
-        print(f"error: cannot write to {out}: {exc}", file=sys.stderr)
-        return 2
-    print(f"written: {', '.join(str(f) for f in files)}")
-    return 0
+    return print_and_write(markdown(result), lambda folder: write(result, folder), out)
 
 
 if __name__ == "__main__":

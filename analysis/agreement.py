@@ -45,7 +45,7 @@ from analysis.records import (
     retention_column,
 )
 from analysis.runs import RUN, RunInfo, load_runs
-from analysis.writing import write_text_atomic
+from analysis.writing import print_and_write, write_text_atomic
 
 COLUMNS = (
     "quantity", "n_choices", "kendall_tau", "tau_low", "tau_high", "spearman_rho", "rho_low",
@@ -267,16 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(markdown(result), end="")
     slug = "-".join(r.name.replace("/", "_") for r in (result.run_a, result.run_b))
     out = args.out or Path.cwd() / f"agreement-{slug}"[:120]
-    try:
-        files = write(result, out)
-    except OSError as exc:
-        print(f"error: cannot write to {out}: {exc}", file=sys.stderr)
-        return 2
-    print(f"written: {', '.join(str(f) for f in files)}")
-    return 0
+    return print_and_write(markdown(result), lambda folder: write(result, folder), out)
 
 
 if __name__ == "__main__":

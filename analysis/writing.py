@@ -5,6 +5,7 @@ previous file (or none), never a truncated one; the ``OSError`` reaches the call
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,3 +32,16 @@ def write_atomic(path: Path, write: Callable[[IO[Any]], Any], *, binary: bool = 
 
 def write_text_atomic(path: Path, text: str) -> Path:
     return write_atomic(path, lambda handle: handle.write(text))
+
+
+def print_and_write(text: str, write: Callable[[Path], list[Path]], out: Path) -> int:
+    """A command's last step: print its Markdown, write its files into ``out`` and name them.
+    0, or 2 with one line when ``out`` cannot be written."""
+    print(text, end="")
+    try:
+        files = write(out)
+    except OSError as exc:
+        print(f"error: cannot write to {out}: {exc}", file=sys.stderr)
+        return 2
+    print(f"written: {', '.join(str(f) for f in files)}")
+    return 0
