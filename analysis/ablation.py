@@ -31,13 +31,12 @@ import pandas as pd
 from analysis.agreement import grid_choices
 from analysis.records import (
     GROUP_KEYS,
-    TOTAL,
-    WORST,
-    dimensions_in,
+    chosen_quantities,
     group_label,
     groups,
     load_records,
     ok_trials,
+    quantity_list,
     retention_column,
 )
 from analysis.writing import print_and_write, write_text_atomic
@@ -96,12 +95,7 @@ def ablation(full: str | Path, partial: Sequence[str | Path], *,
         raise ValueError(f"{full}: the full run kept {full_ignore} dense; give the run that "
                          "pruned every module first")  # fmt: skip
     models = {str(full_frame["model"].iloc[0])}
-    known = dimensions_in(full_frame)
-    quantities = list(quantities or [TOTAL, WORST, *known])
-    unknown = [q for q in quantities if q not in (TOTAL, WORST, *known)]
-    if unknown:
-        raise ValueError(f"unknown quantity {unknown[0]!r}: the runs have "
-                         f"{', '.join([TOTAL, WORST, *known])}")  # fmt: skip
+    quantities = chosen_quantities(quantities, full_frame)
     rows, notes, labels = [], [], []
     loaded = [_grid(run) for run in partial]
     for run, (frame, ignore) in zip(partial, loaded, strict=True):
@@ -193,9 +187,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    quantities = [q.strip() for q in args.quantity.split(",") if q.strip()] or None
     try:
-        result = ablation(args.full, args.partial, quantities=quantities)
+        result = ablation(args.full, args.partial, quantities=quantity_list(args.quantity))
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -37,11 +37,11 @@ from analysis.paired import DEFAULT_RESAMPLES, percentile_interval
 from analysis.records import (
     GROUP_KEYS,
     TOTAL,
-    WORST,
-    dimensions_in,
+    chosen_quantities,
     group_label,
     groups,
     ok_trials,
+    quantity_list,
     retention_column,
 )
 from analysis.runs import RUN, RunInfo, load_runs
@@ -126,12 +126,7 @@ def agreement(run_a: str | Path, run_b: str | Path, *, quantities: Sequence[str]
         notes.append(f"both runs use suite {info_a.suite!r} with limit {info_a.limit}: their "
                      "disagreement can only come from the runs' own noise")  # fmt: skip
     grids = grid_choices([merged.trials[merged.trials[RUN] == r.name] for r in runs])
-    known = dimensions_in(pd.concat(grids))
-    quantities = list(quantities or [TOTAL, WORST, *known])
-    unknown = [q for q in quantities if q not in (TOTAL, WORST, *known)]
-    if unknown:
-        raise ValueError(f"unknown quantity {unknown[0]!r}: the runs have "
-                         f"{', '.join([TOTAL, WORST, *known])}")  # fmt: skip
+    quantities = chosen_quantities(quantities, pd.concat(grids))
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     values: list[dict[str, Any]] = []
@@ -259,9 +254,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    quantities = [q.strip() for q in args.quantity.split(",") if q.strip()] or None
     try:
-        result = agreement(args.run_a, args.run_b, quantities=quantities,
+        result = agreement(args.run_a, args.run_b, quantities=quantity_list(args.quantity),
                            n_resamples=args.resamples, seed=args.seed, level=args.level,
                            across_models=args.across_models)  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:

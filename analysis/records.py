@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -334,3 +334,19 @@ def group_slug(keys: tuple[str, ...], values: tuple[Any, ...]) -> str:
     """File-name-safe form of a group label."""
     raw = "_".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) or "all"
     return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in raw)
+
+
+def chosen_quantities(requested: Sequence[str] | None, frame: pd.DataFrame) -> list[str]:
+    """The retention quantities a command ranks or compares: those ``requested``, else total,
+    worst and every dimension ``frame`` has. ValueError (the user's message) for one it lacks."""
+    known = [TOTAL, WORST, *dimensions_in(frame)]
+    quantities = list(requested or known)
+    unknown = [q for q in quantities if q not in known]
+    if unknown:
+        raise ValueError(f"unknown quantity {unknown[0]!r}: the runs have {', '.join(known)}")
+    return quantities
+
+
+def quantity_list(text: str) -> list[str] | None:
+    """A ``--quantity a,b`` flag's names; None when it names none (every quantity)."""
+    return [q.strip() for q in text.split(",") if q.strip()] or None
